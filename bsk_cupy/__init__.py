@@ -1,0 +1,11 @@
+"""bsk_cupy: hand-written Hopper (sm_90a) attention kernels, compiled at run time by NVRTC.
+
+>>> import bsk_cupy as bsk
+>>> out = bsk.attention_forward(q, k, v, causal=True)          # doctest: +SKIP
+"""
+
+from .api import attention_forward
+from .reference import attention_reference
+from .version import __version__
+
+__all__ = ["__version__", "attention_forward", "attention_reference"]

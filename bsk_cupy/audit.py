@@ -1,0 +1,115 @@
+"""Static audit of every kernel variant: compile for sm_90a, read ptxas's report, check the SASS.
+
+Needs no GPU. A variant passes when it compiles, spills nothing, draws no ptxas warning (C7504, C7508,
+C7519, serialised wgmma and the like) and its SASS contains the instructions it is meant to use.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass, field
+
+from .compile import CompileError, build
+from .specs import KernelSpec
+
+REQUIRED_SASS = ("HGMMA", "UTMALDG")
+_REGISTERS = re.compile(r"Used (\d+) registers")
+_SPILLS = re.compile(r"(\d+) bytes spill stores, (\d+) bytes spill loads")
+_STACK = re.compile(r"(\d+) bytes stack frame")
+_SMEM = re.compile(r"(\d+) bytes smem")
+_SASS_OPCODE = re.compile(r"/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P[T0-9]+\s+)?([A-Z][A-Z0-9_]*)")
+
+
+@dataclass
+class AuditRecord:
+    """One variant's audit result (``--json`` prints a list of these)."""
+
+    name: str
+    registers: int = 0
+    shared_bytes: int = 0
+    spill_stores: int = 0
+    spill_loads: int = 0
+    stack_bytes: int = 0
+    warnings: list[str] = field(default_factory=list)
+    sass_has: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    error: str = ""
+    ok: bool = False
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def parse_ptxas_log(log: str) -> dict:
+    """Registers, spills, stack frame, static shared memory and warning lines from a ptxas -v log."""
+    def first_int(pattern: re.Pattern) -> int:
+        match = pattern.search(log)
+        return int(match.group(1)) if match else 0
+
+    spills = _SPILLS.search(log)
+    return {
+        "registers": first_int(_REGISTERS),
+        "spill_stores": int(spills.group(1)) if spills else 0,
+        "spill_loads": int(spills.group(2)) if spills else 0,
+        "stack_bytes": first_int(_STACK),
+        "static_smem": first_int(_SMEM),
+        "warnings": [line.strip() for line in log.splitlines() if "warning" in line.lower()],
+    }
+
+
+def find_cuobjdump() -> str:
+    """Path of cuobjdump (the nvidia-cuda-cuobjdump wheel first, then PATH)."""
+    try:
+        from cuda.pathfinder import find_nvidia_binary_utility
+
+        path = find_nvidia_binary_utility("cuobjdump")
+        if path:
+            return path
+    except Exception:  # noqa: BLE001 - older cuda-bindings have no pathfinder
+        pass
+    path = shutil.which("cuobjdump")
+    if path is None:
+        raise FileNotFoundError("cuobjdump not found: pip install nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm")
+    return path
+
+
+def sass_opcodes(cubin_path) -> set[str]:
+    """Base opcodes (``HGMMA``, ``UTMALDG``, ...) in a cubin's SASS, via ``cuobjdump -sass``."""
+    cuobjdump = find_cuobjdump()
+    tool_dir = os.path.dirname(cuobjdump)  # cuobjdump runs nvdisasm, which the wheels put beside it
+    env = dict(os.environ, PATH=tool_dir + os.pathsep + os.environ.get("PATH", ""))
+    result = subprocess.run([cuobjdump, "-sass", str(cubin_path)], capture_output=True, text=True, env=env,
+                            check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"cuobjdump failed on {cubin_path}: {result.stderr.strip()}")
+    return set(_SASS_OPCODE.findall(result.stdout))
+
+
+def audit_spec(spec: KernelSpec, required: tuple[str, ...] = REQUIRED_SASS) -> AuditRecord:
+    """Compile ``spec`` (through the cache) and check its resources and machine code."""
+    record = AuditRecord(name=spec.name)
+    try:
+        result = build(spec)
+    except CompileError as exc:
+        record.error = str(exc)
+        return record
+    report = parse_ptxas_log(result.log)
+    record.registers = report["registers"]
+    record.spill_stores = report["spill_stores"]
+    record.spill_loads = report["spill_loads"]
+    record.stack_bytes = report["stack_bytes"]
+    record.shared_bytes = report["static_smem"] + spec.smem_bytes
+    record.warnings = report["warnings"]
+    try:
+        opcodes = sass_opcodes(result.cubin_path)
+    except (OSError, RuntimeError) as exc:
+        record.error = str(exc)
+        return record
+    record.sass_has = sorted(op for op in opcodes if op in required or op.startswith(("HGMMA", "UTMA", "SYNCS")))
+    record.missing = [op for op in required if op not in opcodes]
+    record.ok = (not record.warnings and not record.missing and record.spill_stores == 0
+                 and record.spill_loads == 0 and record.stack_bytes == 0)
+    return record

@@ -1,0 +1,131 @@
+"""Framework adapters: read pointers, shapes, strides and streams; allocate outputs in the caller's framework.
+
+The only module that knows torch, JAX and CuPy types (imported lazily, never at package import).
+
+- torch tensors are read directly (``data_ptr``, ``stride``, the raw current stream): no DLPack on that
+  path, since ``cupy.from_dlpack`` costs ~33 us per call.
+- CuPy arrays are read directly and computed on CuPy's current stream.
+- JAX arrays and any other ``__dlpack__`` producer go through ``cupy.from_dlpack`` (zero copy; the
+  producer orders its work before CuPy's current stream) and are computed on that stream. JAX callers
+  get JAX arrays back (``jax.dlpack.from_dlpack``); other producers get CuPy arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .validation import ArrayInfo
+
+_DLPACK_CUDA = 2  # DLDeviceType kDLCUDA
+
+
+def _root_module(x) -> str:
+    return type(x).__module__.split(".")[0]
+
+
+class _TorchAdapter:
+    name = "torch"
+
+    def describe(self, x) -> tuple[ArrayInfo, Any]:
+        device = x.device.index if x.device.type == "cuda" else None
+        dtype = str(x.dtype).removeprefix("torch.")
+        return ArrayInfo("torch", tuple(x.shape), tuple(x.stride()), dtype, device, x.data_ptr()), x
+
+    def stream(self, device: int) -> int:
+        import torch
+
+        return torch._C._cuda_getCurrentRawStream(device)
+
+    def empty(self, like, shape, float32: bool = False):
+        import torch
+
+        out = torch.empty(shape, dtype=torch.float32 if float32 else like.dtype, device=like.device)
+        return out, out.data_ptr()
+
+    def finish(self, out):
+        return out
+
+
+class _CupyAdapter:
+    """CuPy arrays, and the CuPy views made of JAX / other DLPack arrays (``name`` tells which)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def describe(self, x) -> tuple[ArrayInfo, Any]:
+        itemsize = x.dtype.itemsize
+        strides = tuple(s // itemsize for s in x.strides)
+        info = ArrayInfo(self.name, tuple(x.shape), strides, x.dtype.name, x.device.id, x.data.ptr)
+        return info, x
+
+    def stream(self, device: int) -> int:
+        import cupy
+
+        with cupy.cuda.Device(device):
+            return cupy.cuda.get_current_stream().ptr
+
+    def empty(self, like, shape, float32: bool = False):
+        import cupy
+
+        with like.device:
+            out = cupy.empty(shape, dtype=cupy.float32 if float32 else like.dtype)
+        return out, out.data.ptr
+
+    def finish(self, out):
+        if self.name == "jax":
+            import jax.dlpack
+
+            return jax.dlpack.from_dlpack(out)
+        return out
+
+
+_TORCH = _TorchAdapter()
+_CUPY = _CupyAdapter("cupy")
+_JAX = _CupyAdapter("jax")
+_DLPACK = _CupyAdapter("dlpack")
+
+
+@dataclass
+class Operand:
+    """One input as the kernels see it, plus the object that keeps its memory alive."""
+
+    info: ArrayInfo
+    handle: Any
+    adapter: Any
+
+
+def describe(name: str, x) -> Operand:
+    """Describe one input array; raise TypeError for what is not an array we can read."""
+    root = _root_module(x)
+    if root == "torch" and hasattr(x, "data_ptr"):
+        info, handle = _TORCH.describe(x)
+        return Operand(info, handle, _TORCH)
+    if root == "cupy":
+        info, handle = _CUPY.describe(x)
+        return Operand(info, handle, _CUPY)
+    if root == "numpy":
+        dtype = str(getattr(x, "dtype", type(x).__name__))
+        return Operand(ArrayInfo("numpy", tuple(getattr(x, "shape", ())), (), dtype, None, 0), x, None)
+    if hasattr(x, "__dlpack__") and hasattr(x, "__dlpack_device__"):
+        framework = "jax" if root in ("jax", "jaxlib") else "dlpack"
+        device_type, _ = x.__dlpack_device__()
+        if int(device_type) != _DLPACK_CUDA:
+            return Operand(ArrayInfo(framework, tuple(getattr(x, "shape", ())), (), str(getattr(x, "dtype", "")),
+                                     None, 0), x, None)
+        import cupy
+
+        adapter = _JAX if framework == "jax" else _DLPACK
+        info, handle = adapter.describe(cupy.from_dlpack(x))
+        return Operand(info, handle, adapter)
+    raise TypeError(f"{name} must be a torch tensor, CuPy array, JAX array or another DLPack-capable CUDA array; "
+                    f"got {type(x).__module__}.{type(x).__name__}")
+
+
+def requires_grad(operands) -> bool:
+    """True when a torch input would need gradients that this forward-only op cannot give."""
+    if operands[0].adapter is not _TORCH:
+        return False
+    import torch
+
+    return torch.is_grad_enabled() and any(op.handle.requires_grad for op in operands)

@@ -1,0 +1,141 @@
+"""Host side of a kernel launch: TMA tensor maps, the packed ``Params`` struct and ``cuLaunchKernel``.
+
+``Params`` mirrors ``struct Params`` in ``kernels_cu/attn_fwd_sm90.cu`` byte for byte (the kernel
+static_asserts the same size and offsets). A :class:`LaunchPlan` holds everything that depends only on the
+inputs' shapes, strides and pointers; per call only the output pointers are written before the launch.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import struct
+import threading
+
+from .compile.module import LoadedKernel
+from .validation import AttentionProblem, ArrayInfo, to_bhsd
+
+PARAMS_BYTES = 448
+_OFF_TMA = (0, 128, 256)
+_OFF_OUT = 384
+_OFF_LSE = 392
+_TAIL_FORMAT = "<qqqiiiIIf"  # out strides (b, h, s), seqlen_q, seqlen_k, heads_per_kv, coord orders, scale_log2
+_OFF_TAIL = 400
+_TMA_BYTES = 128
+_CHUNK_ELEMS = 64  # 128-byte swizzle rows of 16-bit elements
+_LOG2E = 1.4426950408889634
+
+
+class LaunchError(RuntimeError):
+    """The CUDA driver refused a launch or a tensor map."""
+
+
+def _driver():
+    from cuda.bindings import driver
+
+    return driver
+
+
+def _check(result, what: str):
+    driver = _driver()
+    err = result[0]
+    if err != driver.CUresult.CUDA_SUCCESS:
+        raise LaunchError(f"{what} failed: {err!r}")
+    return result[1] if len(result) == 2 else None
+
+
+def encode_tensor_map(info: ArrayInfo, layout: str, box_rows: int) -> tuple[bytes, int]:
+    """Build a 4-D tiled TMA descriptor over (d, s, h, b) with 128-byte swizzle.
+
+    The three outer dimensions are ordered by increasing stride (size-1 dimensions last), which keeps the
+    map valid for any strided view. Returns the 128 descriptor bytes and ``coord_order``: two bits each
+    (s, h, b) giving the map dimension that holds that coordinate.
+    """
+    driver = _driver()
+    shape = to_bhsd(info.shape, layout)
+    strides = to_bhsd(info.strides, layout)
+    head_dim = shape[3]
+    axes = [("s", shape[2], strides[2]), ("h", shape[1], strides[1]), ("b", shape[0], strides[0])]
+    real = sorted((a for a in axes if a[1] > 1), key=lambda a: a[2])
+    dims, strides_bytes, order = [head_dim], [], {}
+    extent = head_dim  # elements spanned so far, for giving size-1 dimensions a harmless stride
+    for name, size, stride in real:
+        order[name] = len(dims)
+        dims.append(size)
+        strides_bytes.append(stride * 2)
+        extent = max(extent, stride * size)
+    for name, size, _ in axes:
+        if size == 1:
+            order[name] = len(dims)
+            dims.append(1)
+            strides_bytes.append(extent * 2)
+    coord_order = order["s"] | (order["h"] << 2) | (order["b"] << 4)
+    dtype = (driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 if info.dtype == "bfloat16"
+             else driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_FLOAT16)
+    box = [_CHUNK_ELEMS, 1, 1, 1]
+    box[order["s"]] = box_rows
+    tensor_map = _check(driver.cuTensorMapEncodeTiled(
+        dtype, 4, info.ptr, [driver.cuuint64_t(n) for n in dims], [driver.cuuint64_t(n) for n in strides_bytes],
+        [driver.cuuint32_t(n) for n in box], [driver.cuuint32_t(1)] * 4,
+        driver.CUtensorMapInterleave.CU_TENSOR_MAP_INTERLEAVE_NONE,
+        driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_128B,
+        driver.CUtensorMapL2promotion.CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+        driver.CUtensorMapFloatOOBfill.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE), "cuTensorMapEncodeTiled")
+    return ctypes.string_at(tensor_map.getPtr(), _TMA_BYTES), coord_order
+
+
+def output_strides(problem: AttentionProblem) -> tuple[int, int, int]:
+    """(b, h, s) element strides of a freshly allocated contiguous output in the caller's layout."""
+    b, h, s, d = problem.batch, problem.heads_q, problem.seqlen_q, problem.head_dim
+    if problem.layout == "bhsd":
+        return (h * s * d, s * d, d)
+    return (s * h * d, d, h * d)
+
+
+class LaunchPlan:
+    """Grid, block, shared memory and packed parameters for one problem on fixed input buffers."""
+
+    def __init__(self, kernel: LoadedKernel, problem: AttentionProblem, q: ArrayInfo, k: ArrayInfo,
+                 v: ArrayInfo):
+        spec = kernel.spec
+        self.kernel = kernel
+        self._function = _driver().CUfunction(kernel.function_ptr)
+        self.grid = (math.ceil(problem.seqlen_q / spec.block_m), problem.heads_q, problem.batch)
+        self.block = (spec.threads, 1, 1)
+        self.smem = spec.smem_bytes
+        self._lock = threading.Lock()
+        self._params = (ctypes.c_char * PARAMS_BYTES)()
+        self._param_ptrs = (ctypes.c_void_p * 1)(ctypes.addressof(self._params))
+        tma_q, order_q = encode_tensor_map(q, problem.layout, spec.block_m)
+        tma_k, order_kv = encode_tensor_map(k, problem.layout, spec.block_n)
+        tma_v, order_v = encode_tensor_map(v, problem.layout, spec.block_n)
+        if order_v != order_kv:
+            raise ValueError("k and v must have the same stride order; got different layouts")
+        for offset, raw in zip(_OFF_TMA, (tma_q, tma_k, tma_v)):
+            ctypes.memmove(ctypes.addressof(self._params) + offset, raw, _TMA_BYTES)
+        struct.pack_into(_TAIL_FORMAT, self._params, _OFF_TAIL, *output_strides(problem), problem.seqlen_q,
+                         problem.seqlen_k, problem.heads_q // problem.heads_kv, order_q, order_kv,
+                         problem.scale * _LOG2E)
+
+    def launch(self, out_ptr: int, lse_ptr: int, stream: int) -> None:
+        """Launch on ``stream`` writing O to ``out_ptr`` and (if non-zero) LSE to ``lse_ptr``."""
+        driver = _driver()
+        result = self._launch_once(out_ptr, lse_ptr, stream)
+        if result[0] == driver.CUresult.CUDA_ERROR_INVALID_CONTEXT:  # a thread that never touched CUDA
+            _make_context_current(self.kernel.device)
+            result = self._launch_once(out_ptr, lse_ptr, stream)
+        _check(result, f"launching {self.kernel.spec.name}")
+
+    def _launch_once(self, out_ptr: int, lse_ptr: int, stream: int):
+        with self._lock:  # the parameter buffer is shared; the driver copies it during the call
+            struct.pack_into("<QQ", self._params, _OFF_OUT, out_ptr, lse_ptr)
+            return _driver().cuLaunchKernel(self._function, *self.grid, *self.block, self.smem, stream,
+                                            ctypes.addressof(self._param_ptrs), 0)
+
+
+def _make_context_current(device: int) -> None:
+    """Bind the device's primary context to this thread (first launch from a fresh thread)."""
+    driver = _driver()
+    dev = _check(driver.cuDeviceGet(device), "cuDeviceGet")
+    ctx = _check(driver.cuDevicePrimaryCtxRetain(dev), "cuDevicePrimaryCtxRetain")
+    _check(driver.cuCtxSetCurrent(ctx), "cuCtxSetCurrent")

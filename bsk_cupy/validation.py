@@ -1,0 +1,146 @@
+"""Argument checks for the public API, on framework-neutral array descriptions.
+
+Everything here is pure Python over :class:`ArrayInfo`, so it runs (and is tested) without a GPU. Each
+error names the argument and says what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .specs import DTYPE_CODES, HEAD_DIMS
+
+LAYOUTS = ("bhsd", "bshd")
+_ELEMENT_BYTES = 2          # float16 / bfloat16
+_TMA_ALIGN_BYTES = 16       # TMA needs 16-byte-aligned base addresses and strides
+_MAX_SEQLEN = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class ArrayInfo:
+    """What the kernels need to know about one array, whatever framework holds it.
+
+    ``strides`` are in elements; ``device`` is the CUDA device index, or None for host memory.
+    """
+
+    framework: str
+    shape: tuple[int, ...]
+    strides: tuple[int, ...]
+    dtype: str
+    device: int | None
+    ptr: int
+
+
+@dataclass(frozen=True)
+class AttentionProblem:
+    """A checked attention call in logical (batch, head, seq, dim) order."""
+
+    batch: int
+    heads_q: int
+    heads_kv: int
+    seqlen_q: int
+    seqlen_k: int
+    head_dim: int
+    dtype: str
+    causal: bool
+    scale: float
+    layout: str
+    device: int
+
+    @property
+    def out_shape(self) -> tuple[int, int, int, int]:
+        """Shape of the output in the caller's layout."""
+        if self.layout == "bhsd":
+            return (self.batch, self.heads_q, self.seqlen_q, self.head_dim)
+        return (self.batch, self.seqlen_q, self.heads_q, self.head_dim)
+
+
+def to_bhsd(values: tuple[int, ...], layout: str) -> tuple[int, int, int, int]:
+    """Reorder a 4-tuple given in the caller's layout to (b, h, s, d)."""
+    b, x, y, d = values
+    return (b, x, y, d) if layout == "bhsd" else (b, y, x, d)
+
+
+def check_layout(layout) -> str:
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    return layout
+
+
+def check_scale(scale, head_dim: int) -> float:
+    if scale is None:
+        return 1.0 / math.sqrt(head_dim)
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+        raise TypeError(f"scale must be a Python float or None, got {type(scale).__name__}")
+    if not math.isfinite(scale):
+        raise ValueError(f"scale must be finite, got {scale}")
+    return float(scale)
+
+
+def _check_array(name: str, info: ArrayInfo) -> None:
+    if info.device is None:
+        raise TypeError(f"{name} is in host memory; bsk_cupy needs CUDA device arrays "
+                        f"(torch CUDA tensors, CuPy arrays or JAX GPU arrays)")
+    if info.dtype not in DTYPE_CODES:
+        raise TypeError(f"{name} has dtype {info.dtype}; allowed: float16, bfloat16")
+    if len(info.shape) != 4:
+        raise ValueError(f"{name} must be 4-D (B, H, S, D) for layout 'bhsd' or (B, S, H, D) for 'bshd'; "
+                         f"got shape {info.shape}")
+    if any(n < 1 for n in info.shape):
+        raise ValueError(f"{name} has an empty dimension: shape {info.shape}; every dimension must be >= 1")
+    if info.strides[3] != 1 and info.shape[3] != 1:
+        raise ValueError(f"{name} must be contiguous in its last (head) dimension; got strides {info.strides} "
+                         f"(elements). Call .contiguous() on it first")
+    for axis in range(3):
+        stride_bytes = info.strides[axis] * _ELEMENT_BYTES
+        if info.shape[axis] > 1 and (stride_bytes <= 0 or stride_bytes % _TMA_ALIGN_BYTES):
+            raise ValueError(f"{name} has stride {info.strides[axis]} (elements) in dimension {axis}; strides "
+                             f"must be positive multiples of {_TMA_ALIGN_BYTES // _ELEMENT_BYTES} elements "
+                             f"(16 bytes). Call .contiguous() on it first")
+    if info.ptr % _TMA_ALIGN_BYTES:
+        raise ValueError(f"{name} starts at an address that is not 16-byte aligned; slice offsets along the "
+                         f"last dimension must be multiples of 8 elements")
+
+
+def check_attention_args(q: ArrayInfo, k: ArrayInfo, v: ArrayInfo, *, causal, scale, layout) -> AttentionProblem:
+    """Validate q, k, v and the options; return the problem in (b, h, s, d) terms.
+
+    Raises
+    ------
+    TypeError
+        Wrong framework mix, host arrays, wrong dtype, non-bool ``causal``, non-float ``scale``.
+    ValueError
+        Wrong rank, shapes, head dim, layout or strides.
+    """
+    layout = check_layout(layout)
+    if not isinstance(causal, bool):
+        raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
+    frameworks = {q.framework, k.framework, v.framework}
+    if len(frameworks) != 1:
+        raise TypeError(f"q, k and v must come from one framework; got q: {q.framework}, k: {k.framework}, "
+                        f"v: {v.framework}")
+    for name, info in (("q", q), ("k", k), ("v", v)):
+        _check_array(name, info)
+    if len({q.dtype, k.dtype, v.dtype}) != 1:
+        raise TypeError(f"q, k and v must share one dtype; got {q.dtype}, {k.dtype}, {v.dtype}")
+    if len({q.device, k.device, v.device}) != 1:
+        raise ValueError(f"q, k and v must be on one device; got cuda:{q.device}, cuda:{k.device}, cuda:{v.device}")
+
+    b, hq, sq, d = to_bhsd(q.shape, layout)
+    kb, hkv, sk, kd = to_bhsd(k.shape, layout)
+    if k.shape != v.shape:
+        raise ValueError(f"k and v must have the same shape; got {k.shape} and {v.shape}")
+    if kb != b:
+        raise ValueError(f"k has batch {kb} but q has batch {b}")
+    if kd != d:
+        raise ValueError(f"k has head dim {kd} but q has head dim {d}")
+    if d not in HEAD_DIMS:
+        raise ValueError(f"head dim (last dimension of q) must be one of {HEAD_DIMS}, got {d}")
+    if hq % hkv:
+        raise ValueError(f"q heads ({hq}) must be a multiple of k/v heads ({hkv}) for GQA/MQA")
+    if max(sq, sk) > _MAX_SEQLEN:
+        raise ValueError(f"sequence lengths must be < 2**31; got Sq={sq}, Sk={sk}")
+    return AttentionProblem(batch=b, heads_q=hq, heads_kv=hkv, seqlen_q=sq, seqlen_k=sk, head_dim=d,
+                            dtype=q.dtype, causal=causal, scale=check_scale(scale, d), layout=layout,
+                            device=q.device)

@@ -1,0 +1,24 @@
+// Scalar helpers: fast exp2, packing two floats into a 16-bit pair, infinities.
+#pragma once
+#include "prelude.cuh"
+
+#define BSK_NEG_INF (__int_as_float(0xff800000))
+
+BSK_DEVICE float exp2_approx(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+// Round two floats to one .f16x2 / .bf16x2 register; `lo` lands in the low half.
+BSK_DEVICE uint32_t pack_f16x2(float lo, float hi) {
+    uint32_t r;
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+
+BSK_DEVICE uint32_t pack_bf16x2(float lo, float hi) {
+    uint32_t r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}

@@ -1,0 +1,22 @@
+// TMA (cp.async.bulk.tensor) wrappers. The tensor map lives in kernel parameter space
+// (a const __grid_constant__ struct member), so its generic address is passed straight through.
+#pragma once
+#include "prelude.cuh"
+
+// The 128-byte CUtensorMap built on the host by cuTensorMapEncodeTiled.
+struct alignas(64) TmaDescriptor {
+    uint64_t raw[16];
+};
+
+BSK_DEVICE void tma_prefetch_descriptor(const TmaDescriptor* desc) {
+    asm volatile("prefetch.tensormap [%0];" ::"l"(reinterpret_cast<uint64_t>(desc)) : "memory");
+}
+
+// Copy one 4-D box into shared memory; completion is signalled on `bar` as transaction bytes.
+BSK_DEVICE void tma_load_4d(void* dst, const TmaDescriptor* desc, uint64_t* bar, int c0, int c1, int c2, int c3) {
+    asm volatile(
+        "cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+        " [%0], [%1, {%3, %4, %5, %6}], [%2];" ::"r"(smem_addr(dst)),
+        "l"(reinterpret_cast<uint64_t>(desc)), "r"(smem_addr(bar)), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
+        : "memory");
+}

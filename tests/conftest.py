@@ -1,0 +1,36 @@
+"""Shared test setup: the ``gpu`` marker skips unless an sm_90 GPU (and CuPy) is present."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def _hopper_present() -> bool:
+    try:
+        from bsk_cupy.device import gpu_available
+
+        return gpu_available()
+    except Exception:  # noqa: BLE001 - no CuPy, no driver: no GPU
+        return False
+
+
+HOPPER = _hopper_present()
+
+
+def pytest_collection_modifyitems(config, items):
+    if HOPPER:
+        return
+    skip = pytest.mark.skip(reason="needs an NVIDIA Hopper GPU (compute capability 9.0) with CuPy")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Every test session compiles into one private cache so tests never touch the user's cache."""
+    if "BSK_TEST_SHARED_CACHE" in os.environ:
+        return
+    monkeypatch.setenv("BSK_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "bsk_cache"))

@@ -1,0 +1,201 @@
+"""GPU correctness of attention_forward against the float64 reference (needs an H100; marked ``gpu``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gpu_helpers import batch_size, max_seq_len, poison_allocator, reference_for, sdpa_error, tolerance, to_numpy
+
+pytestmark = pytest.mark.gpu
+
+torch = pytest.importorskip("torch")
+bsk = pytest.importorskip("bsk_cupy")
+
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def _rand(shape, dtype, seed):
+    gen = torch.Generator(device="cuda").manual_seed(seed)
+    return torch.randn(shape, device="cuda", dtype=torch.float32, generator=gen).to(DTYPES[dtype])
+
+
+def _check(q, k, v, causal, layout="bhsd", scale=None, check_lse=True):
+    """Run ours on poisoned memory, compare out and lse with float64 and with SDPA's own error."""
+    nbytes = 4 * q.numel() * q.element_size() + (1 << 20)
+    poison_allocator(nbytes)
+    out, lse = bsk.attention_forward(q, k, v, causal=causal, layout=layout, scale=scale, return_lse=True)
+    torch.cuda.synchronize()
+    ref_out, ref_lse = reference_for(q, k, v, causal, layout=layout, scale=scale)
+    got = to_numpy(out)
+    assert out.shape == q.shape and out.dtype == q.dtype and out.is_contiguous()
+    assert not np.isnan(got).any(), "output has unwritten (NaN-poisoned) elements"
+    err = float(np.abs(got - ref_out).max())
+    bound = tolerance(sdpa_error(q, k, v, causal, ref_out, layout=layout, scale=scale))
+    assert err <= bound, f"max abs error {err:.3e} > bound {bound:.3e}"
+    if check_lse:
+        got_lse = lse.cpu().numpy()
+        finite = np.isfinite(ref_lse)
+        assert np.array_equal(np.isfinite(got_lse), finite), "lse is -inf on the wrong rows"
+        assert np.all(got_lse[~finite] == -np.inf)
+        if finite.any():
+            lse_err = float(np.abs(got_lse[finite] - ref_lse[finite]).max())
+            assert lse_err <= 1e-3 * max(1.0, float(np.abs(ref_lse[finite]).max())), f"lse error {lse_err:.3e}"
+    return out
+
+
+SEQ_PAIRS = [(1, 1), (7, 7), (113, 113), (1000, 1000), (4097, 4097), (113, 1000), (1000, 113), (1, 4097),
+             (7, 300)]
+
+
+def _pairs():
+    cap = max_seq_len()
+    return [(sq, sk) for sq, sk in SEQ_PAIRS if max(sq, sk) <= cap]
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("head_dim", [64, 128])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("seqlens", _pairs(), ids=lambda p: f"q{p[0]}k{p[1]}")
+def test_matches_float64_reference(dtype, head_dim, causal, seqlens):
+    sq, sk = seqlens
+    heads = 2 if max(sq, sk) > 2000 else 3
+    batch = 1 if max(sq, sk) > 2000 else batch_size()
+    seed = hash((dtype, head_dim, causal, sq, sk)) % 2**31
+    q = _rand((batch, heads, sq, head_dim), dtype, seed)
+    k = _rand((batch, heads, sk, head_dim), dtype, seed + 1)
+    v = _rand((batch, heads, sk, head_dim), dtype, seed + 2)
+    _check(q, k, v, causal)
+
+
+@pytest.mark.parametrize("heads_kv", [1, 2])
+@pytest.mark.parametrize("causal", [False, True])
+def test_gqa_and_mqa(heads_kv, causal):
+    q = _rand((batch_size(), 8, 300, 128), "float16", 11)
+    k = _rand((batch_size(), heads_kv, 421, 128), "float16", 12)
+    v = _rand((batch_size(), heads_kv, 421, 128), "float16", 13)
+    _check(q, k, v, causal)
+
+
+@pytest.mark.parametrize("head_dim", [64, 128])
+def test_bshd_views_of_packed_qkv(head_dim):
+    """q, k, v sliced from one (B, S, 3, H, D) tensor are read in place in the 'bshd' layout."""
+    qkv = _rand((batch_size(), 517, 3, 4, head_dim), "bfloat16", 21)
+    q, k, v = qkv.unbind(dim=2)
+    assert not q.is_contiguous()
+    _check(q, k, v, causal=True, layout="bshd")
+
+
+def test_bhsd_view_of_bshd_memory():
+    x = _rand((batch_size(), 200, 6, 64), "float16", 31)  # (B, S, H, D) memory
+    q = x.transpose(1, 2)                                    # (B, H, S, D) view
+    _check(q, q, q, causal=False)
+
+
+def test_custom_scale_and_cross_attention():
+    q = _rand((1, 4, 129, 64), "float16", 41)
+    k = _rand((1, 4, 77, 64), "float16", 42)
+    _check(q, k, k, causal=False, scale=0.3)
+
+
+def test_causal_rows_without_keys_are_zero():
+    """Sq > Sk causal: the first Sq - Sk rows see nothing -> out 0, lse -inf."""
+    q = _rand((1, 2, 300, 64), "float16", 51)
+    k = _rand((1, 2, 100, 64), "float16", 52)
+    out = _check(q, k, k, causal=True)
+    assert torch.count_nonzero(out[:, :, :200]).item() == 0
+
+
+def test_repeat_is_bit_identical():
+    q = _rand((2, 4, 1000, 128), "bfloat16", 61)
+    k = _rand((2, 4, 1000, 128), "bfloat16", 62)
+    first = bsk.attention_forward(q, k, k, causal=True)
+    for _ in range(3):
+        assert torch.equal(first, bsk.attention_forward(q, k, k, causal=True))
+
+
+def test_runs_on_the_callers_stream():
+    q = _rand((1, 4, 512, 64), "float16", 71)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        out = bsk.attention_forward(q, q, q)
+    side.synchronize()
+    ref_out, _ = reference_for(q, q, q, False)
+    assert np.abs(to_numpy(out) - ref_out).max() < 1e-2
+
+
+def test_cuda_graph_capture_and_replay():
+    q = _rand((1, 8, 512, 64), "float16", 81)
+    k = _rand((1, 8, 512, 64), "float16", 82)
+    bsk.attention_forward(q, k, k, causal=True)  # compile + plan outside capture
+    graph = torch.cuda.CUDAGraph()
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        bsk.attention_forward(q, k, k, causal=True)
+    torch.cuda.current_stream().wait_stream(stream)
+    with torch.cuda.graph(graph):
+        out = bsk.attention_forward(q, k, k, causal=True)
+    q.copy_(_rand(q.shape, "float16", 83))          # new data in the captured buffers
+    graph.replay()
+    torch.cuda.synchronize()
+    ref_out, _ = reference_for(q, k, k, True)
+    assert np.abs(to_numpy(out) - ref_out).max() < 1e-2
+
+
+def test_cupy_round_trip():
+    cupy = pytest.importorskip("cupy")
+    q = _rand((1, 4, 333, 128), "float16", 91)
+    qc = cupy.from_dlpack(q)
+    out = bsk.attention_forward(qc, qc, qc, causal=True)
+    assert isinstance(out, cupy.ndarray) and out.dtype == qc.dtype and out.shape == qc.shape
+    ref_out, _ = reference_for(q, q, q, True)
+    assert np.abs(cupy.asnumpy(out).astype(np.float64) - ref_out).max() < 1e-2
+
+
+def test_cupy_bfloat16():
+    cupy = pytest.importorskip("cupy")
+    q = _rand((1, 2, 130, 64), "bfloat16", 92)
+    qc = cupy.from_dlpack(q)
+    out = bsk.attention_forward(qc, qc, qc)
+    ref_out, _ = reference_for(q, q, q, False)
+    got = torch.from_dlpack(out).float().cpu().numpy()
+    assert np.abs(got - ref_out).max() < 3e-2
+
+
+def test_jax_round_trip():
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    if not any(d.platform == "gpu" for d in jax.devices()):
+        pytest.skip("JAX sees no GPU")
+    q = _rand((1, 4, 257, 64), "float16", 93)
+    qj = jnp.asarray(q.cpu().numpy(), device=jax.devices("gpu")[0])
+    out, lse = bsk.attention_forward(qj, qj, qj, causal=True, return_lse=True)
+    assert isinstance(out, jax.Array) and out.dtype == jnp.float16 and out.shape == qj.shape
+    assert isinstance(lse, jax.Array) and lse.dtype == jnp.float32
+    ref_out, _ = reference_for(q, q, q, True)
+    assert np.abs(np.asarray(out, dtype=np.float64) - ref_out).max() < 1e-2
+
+
+def test_gpu_argument_errors():
+    q = _rand((1, 2, 64, 64), "float16", 101)
+    with pytest.raises(TypeError, match="q is in host memory"):
+        bsk.attention_forward(q.cpu(), q, q)
+    with pytest.raises(TypeError, match="dtype float32"):
+        bsk.attention_forward(q.float(), q.float(), q.float())
+    with pytest.raises(ValueError, match="head dim"):
+        x = _rand((1, 2, 64, 96), "float16", 102)
+        bsk.attention_forward(x, x, x)
+    with pytest.raises(ValueError, match="stride"):
+        wide = _rand((1, 2, 64, 68), "float16", 103)[..., :64]   # 136-byte rows: not 16-byte aligned
+        bsk.attention_forward(wide, wide, wide)
+    with pytest.raises(ValueError, match="multiple of k/v heads"):
+        bsk.attention_forward(q, q[:, :1].expand(1, 3, 64, 64).contiguous(), q[:, :1].expand(1, 3, 64, 64).contiguous())
+    with pytest.raises(NotImplementedError, match="no backward"):
+        g = q.clone().requires_grad_(True)
+        bsk.attention_forward(g, g, g)
+    cupy = pytest.importorskip("cupy")
+    with pytest.raises(TypeError, match="one framework"):
+        bsk.attention_forward(q, cupy.from_dlpack(q), q)
