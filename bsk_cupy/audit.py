@@ -19,7 +19,8 @@ REQUIRED_SASS = ("HGMMA", "UTMALDG")
 _REGISTERS = re.compile(r"Used (\d+) registers")
 _SPILLS = re.compile(r"(\d+) bytes spill stores, (\d+) bytes spill loads")
 _STACK = re.compile(r"(\d+) bytes stack frame")
-_SMEM = re.compile(r"(\d+) bytes smem")
+_RESOURCES = re.compile(r"REG:\d+ STACK:\d+ SHARED:\d+ LOCAL:\d+")
+_RESOURCE_FIELD = re.compile(r"([A-Z]+):(\d+)")
 _SASS_OPCODE = re.compile(r"/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P[T0-9]+\s+)?([A-Z][A-Z0-9_]*)")
 
 
@@ -44,18 +45,17 @@ class AuditRecord:
 
 
 def parse_ptxas_log(log: str) -> dict:
-    """Registers, spills, stack frame, static shared memory and warning lines from a ptxas -v log."""
+    """Spills, stack frame, warning lines and whether the log holds a ptxas -v report at all."""
     def first_int(pattern: re.Pattern) -> int:
         match = pattern.search(log)
         return int(match.group(1)) if match else 0
 
     spills = _SPILLS.search(log)
     return {
-        "registers": first_int(_REGISTERS),
+        "has_report": _REGISTERS.search(log) is not None,
         "spill_stores": int(spills.group(1)) if spills else 0,
         "spill_loads": int(spills.group(2)) if spills else 0,
         "stack_bytes": first_int(_STACK),
-        "static_smem": first_int(_SMEM),
         "warnings": [line.strip() for line in log.splitlines() if "warning" in line.lower()],
     }
 
@@ -76,16 +76,28 @@ def find_cuobjdump() -> str:
     return path
 
 
-def sass_opcodes(cubin_path) -> set[str]:
-    """Base opcodes (``HGMMA``, ``UTMALDG``, ...) in a cubin's SASS, via ``cuobjdump -sass``."""
+def _cuobjdump(*args: str) -> str:
     cuobjdump = find_cuobjdump()
     tool_dir = os.path.dirname(cuobjdump)  # cuobjdump runs nvdisasm, which the wheels put beside it
     env = dict(os.environ, PATH=tool_dir + os.pathsep + os.environ.get("PATH", ""))
-    result = subprocess.run([cuobjdump, "-sass", str(cubin_path)], capture_output=True, text=True, env=env,
-                            check=False)
+    result = subprocess.run([cuobjdump, *args], capture_output=True, text=True, env=env, check=False)
     if result.returncode != 0:
-        raise RuntimeError(f"cuobjdump failed on {cubin_path}: {result.stderr.strip()}")
-    return set(_SASS_OPCODE.findall(result.stdout))
+        raise RuntimeError(f"cuobjdump {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def sass_opcodes(cubin_path) -> set[str]:
+    """Base opcodes (``HGMMA``, ``UTMALDG``, ...) in a cubin's SASS, via ``cuobjdump -sass``."""
+    return set(_SASS_OPCODE.findall(_cuobjdump("-sass", str(cubin_path))))
+
+
+def resource_usage(cubin_path) -> dict[str, int]:
+    """Per-kernel REG / STACK / SHARED / LOCAL of the (single-kernel) cubin, from the cubin itself."""
+    text = _cuobjdump("--dump-resource-usage", str(cubin_path))
+    match = _RESOURCES.search(text)
+    if match is None:
+        raise RuntimeError(f"no resource usage found in {cubin_path}")
+    return {key: int(value) for key, value in _RESOURCE_FIELD.findall(match.group(0))}
 
 
 def audit_spec(spec: KernelSpec, required: tuple[str, ...] = REQUIRED_SASS) -> AuditRecord:
@@ -97,19 +109,22 @@ def audit_spec(spec: KernelSpec, required: tuple[str, ...] = REQUIRED_SASS) -> A
         record.error = str(exc)
         return record
     report = parse_ptxas_log(result.log)
-    record.registers = report["registers"]
     record.spill_stores = report["spill_stores"]
     record.spill_loads = report["spill_loads"]
-    record.stack_bytes = report["stack_bytes"]
-    record.shared_bytes = report["static_smem"] + spec.smem_bytes
     record.warnings = report["warnings"]
     try:
+        usage = resource_usage(result.cubin_path)
         opcodes = sass_opcodes(result.cubin_path)
     except (OSError, RuntimeError) as exc:
         record.error = str(exc)
         return record
+    record.registers = usage["REG"]
+    record.stack_bytes = max(usage["STACK"], usage["LOCAL"], report["stack_bytes"])
+    record.shared_bytes = usage["SHARED"] + spec.smem_bytes
+    if not report["has_report"]:
+        record.error = "the NVRTC log holds no ptxas -v report, so spills and warnings cannot be checked"
     record.sass_has = sorted(op for op in opcodes if op in required or op.startswith(("HGMMA", "UTMA", "SYNCS")))
     record.missing = [op for op in required if op not in opcodes]
-    record.ok = (not record.warnings and not record.missing and record.spill_stores == 0
+    record.ok = (not record.error and not record.warnings and not record.missing and record.spill_stores == 0
                  and record.spill_loads == 0 and record.stack_bytes == 0)
     return record

@@ -73,13 +73,13 @@ def compile_cubin(source: str, program_name: str, options: list[str]) -> Compile
         encoded = [o.encode() for o in options]
         (status,) = nvrtc.nvrtcCompileProgram(program, len(encoded), encoded)
         size = _check(nvrtc.nvrtcGetProgramLogSize(program), "nvrtcGetProgramLogSize")
-        log_buf = b" " * size
+        log_buf = bytearray(size)  # a mutable buffer: NVRTC writes into it
         _check(nvrtc.nvrtcGetProgramLog(program, log_buf), "nvrtcGetProgramLog")
-        log = log_buf.rstrip(b"\x00").decode(errors="replace")
+        log = bytes(log_buf).rstrip(b"\x00").decode(errors="replace")
         if int(status) != 0:
             raise CompileError(f"NVRTC could not compile {program_name}:\n{log}")
         size = _check(nvrtc.nvrtcGetCUBINSize(program), "nvrtcGetCUBINSize")
-        cubin = b" " * size
+        cubin = bytearray(size)
         _check(nvrtc.nvrtcGetCUBIN(program, cubin), "nvrtcGetCUBIN")
         return CompileOutput(cubin=bytes(cubin), log=log)
     finally:

@@ -1,0 +1,149 @@
+"""Timing helpers shared by ``bsk-cupy bench``, ``bsk-cupy validate`` and ``benchmarks/perf.py``.
+
+GPU time per call comes from CUDA-graph replay (``calls`` launches captured once, replayed, timed with
+events); eager time is Python wall time of back-to-back calls, synchronised at the end. Both are medians.
+Needs PyTorch (the same-run SDPA baselines come from it).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+
+def graph_time_us(fn: Callable[[], object], calls: int = 20, replays: int = 25) -> float:
+    """Median GPU microseconds per call of ``fn`` replayed from a CUDA graph."""
+    import torch
+
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(calls):
+            fn()
+    graph.replay()
+    torch.cuda.synchronize()
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    samples = []
+    for _ in range(replays):
+        start.record()
+        graph.replay()
+        stop.record()
+        stop.synchronize()
+        samples.append(start.elapsed_time(stop) * 1000.0 / calls)
+    return statistics.median(samples)
+
+
+def eager_time_us(fn: Callable[[], object], calls: int = 50, repeats: int = 15) -> float:
+    """Median wall microseconds per call of back-to-back eager calls (host overhead included)."""
+    import torch
+
+    for _ in range(5):
+        fn()
+    torch.cuda.synchronize()
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        torch.cuda.synchronize()
+        samples.append((time.perf_counter() - t0) * 1e6 / calls)
+    return statistics.median(samples)
+
+
+@dataclass
+class BenchRow:
+    batch: int
+    heads: int
+    seqlen: int
+    head_dim: int
+    causal: bool
+    dtype: str
+    ours_us: float
+    ours_eager_us: float
+    cudnn_us: float | None
+    flash_us: float | None
+
+    @property
+    def flops(self) -> float:
+        """4 * B * H * S * S * D, halved for causal."""
+        total = 4.0 * self.batch * self.heads * self.seqlen * self.seqlen * self.head_dim
+        return total / 2 if self.causal else total
+
+    def tflops(self, us: float | None) -> float | None:
+        return None if us is None else self.flops / (us * 1e-6) / 1e12
+
+    def as_dict(self) -> dict:
+        row = asdict(self)
+        row["ours_tflops"] = self.tflops(self.ours_us)
+        row["cudnn_tflops"] = self.tflops(self.cudnn_us)
+        return row
+
+
+def _sdpa_time(q, k, v, causal: bool, backend) -> float | None:
+    import torch.nn.functional as F
+    from torch.nn.attention import sdpa_kernel
+
+    def call():
+        with sdpa_kernel(backend):
+            return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+    try:
+        call()
+        return graph_time_us(call)
+    except RuntimeError:
+        return None  # the backend does not take this shape / dtype on this build
+
+
+def bench_config(batch: int, heads: int, seqlen: int, head_dim: int, causal: bool,
+                 dtype: str = "float16") -> BenchRow:
+    """Time ours and SDPA's cuDNN and flash backends on one square self-attention shape."""
+    import torch
+    from torch.nn.attention import SDPBackend
+
+    from .api import attention_forward
+
+    torch_dtype = getattr(torch, dtype)
+    q, k, v = (torch.randn(batch, heads, seqlen, head_dim, device="cuda", dtype=torch_dtype) for _ in range(3))
+
+    def ours():
+        return attention_forward(q, k, v, causal=causal)
+
+    return BenchRow(batch, heads, seqlen, head_dim, causal, dtype,
+                    ours_us=graph_time_us(ours), ours_eager_us=eager_time_us(ours),
+                    cudnn_us=_sdpa_time(q, k, v, causal, SDPBackend.CUDNN_ATTENTION),
+                    flash_us=_sdpa_time(q, k, v, causal, SDPBackend.FLASH_ATTENTION))
+
+
+# The speed issue's target table (DESIGN.md section 5): (B, H, S, D, causal).
+TARGET_CONFIGS = [
+    (1, 8, 512, 64, False),
+    (1, 16, 1024, 64, False),
+    (1, 8, 512, 128, False),
+    (1, 32, 2048, 64, False),
+    (4, 32, 4096, 128, False),
+    (4, 32, 4096, 128, True),
+    (2, 16, 16384, 64, False),
+]
+
+
+def format_table(rows: list[BenchRow]) -> str:
+    """Markdown table of bench rows."""
+    def fmt(x, spec=".1f"):
+        return "—" if x is None else format(x, spec)
+
+    lines = ["| B | H | S | D | causal | ours µs (graph) | ours µs (eager) | cuDNN µs | flash µs | ours TFLOPS "
+             "| cuDNN TFLOPS | ours / cuDNN time |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        ratio = None if r.cudnn_us is None else r.ours_us / r.cudnn_us
+        lines.append(f"| {r.batch} | {r.heads} | {r.seqlen} | {r.head_dim} | {r.causal} | {fmt(r.ours_us)} | "
+                     f"{fmt(r.ours_eager_us)} | {fmt(r.cudnn_us)} | {fmt(r.flash_us)} | "
+                     f"{fmt(r.tflops(r.ours_us))} | {fmt(r.tflops(r.cudnn_us))} | {fmt(ratio, '.2f')} |")
+    return "\n".join(lines)

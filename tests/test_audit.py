@@ -1,0 +1,61 @@
+"""Every registered variant compiles for sm_90a, spills nothing, draws no ptxas warning and uses HGMMA + TMA."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bsk_cupy.audit import audit_spec, parse_ptxas_log
+from bsk_cupy.cli import main
+from bsk_cupy.specs import all_specs
+
+pytest.importorskip("cuda.bindings.nvrtc")
+
+
+@pytest.mark.parametrize("spec", all_specs(), ids=lambda s: s.name)
+def test_variant_passes_audit(spec):
+    record = audit_spec(spec)
+    assert record.ok, record.as_dict()
+    assert record.registers > 0 and record.shared_bytes >= spec.smem_bytes
+    assert {"HGMMA", "UTMALDG"} <= set(record.sass_has)
+
+
+def test_audit_json_lists_every_variant(capsys):
+    assert main(["audit", "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in records] == [s.name for s in all_specs()]
+    for r in records:
+        assert {"name", "registers", "shared_bytes", "spill_stores", "spill_loads", "sass_has", "ok"} <= set(r)
+
+
+def test_log_parser_sees_spills_and_warnings():
+    log = ("ptxas warning : (C7508) Potential Performance Loss: setmaxnreg ignored\n"
+           "ptxas         .     16 bytes stack frame, 24 bytes spill stores, 32 bytes spill loads\n"
+           "ptxas info    : Used 168 registers, used 1 barriers\n")
+    report = parse_ptxas_log(log)
+    assert report["spill_stores"] == 24 and report["spill_loads"] == 32 and report["stack_bytes"] == 16
+    assert report["has_report"] and len(report["warnings"]) == 1
+    assert not parse_ptxas_log("")["has_report"]
+
+
+def test_broken_kernel_fails_the_audit(tmp_path, monkeypatch):
+    """A kernel that does not compile is reported, not raised: the audit must be able to fail."""
+    from bsk_cupy.compile import source
+
+    (tmp_path / "common").mkdir()
+    (tmp_path / "attn_fwd_sm90.cu").write_text('extern "C" __global__ void attn_fwd_sm90() { undefined_call(); }\n')
+    monkeypatch.setattr(source, "kernels_dir", lambda: tmp_path)
+    record = audit_spec(all_specs()[0])
+    assert not record.ok and "undefined_call" in record.error
+
+
+def test_kernel_without_wgmma_fails_the_audit(tmp_path, monkeypatch):
+    from bsk_cupy.compile import source
+
+    (tmp_path / "common").mkdir()
+    (tmp_path / "attn_fwd_sm90.cu").write_text(
+        'extern "C" __global__ void attn_fwd_sm90(float* x) { x[threadIdx.x] = 1.f; }\n')
+    monkeypatch.setattr(source, "kernels_dir", lambda: tmp_path)
+    record = audit_spec(all_specs()[0])
+    assert not record.ok and set(record.missing) == {"HGMMA", "UTMALDG"}

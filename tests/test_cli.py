@@ -1,0 +1,50 @@
+"""The bsk-cupy command on a machine without a GPU."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from bsk_cupy.cli import main
+from bsk_cupy.specs import all_specs
+
+
+def test_info_runs_anywhere(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "bsk_cupy" in out and "cache" in out
+
+
+def test_warmup_then_everything_cached(capsys, tmp_path, monkeypatch):
+    pytest.importorskip("cuda.bindings.nvrtc")
+    monkeypatch.setenv("BSK_CACHE_DIR", str(tmp_path))
+    assert main(["warmup", "--threads", "2"]) == 0
+    first = capsys.readouterr().out
+    assert f"{len(all_specs())} compiled" in first
+    assert main(["warmup"]) == 0
+    assert f"0 compiled, {len(all_specs())} from cache" in capsys.readouterr().out
+
+
+def test_clear_cache(capsys):
+    assert main(["clear-cache"]) == 0
+    assert "removed" in capsys.readouterr().out
+
+
+def test_python_dash_m_entry_point():
+    result = subprocess.run([sys.executable, "-m", "bsk_cupy", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "validate" in result.stdout
+
+
+def test_validate_without_gpu_says_what_it_skipped(tmp_path, capsys):
+    pytest.importorskip("cuda.bindings.nvrtc")
+    from bsk_cupy.device import gpu_available
+
+    if gpu_available():
+        pytest.skip("this machine has a Hopper GPU; the GPU suite covers validate")
+    report = tmp_path / "report.md"
+    assert main(["validate", "--report", str(report)]) == 0
+    text = report.read_text()
+    assert "Result: PASS" in text and "Static audit" in text and "Reference self-check" in text
+    assert "no Hopper (compute capability 9.0) GPU here" in text

@@ -1,0 +1,89 @@
+"""Argument validation on framework-neutral descriptions (no GPU needed)."""
+
+import numpy as np
+import pytest
+
+import bsk_cupy as bsk
+from bsk_cupy.validation import ArrayInfo, check_attention_args
+
+
+def contiguous_strides(shape):
+    strides, acc = [], 1
+    for n in reversed(shape):
+        strides.append(acc)
+        acc *= n
+    return tuple(reversed(strides))
+
+
+def info(shape=(2, 4, 100, 64), dtype="float16", framework="torch", device=0, strides=None, ptr=1 << 20):
+    return ArrayInfo(framework, tuple(shape), strides or contiguous_strides(shape), dtype, device, ptr)
+
+
+def check(q=None, k=None, v=None, causal=False, scale=None, layout="bhsd"):
+    q = q or info()
+    k = k or info()
+    v = v or k
+    return check_attention_args(q, k, v, causal=causal, scale=scale, layout=layout)
+
+
+def test_valid_problem_in_both_layouts():
+    p = check(q=info((2, 8, 100, 128)), k=info((2, 2, 300, 128)), causal=True)
+    assert (p.batch, p.heads_q, p.heads_kv, p.seqlen_q, p.seqlen_k, p.head_dim) == (2, 8, 2, 100, 300, 128)
+    assert p.scale == pytest.approx(128 ** -0.5)
+    p = check(q=info((2, 100, 8, 64)), k=info((2, 300, 2, 64)), layout="bshd")
+    assert (p.heads_q, p.seqlen_q, p.out_shape) == (8, 100, (2, 100, 8, 64))
+
+
+def test_packed_qkv_view_strides_are_accepted():
+    # (B, S, 3, H, D) memory sliced to q: (B, S, H, D) with strides (S*3*H*D, 3*H*D, D, 1)
+    b, s, h, d = 2, 77, 4, 64
+    strides = (s * 3 * h * d, 3 * h * d, d, 1)
+    p = check(q=info((b, s, h, d), strides=strides), k=info((b, s, h, d), strides=strides), layout="bshd")
+    assert p.seqlen_k == 77
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    (dict(q=info(dtype="float32")), TypeError, "q has dtype float32; allowed: float16, bfloat16"),
+    (dict(k=info(device=None)), TypeError, "k is in host memory"),
+    (dict(q=info((2, 4, 100))), ValueError, "q must be 4-D"),
+    (dict(q=info((2, 4, 100, 96)), k=info((2, 4, 100, 96))), ValueError, "head dim .* must be one of"),
+    (dict(q=info((2, 4, 0, 64))), ValueError, "empty dimension"),
+    (dict(k=info((3, 4, 100, 64))), ValueError, "k has batch 3 but q has batch 2"),
+    (dict(k=info((2, 3, 100, 64))), ValueError, r"q heads \(4\) must be a multiple of k/v heads \(3\)"),
+    (dict(k=info((2, 4, 100, 64)), v=info((2, 4, 101, 64))), ValueError, "k and v must have the same shape"),
+    (dict(k=info(framework="cupy")), TypeError, "one framework"),
+    (dict(v=info(dtype="bfloat16")), TypeError, "share one dtype"),
+    (dict(v=info(device=1)), ValueError, "one device"),
+    (dict(q=info(strides=(25600, 6400, 1, 100))), ValueError, "contiguous in its last"),
+    (dict(q=info(strides=(25600 * 2, 6400 * 2, 68, 1))), ValueError, "multiples of 8 elements"),
+    (dict(q=info(strides=(0, 6400, 64, 1))), ValueError, "positive multiples"),
+    (dict(q=info(ptr=(1 << 20) + 8)), ValueError, "16-byte aligned"),
+    (dict(layout="sbhd"), ValueError, "layout must be one of"),
+    (dict(causal=1), TypeError, "causal must be a bool"),
+    (dict(scale="0.1"), TypeError, "scale must be a Python float"),
+    (dict(scale=float("nan")), ValueError, "scale must be finite"),
+])
+def test_bad_arguments_name_the_argument(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        check(**kwargs)
+
+
+def test_size_one_dims_may_have_any_stride():
+    check(q=info((1, 1, 100, 64), strides=(7, 3, 64, 1)), k=info((1, 1, 100, 64)))
+
+
+def test_numpy_inputs_are_rejected_before_any_gpu_work():
+    x = np.zeros((1, 2, 8, 64), dtype=np.float16)
+    with pytest.raises(TypeError, match="q is in host memory"):
+        bsk.attention_forward(x, x, x)
+
+
+def test_non_arrays_are_rejected():
+    with pytest.raises(TypeError, match="q must be a torch tensor, CuPy array, JAX array"):
+        bsk.attention_forward([1, 2], None, None)
+
+
+def test_return_lse_must_be_bool():
+    x = np.zeros((1, 2, 8, 64), dtype=np.float16)
+    with pytest.raises(TypeError, match="return_lse"):
+        bsk.attention_forward(x, x, x, return_lse="yes")
