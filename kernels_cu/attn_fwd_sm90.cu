@@ -24,10 +24,11 @@
 //        memory), mask, online softmax, P packed to 16-bit registers, O += P V (wgmma, A from registers,
 //        V read N-major), then release the stage. Epilogue: O / l to global memory, LSE.
 //
-// Shared memory (bytes; +1024 for aligning the dynamic base), STAGES = 2:
-//   | HEAD_DIM | BLOCK_M x BLOCK_N | Q      | K ring  | V ring  | barriers | total   |
-//   | 64       | 128 x 128        | 16 384 | 32 768  | 32 768  | 56       | 82 999  |
-//   | 128      | 128 x 128        | 32 768 | 65 536  | 65 536  | 56       | 164 919 |
+// Shared memory (bytes), STAGES = 2. SharedStorage rounds up to its 1024-byte alignment; the host adds
+// 1024 more so the dynamic base can be aligned (bsk_cupy/specs.py computes the same, SMEM_BYTES checks it):
+//   | HEAD_DIM | BLOCK_M x BLOCK_N | Q      | K ring | V ring | barriers | launched with |
+//   | 64       | 128 x 128         | 16 384 | 32 768 | 32 768 | 56       | 83 968        |
+//   | 128      | 128 x 128         | 32 768 | 65 536 | 65 536 | 56       | 165 888       |
 #include "common/prelude.cuh"
 #include "common/mbarrier.cuh"
 #include "common/numeric.cuh"

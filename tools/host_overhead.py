@@ -1,0 +1,56 @@
+"""Where the eager (host) time of one torch call goes: each step of attention_forward timed alone.
+
+Run on the H100: ``PYTHONPATH=. python tools/host_overhead.py``. Prints microseconds per step (median of
+repeats of 2000 calls) for the headline shape B1 H8 S512 D64.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+
+import bsk_cupy as bsk
+from bsk_cupy import interop
+from bsk_cupy.dispatch import get_plan
+from bsk_cupy.validation import check_attention_args
+
+
+def per_call_us(fn, calls: int = 2000, repeats: int = 7) -> float:
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        samples.append((time.perf_counter() - t0) * 1e6 / calls)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    q, k, v = (torch.randn(1, 8, 512, 64, device="cuda", dtype=torch.float16) for _ in range(3))
+    bsk.attention_forward(q, k, v)
+    torch.cuda.synchronize()
+    ops = [interop.describe(n, x) for n, x in (("q", q), ("k", k), ("v", v))]
+    infos = [op.info for op in ops]
+    problem = check_attention_args(*infos, causal=False, scale=None, layout="bhsd")
+    plan = get_plan(problem, *infos)
+    out = torch.empty_like(q)
+    steps = {
+        "describe x3": lambda: [interop.describe(n, x) for n, x in (("q", q), ("k", k), ("v", v))],
+        "check_attention_args": lambda: check_attention_args(*infos, causal=False, scale=None, layout="bhsd"),
+        "requires_grad": lambda: interop.requires_grad(ops),
+        "get_plan (hit)": lambda: get_plan(problem, *infos),
+        "torch.empty out": lambda: ops[0].adapter.empty(q, problem.out_shape),
+        "raw stream": lambda: ops[0].adapter.stream(0),
+        "launch": lambda: plan.launch(out.data_ptr(), 0, torch._C._cuda_getCurrentRawStream(0)),
+        "attention_forward": lambda: bsk.attention_forward(q, k, v),
+    }
+    for name, fn in steps.items():
+        us = per_call_us(fn)
+        torch.cuda.synchronize()
+        print(f"{name:24s} {us:7.2f} us")
+
+
+if __name__ == "__main__":
+    main()
