@@ -86,7 +86,7 @@ def encode_tensor_map(info: ArrayInfo, layout: str, box_rows: int) -> tuple[byte
 
 def output_strides(problem: AttentionProblem) -> tuple[int, int, int]:
     """(b, h, s) element strides of a freshly allocated contiguous output in the caller's layout."""
-    b, h, s, d = problem.batch, problem.heads_q, problem.seqlen_q, problem.head_dim
+    h, s, d = problem.heads_q, problem.seqlen_q, problem.head_dim
     if problem.layout == "bhsd":
         return (h * s * d, s * d, d)
     return (s * h * d, d, h * d)
