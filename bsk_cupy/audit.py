@@ -21,6 +21,9 @@ _SPILLS = re.compile(r"(\d+) bytes spill stores, (\d+) bytes spill loads")
 _STACK = re.compile(r"(\d+) bytes stack frame")
 _RESOURCES = re.compile(r"REG:\d+ STACK:\d+ SHARED:\d+ LOCAL:\d+")
 _RESOURCE_FIELD = re.compile(r"([A-Z]+):(\d+)")
+# ptxas performance advice (C75xx: setmaxnreg ignored, wgmma serialised, warpgroup.arrive injected...)
+# comes as "info" from some NVRTC versions and as "warning" from others; either way it fails the audit.
+_PERF_ADVICE = re.compile(r"\(C75\d\d\)")
 _SASS_OPCODE = re.compile(r"/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P[T0-9]+\s+)?([A-Z][A-Z0-9_]*)")
 
 
@@ -58,7 +61,8 @@ def parse_ptxas_log(log: str) -> dict:
         "spill_stores": int(spills.group(1)) if spills else 0,
         "spill_loads": int(spills.group(2)) if spills else 0,
         "stack_bytes": first_int(_STACK),
-        "warnings": [line.strip() for line in log.splitlines() if "warning" in line.lower()],
+        "warnings": [line.strip() for line in log.splitlines()
+                     if "warning" in line.lower() or _PERF_ADVICE.search(line)],
     }
 
 

@@ -7,9 +7,11 @@ Needs PyTorch (the same-run SDPA baselines come from it).
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Callable
 
 
@@ -121,16 +123,54 @@ def bench_config(batch: int, heads: int, seqlen: int, head_dim: int, causal: boo
                     flash_us=_sdpa_time(q, k, v, causal, SDPBackend.FLASH_ATTENTION))
 
 
-# The speed issue's target table (DESIGN.md section 5): (B, H, S, D, causal).
-TARGET_CONFIGS = [
-    (1, 8, 512, 64, False),
-    (1, 16, 1024, 64, False),
-    (1, 8, 512, 128, False),
-    (1, 32, 2048, 64, False),
-    (4, 32, 4096, 128, False),
-    (4, 32, 4096, 128, True),
-    (2, 16, 16384, 64, False),
-]
+def load_targets() -> dict:
+    """The speed targets (``bsk_cupy/targets.json``): GPU-time rows and eager-time rows."""
+    return json.loads((Path(__file__).with_name("targets.json")).read_text())
+
+
+TARGET_CONFIGS = [tuple(row["config"]) for row in load_targets()["gpu"]]
+
+
+@dataclass
+class Verdict:
+    config: tuple
+    kind: str        # "gpu" or "eager"
+    metric: str      # "us" (lower is better) or "tflops" (higher is better)
+    target: float
+    measured: float
+    met: bool
+    gap: str
+
+
+def analyze(rows: list[BenchRow]) -> list[Verdict]:
+    """Mark every target MET or MISSED against measured rows (same config)."""
+    by_config = {(r.batch, r.heads, r.seqlen, r.head_dim, r.causal): r for r in rows}
+    verdicts = []
+    targets = load_targets()
+    for kind in ("gpu", "eager"):
+        for t in targets[kind]:
+            row = by_config.get(tuple(t["config"]))
+            if row is None:
+                continue
+            us = row.ours_us if kind == "gpu" else row.ours_eager_us
+            if t["metric"] == "us":
+                measured, met = us, us <= t["target"]
+                gap = f"{us / t['target']:.2f}x the target time"
+            else:
+                measured = row.tflops(row.ours_us)
+                met = measured >= t["target"]
+                gap = f"{measured / t['target'] * 100:.0f}% of the target rate"
+            verdicts.append(Verdict(tuple(t["config"]), kind, t["metric"], t["target"], measured, met, gap))
+    return verdicts
+
+
+def format_verdicts(verdicts: list[Verdict]) -> str:
+    lines = ["| config (B, H, S, D, causal) | time | metric | target | measured | verdict | gap |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for v in verdicts:
+        lines.append(f"| {v.config} | {v.kind} | {v.metric} | {v.target:g} | {v.measured:.1f} | "
+                     f"{'MET' if v.met else 'MISSED'} | {v.gap} |")
+    return "\n".join(lines)
 
 
 def format_table(rows: list[BenchRow]) -> str:

@@ -40,6 +40,8 @@ def test_log_parser_sees_spills_and_warnings():
     assert report["spill_stores"] == 24 and report["spill_loads"] == 32 and report["stack_bytes"] == 16
     assert report["has_report"] and len(report["warnings"]) == 1
     assert not parse_ptxas_log("")["has_report"]
+    injected = "ptxas info    : (C7519) warpgroup.arrive is injected in around line 9 by compiler\n"
+    assert parse_ptxas_log(injected)["warnings"] == [injected.strip()]
 
 
 def test_broken_kernel_fails_the_audit(tmp_path, monkeypatch):

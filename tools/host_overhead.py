@@ -37,19 +37,19 @@ def main() -> None:
     plan = get_plan(problem, *infos)
     out = torch.empty_like(q)
     steps = {
-        "describe x3": lambda: [interop.describe(n, x) for n, x in (("q", q), ("k", k), ("v", v))],
-        "check_attention_args": lambda: check_attention_args(*infos, causal=False, scale=None, layout="bhsd"),
-        "requires_grad": lambda: interop.requires_grad(ops),
-        "get_plan (hit)": lambda: get_plan(problem, *infos),
-        "torch.empty out": lambda: ops[0].adapter.empty(q, problem.out_shape),
-        "raw stream": lambda: ops[0].adapter.stream(0),
-        "launch": lambda: plan.launch(out.data_ptr(), 0, torch._C._cuda_getCurrentRawStream(0)),
-        "attention_forward": lambda: bsk.attention_forward(q, k, v),
+        "torch_call_key": lambda: interop.torch_call_key(q, k, v),
+        "slow: describe x3": lambda: [interop.describe(n, x) for n, x in (("q", q), ("k", k), ("v", v))],
+        "slow: check_attention_args": lambda: check_attention_args(*infos, causal=False, scale=None, layout="bhsd"),
+        "slow: get_plan (hit)": lambda: get_plan(problem, *infos),
+        "torch.empty out": lambda: torch.empty(problem.out_shape, dtype=q.dtype, device=q.device),
+        "raw stream": lambda: torch._C._cuda_getCurrentRawStream(0),
+        "launch (ctypes cuLaunchKernel)": lambda: plan.launch(out.data_ptr(), 0, torch._C._cuda_getCurrentRawStream(0)),
+        "attention_forward (fast path)": lambda: bsk.attention_forward(q, k, v),
     }
     for name, fn in steps.items():
         us = per_call_us(fn)
         torch.cuda.synchronize()
-        print(f"{name:24s} {us:7.2f} us")
+        print(f"{name:32s} {us:7.2f} us")
 
 
 if __name__ == "__main__":
