@@ -53,14 +53,17 @@ def _bench(args) -> int:
     if import_torch() is None:
         print("bench needs PyTorch (the SDPA baselines come from it)", file=sys.stderr)
         return 2
-    from .bench import TARGET_CONFIGS, bench_config, format_table
+    from .bench import TARGET_CONFIGS, analyze, bench_config, format_table, format_verdicts
     from .device import gpu_available
 
     if not gpu_available():
         print("bench needs a Hopper GPU (compute capability 9.0); none found", file=sys.stderr)
         return 2
     rows = [bench_config(*cfg, dtype=args.dtype) for cfg in TARGET_CONFIGS]
-    print(json.dumps([r.as_dict() for r in rows], indent=1) if args.json else format_table(rows))
+    if args.json:
+        print(json.dumps([r.as_dict() for r in rows], indent=1))
+    else:
+        print(format_table(rows) + "\n\n" + format_verdicts(analyze(rows)))
     return 0
 
 

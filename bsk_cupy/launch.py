@@ -11,6 +11,7 @@ import ctypes
 import math
 import struct
 import threading
+from dataclasses import dataclass
 
 from .compile.module import LoadedKernel
 from .validation import AttentionProblem, ArrayInfo, to_bhsd
@@ -62,22 +63,25 @@ def _check(result, what: str):
     return result[1] if len(result) == 2 else None
 
 
-def encode_tensor_map(info: ArrayInfo, layout: str, box_rows: int) -> tuple[bytes, int]:
-    """Build a 4-D tiled TMA descriptor over (d, s, h, b) with 128-byte swizzle.
+@dataclass(frozen=True)
+class TensorMapLayout:
+    """Geometry of a 4-D TMA map over (d, s, h, b): dims and byte strides in map order, the box, and
+    ``coord_order`` (2 bits each for s, h, b: the map dimension holding that coordinate)."""
 
-    The three outer dimensions are ordered by increasing stride (size-1 dimensions last), which keeps the
-    map valid for any strided view. Returns the 128 descriptor bytes and ``coord_order``: two bits each
-    (s, h, b) giving the map dimension that holds that coordinate.
-    """
-    driver = _driver()
-    shape = to_bhsd(info.shape, layout)
-    strides = to_bhsd(info.strides, layout)
-    head_dim = shape[3]
-    axes = [("s", shape[2], strides[2]), ("h", shape[1], strides[1]), ("b", shape[0], strides[0])]
-    real = sorted((a for a in axes if a[1] > 1), key=lambda a: a[2])
-    dims, strides_bytes, order = [head_dim], [], {}
-    extent = head_dim  # elements spanned so far, for giving size-1 dimensions a harmless stride
-    for name, size, stride in real:
+    dims: tuple[int, int, int, int]
+    strides_bytes: tuple[int, int, int]
+    box: tuple[int, int, int, int]
+    coord_order: int
+
+
+def tensor_map_layout(shape_bhsd: tuple, strides_bhsd: tuple, box_rows: int) -> TensorMapLayout:
+    """Order the three outer dimensions by increasing stride (size-1 dimensions last, given a stride past
+    everything else), which keeps the map valid for any strided view with a contiguous last dimension."""
+    b, h, s, d = shape_bhsd
+    axes = [("s", s, strides_bhsd[2]), ("h", h, strides_bhsd[1]), ("b", b, strides_bhsd[0])]
+    dims, strides_bytes, order = [d], [], {}
+    extent = d  # elements spanned so far
+    for name, size, stride in sorted((a for a in axes if a[1] > 1), key=lambda a: a[2]):
         order[name] = len(dims)
         dims.append(size)
         strides_bytes.append(stride * 2)
@@ -87,19 +91,28 @@ def encode_tensor_map(info: ArrayInfo, layout: str, box_rows: int) -> tuple[byte
             order[name] = len(dims)
             dims.append(1)
             strides_bytes.append(extent * 2)
-    coord_order = order["s"] | (order["h"] << 2) | (order["b"] << 4)
-    dtype = (driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 if info.dtype == "bfloat16"
-             else driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_FLOAT16)
     box = [_CHUNK_ELEMS, 1, 1, 1]
     box[order["s"]] = box_rows
+    return TensorMapLayout(tuple(dims), tuple(strides_bytes), tuple(box),
+                           order["s"] | (order["h"] << 2) | (order["b"] << 4))
+
+
+def encode_tensor_map(info: ArrayInfo, layout: str, box_rows: int) -> tuple[bytes, int]:
+    """Build the 128-byte tiled TMA descriptor (128-byte swizzle) of one input; return it and its
+    ``coord_order`` (see :func:`tensor_map_layout`)."""
+    driver = _driver()
+    geometry = tensor_map_layout(to_bhsd(info.shape, layout), to_bhsd(info.strides, layout), box_rows)
+    dtype = (driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 if info.dtype == "bfloat16"
+             else driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_FLOAT16)
     tensor_map = _check(driver.cuTensorMapEncodeTiled(
-        dtype, 4, info.ptr, [driver.cuuint64_t(n) for n in dims], [driver.cuuint64_t(n) for n in strides_bytes],
-        [driver.cuuint32_t(n) for n in box], [driver.cuuint32_t(1)] * 4,
+        dtype, 4, info.ptr, [driver.cuuint64_t(n) for n in geometry.dims],
+        [driver.cuuint64_t(n) for n in geometry.strides_bytes], [driver.cuuint32_t(n) for n in geometry.box],
+        [driver.cuuint32_t(1)] * 4,
         driver.CUtensorMapInterleave.CU_TENSOR_MAP_INTERLEAVE_NONE,
         driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_128B,
         driver.CUtensorMapL2promotion.CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
         driver.CUtensorMapFloatOOBfill.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE), "cuTensorMapEncodeTiled")
-    return ctypes.string_at(tensor_map.getPtr(), _TMA_BYTES), coord_order
+    return ctypes.string_at(tensor_map.getPtr(), _TMA_BYTES), geometry.coord_order
 
 
 def output_strides(problem: AttentionProblem) -> tuple[int, int, int]:
