@@ -1,0 +1,282 @@
+"""``BlockMask``: which KV blocks each (batch, head, query block) computes, in FlexAttention's layout.
+
+For every batch b, head h and query block qb (``block_size[0]`` rows), ``kv_indices[b, h, qb, :n]`` with
+``n = kv_num_blocks[b, h, qb]`` lists the KV blocks (``block_size[1]`` keys each) to compute, ascending.
+Optional ``full_kv_num_blocks`` / ``full_kv_indices`` list further blocks whose every element is visible,
+so the kernel may skip element masking there; as in FlexAttention, when the full lists are given the
+``kv_*`` lists hold only the partial blocks and a block is in at most one of the two lists. Batch and head
+dimensions may be 1 (broadcast). Element masks (``causal``, ``window``) still apply inside listed blocks.
+
+Arrays are int32 NumPy arrays (host) or CuPy arrays (device); torch inputs are taken through DLPack.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+BLOCK_SIZES = (64, 128)
+
+
+def _xp(array):
+    """The array module (numpy or cupy) of ``array``."""
+    if type(array).__module__.split(".")[0] == "cupy":
+        import cupy
+
+        return cupy
+    return np
+
+
+def _as_array(name: str, value):
+    """NumPy and CuPy arrays pass through; torch tensors and other DLPack producers become CuPy (device) or
+    NumPy (host) without a copy."""
+    root = type(value).__module__.split(".")[0]
+    if root in ("numpy", "cupy"):
+        return value
+    if hasattr(value, "__dlpack__") and hasattr(value, "__dlpack_device__"):
+        device_type, _ = value.__dlpack_device__()
+        if int(device_type) == 1:  # kDLCPU
+            return np.from_dlpack(value)
+        import cupy
+
+        return cupy.from_dlpack(value)
+    raise TypeError(f"{name} must be a NumPy, CuPy or torch array; got {type(value).__module__}.{type(value).__name__}")
+
+
+def _check_block_size(block_size) -> tuple[int, int]:
+    pair = (block_size, block_size) if isinstance(block_size, int) else tuple(block_size)
+    if len(pair) != 2 or any(b not in BLOCK_SIZES for b in pair):
+        raise ValueError(f"block_size must be one of {BLOCK_SIZES} or a pair of them, got {block_size!r}")
+    return pair
+
+
+@dataclass(frozen=True, repr=False)
+class BlockMask:
+    """Block-sparse attention pattern (see the module docstring for the layout).
+
+    Parameters
+    ----------
+    kv_num_blocks : int32 array, (B or 1, H or 1, nQB)
+    kv_indices : int32 array, (B or 1, H or 1, nQB, nKB)
+    seq_lengths : (int, int)
+        (Sq, Sk); ``nQB = ceil(Sq / block_size[0])`` and ``nKB = ceil(Sk / block_size[1])``.
+    block_size : (int, int)
+        Query-block rows and KV-block keys, each 64 or 128.
+    full_kv_num_blocks, full_kv_indices : int32 arrays, optional
+        Blocks that need no element mask, same shapes as ``kv_num_blocks`` / ``kv_indices``.
+
+    Build one with :meth:`from_dense`, :meth:`causal`, :meth:`sliding_window` or :meth:`from_flex`; the
+    constructor only stores (call :meth:`validate` to check arrays built by hand).
+    """
+
+    kv_num_blocks: object
+    kv_indices: object
+    seq_lengths: tuple[int, int]
+    block_size: tuple[int, int] = (128, 128)
+    full_kv_num_blocks: object = None
+    full_kv_indices: object = None
+
+    # ----------------------------------------------------------------------------------- constructors
+    @classmethod
+    def from_dense(cls, blocks, seq_lengths: tuple[int, int] | None = None, block_size=128,
+                   full_blocks=None) -> "BlockMask":
+        """From a boolean block matrix.
+
+        Parameters
+        ----------
+        blocks : bool array, (B or 1, H or 1, nQB, nKB)
+            True where the block is computed.
+        seq_lengths : (int, int), optional
+            (Sq, Sk); defaults to (nQB * block_size[0], nKB * block_size[1]).
+        block_size : int or (int, int)
+        full_blocks : bool array, optional, same shape
+            True where the whole block is visible (a subset of ``blocks``): such blocks go to the full lists.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> m = BlockMask.from_dense(np.tril(np.ones((1, 1, 4, 4), bool)))
+        >>> m.density
+        0.625
+        """
+        block_size = _check_block_size(block_size)
+        blocks = _as_array("blocks", blocks)
+        xp = _xp(blocks)
+        if blocks.ndim != 4 or blocks.dtype != xp.bool_:
+            raise ValueError(f"blocks must be a 4-D bool array (B, H, nQB, nKB), got {blocks.dtype} {blocks.shape}")
+        n_qb, n_kb = blocks.shape[2:]
+        if seq_lengths is None:
+            seq_lengths = (n_qb * block_size[0], n_kb * block_size[1])
+        partial = blocks
+        full_num = full_idx = None
+        if full_blocks is not None:
+            full_blocks = _as_array("full_blocks", full_blocks)
+            if full_blocks.shape != blocks.shape or full_blocks.dtype != xp.bool_:
+                raise ValueError(f"full_blocks must be a bool array of shape {blocks.shape}")
+            if bool((full_blocks & ~blocks).any()):
+                raise ValueError("full_blocks must be a subset of blocks")
+            partial = blocks & ~full_blocks
+            full_num, full_idx = _lists_from_dense(full_blocks)
+        num, idx = _lists_from_dense(partial)
+        mask = cls(num, idx, tuple(int(x) for x in seq_lengths), block_size, full_num, full_idx)
+        mask.validate()
+        return mask
+
+    @classmethod
+    def causal(cls, seqlen_q: int, seqlen_k: int, block_size=128) -> "BlockMask":
+        """Blocks a bottom-right-aligned causal mask touches (query i sees key j iff j <= i + Sk - Sq).
+
+        Blocks entirely below the diagonal and inside (Sq, Sk) go to the full lists. Pass ``causal=True``
+        to the attention call as well: it masks the elements of the partial blocks.
+        """
+        return cls.sliding_window(seqlen_q, seqlen_k, left=None, right=0, block_size=block_size)
+
+    @classmethod
+    def sliding_window(cls, seqlen_q: int, seqlen_k: int, left: int | None, right: int | None = 0,
+                       block_size=128) -> "BlockMask":
+        """Blocks a window touches: query i sees key j iff ``i + off - left <= j <= i + off + right``
+        with ``off = Sk - Sq`` (bottom-right aligned; ``None`` means unbounded on that side).
+
+        Blocks whose every element is visible and inside (Sq, Sk) go to the full lists.
+        """
+        block_size = _check_block_size(block_size)
+        for name, value in (("seqlen_q", seqlen_q), ("seqlen_k", seqlen_k)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        for name, value in (("left", left), ("right", right)):
+            if value is not None and (not isinstance(value, int) or value < 0):
+                raise ValueError(f"{name} must be None or an int >= 0, got {value!r}")
+        bq, bk = block_size
+        n_qb, n_kb = math.ceil(seqlen_q / bq), math.ceil(seqlen_k / bk)
+        off = seqlen_k - seqlen_q
+        q_lo = np.arange(n_qb)[:, None] * bq
+        q_hi = np.minimum(q_lo + bq, seqlen_q) - 1                    # last real row of the block
+        k_lo = np.arange(n_kb)[None, :] * bk
+        k_hi = np.minimum(k_lo + bk, seqlen_k) - 1
+        far_left = -np.inf if left is None else -left
+        far_right = np.inf if right is None else right
+        # some (i, j) visible: the band [i + off - left, i + off + right] meets [k_lo, k_hi] for some i
+        touched = (k_hi >= q_lo + off + far_left) & (k_lo <= q_hi + off + far_right)
+        # every (i, j) visible: for all rows and keys of the block (full-size blocks only)
+        whole = (q_lo + bq <= seqlen_q) & (k_lo + bk <= seqlen_k)
+        full = whole & (k_lo >= q_hi + off + far_left) & (k_hi <= q_lo + off + far_right)
+        return cls.from_dense(touched[None, None], (seqlen_q, seqlen_k), block_size, full_blocks=full[None, None])
+
+    @classmethod
+    def from_flex(cls, flex_block_mask) -> "BlockMask":
+        """From ``torch.nn.attention.flex_attention.BlockMask``: its partial and full KV block lists, block
+        size and sequence lengths (re-sorted ascending). The ``mask_mod`` is not carried: pass ``causal`` /
+        ``window`` to the attention call for the element masks."""
+        block_size = _check_block_size(tuple(flex_block_mask.BLOCK_SIZE))
+        seq_lengths = tuple(int(x) for x in flex_block_mask.seq_lengths)
+        partial = _dense_from_lists(_as_array("kv_num_blocks", flex_block_mask.kv_num_blocks),
+                                    _as_array("kv_indices", flex_block_mask.kv_indices))
+        if flex_block_mask.full_kv_num_blocks is None:
+            return cls.from_dense(partial, seq_lengths, block_size)
+        full = _dense_from_lists(_as_array("full_kv_num_blocks", flex_block_mask.full_kv_num_blocks),
+                                 _as_array("full_kv_indices", flex_block_mask.full_kv_indices))
+        return cls.from_dense(partial | full, seq_lengths, block_size, full_blocks=full)
+
+    # ------------------------------------------------------------------------------------- queries
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """(B or 1, H or 1, nQB, nKB)."""
+        return tuple(int(x) for x in self.kv_indices.shape)
+
+    def to_dense(self):
+        """Bool array (B or 1, H or 1, nQB, nKB): True for every computed block (partial or full)."""
+        dense = _dense_from_lists(self.kv_num_blocks, self.kv_indices)
+        if self.full_kv_num_blocks is not None:
+            dense |= _dense_from_lists(self.full_kv_num_blocks, self.full_kv_indices)
+        return dense
+
+    def full_to_dense(self):
+        """Bool array like :meth:`to_dense`, True for the blocks listed as full (no element mask)."""
+        if self.full_kv_num_blocks is None:
+            xp = _xp(self.kv_indices)
+            return xp.zeros(self.shape, dtype=xp.bool_)
+        return _dense_from_lists(self.full_kv_num_blocks, self.full_kv_indices)
+
+    @property
+    def density(self) -> float:
+        """Fraction of the (nQB x nKB) blocks computed, averaged over batch and heads."""
+        return float(self.to_dense().mean())
+
+    def __repr__(self) -> str:
+        b, h, n_qb, n_kb = self.shape
+        where = "cuda" if _xp(self.kv_indices) is not np else "host"
+        full = "" if self.full_kv_num_blocks is None else ", with full-block lists"
+        return (f"BlockMask(shape=(B={b}, H={h}, nQB={n_qb}, nKB={n_kb}), block_size={self.block_size}, "
+                f"seq_lengths={self.seq_lengths}, density={self.density:.1%}{full}, {where})")
+
+    # ---------------------------------------------------------------------------------- validation
+    def validate(self) -> "BlockMask":
+        """Check dtypes, shapes, ranges, order and duplicates; raise ValueError naming what is wrong.
+
+        Reads the arrays (a device sync for CuPy arrays). Returns ``self``.
+        """
+        bq, bk = _check_block_size(self.block_size)
+        sq, sk = self.seq_lengths
+        if sq < 1 or sk < 1:
+            raise ValueError(f"seq_lengths must be positive, got {self.seq_lengths}")
+        n_qb, n_kb = math.ceil(sq / bq), math.ceil(sk / bk)
+        pairs = [("kv", self.kv_num_blocks, self.kv_indices)]
+        if (self.full_kv_num_blocks is None) != (self.full_kv_indices is None):
+            raise ValueError("full_kv_num_blocks and full_kv_indices must be given together")
+        if self.full_kv_num_blocks is not None:
+            pairs.append(("full_kv", self.full_kv_num_blocks, self.full_kv_indices))
+        for prefix, num, idx in pairs:
+            for name, arr, ndim in ((f"{prefix}_num_blocks", num, 3), (f"{prefix}_indices", idx, 4)):
+                if str(arr.dtype) != "int32" or arr.ndim != ndim:
+                    raise ValueError(f"{name} must be an int32 array with {ndim} dimensions, got "
+                                     f"{arr.dtype} {tuple(arr.shape)}")
+            if tuple(idx.shape) != tuple(num.shape) + (n_kb,) or num.shape[2] != n_qb:
+                raise ValueError(f"{prefix}_indices has shape {tuple(idx.shape)} and {prefix}_num_blocks "
+                                 f"{tuple(num.shape)}; seq_lengths {self.seq_lengths} with block_size "
+                                 f"{self.block_size} need (B, H, {n_qb}) and (B, H, {n_qb}, {n_kb})")
+            if tuple(num.shape) != tuple(self.kv_num_blocks.shape):
+                raise ValueError(f"{prefix}_num_blocks must have the shape of kv_num_blocks")
+            host_num, host_idx = _to_host(num), _to_host(idx)
+            if host_num.min(initial=0) < 0 or host_num.max(initial=0) > n_kb:
+                raise ValueError(f"{prefix}_num_blocks must lie in [0, {n_kb}]")
+            valid = np.arange(n_kb) < host_num[..., None]
+            used = np.where(valid, host_idx, 0)
+            if used.min(initial=0) < 0 or used.max(initial=0) >= n_kb:
+                raise ValueError(f"{prefix}_indices must lie in [0, {n_kb}) in the first {prefix}_num_blocks "
+                                 f"entries of each row")
+            steps = np.diff(used, axis=-1)
+            if (valid[..., 1:] & (steps <= 0)).any():
+                raise ValueError(f"{prefix}_indices must be strictly increasing (no duplicates) in the first "
+                                 f"{prefix}_num_blocks entries of each row")
+        if self.full_kv_num_blocks is not None:
+            partial = _to_host(_dense_from_lists(self.kv_num_blocks, self.kv_indices))
+            full = _to_host(_dense_from_lists(self.full_kv_num_blocks, self.full_kv_indices))
+            if (partial & full).any():
+                raise ValueError("a block is listed both in kv_indices and in full_kv_indices")
+        return self
+
+
+def _to_host(array) -> np.ndarray:
+    return array if isinstance(array, np.ndarray) else array.get()
+
+
+def _lists_from_dense(blocks):
+    """(num, indices) of a bool block matrix: indices of True entries first, ascending, then the rest."""
+    xp = _xp(blocks)
+    n_kb = blocks.shape[-1]
+    order_key = xp.where(blocks, 0, n_kb) + xp.arange(n_kb)   # selected blocks first, each group ascending
+    indices = xp.argsort(order_key, axis=-1).astype(xp.int32)
+    return blocks.sum(axis=-1).astype(xp.int32), indices
+
+
+def _dense_from_lists(num, indices):
+    """Bool (..., nKB) matrix with True at the first ``num`` entries of each row of ``indices``."""
+    xp = _xp(indices)
+    n_kb = indices.shape[-1]
+    valid = xp.arange(n_kb) < num[..., None]
+    row_ids = xp.arange(math.prod(valid.shape[:-1]), dtype=xp.int64).reshape(valid.shape[:-1] + (1,))
+    dense = xp.zeros(valid.shape, dtype=xp.bool_)
+    dense.reshape(-1)[(row_ids * n_kb + indices.astype(xp.int64))[valid]] = True
+    return dense

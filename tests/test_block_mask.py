@@ -1,0 +1,124 @@
+"""BlockMask construction, conversion and validation (host arrays; no GPU needed)."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from bsk_cupy.block_mask import BlockMask
+from bsk_cupy.reference import visible_keys
+
+
+def element_window(sq, sk, left, right):
+    i = np.arange(sq)[:, None] + (sk - sq)
+    j = np.arange(sk)[None, :]
+    lo = -np.inf if left is None else i - left
+    hi = np.inf if right is None else i + right
+    return np.broadcast_to((j >= lo) & (j <= hi), (sq, sk))
+
+
+def blocks_of(element, bq, bk):
+    """(touched, full) block matrices of an element mask, by brute force."""
+    sq, sk = element.shape
+    nq, nk = -(-sq // bq), -(-sk // bk)
+    touched = np.zeros((nq, nk), bool)
+    full = np.zeros((nq, nk), bool)
+    for a in range(nq):
+        for b in range(nk):
+            tile = element[a * bq:(a + 1) * bq, b * bk:(b + 1) * bk]
+            touched[a, b] = tile.any()
+            full[a, b] = tile.shape == (bq, bk) and tile.all()
+    return touched, full
+
+
+@pytest.mark.parametrize("sq,sk,left,right,bs", [
+    (300, 500, None, 0, 128), (500, 300, None, 0, 128), (1024, 1024, 200, 0, 128), (1000, 1000, 300, 64, 64),
+    (129, 700, None, None, 64), (640, 640, 128, 128, 128), (1, 1, None, 0, 64),
+])
+def test_window_blocks_match_brute_force(sq, sk, left, right, bs):
+    mask = BlockMask.sliding_window(sq, sk, left, right, block_size=bs)
+    touched, full = blocks_of(element_window(sq, sk, left, right), bs, bs)
+    np.testing.assert_array_equal(mask.to_dense()[0, 0], touched)
+    np.testing.assert_array_equal(mask.full_to_dense()[0, 0], full)
+
+
+def test_causal_is_the_bottom_right_window():
+    mask = BlockMask.causal(700, 900, block_size=64)
+    touched, _ = blocks_of(visible_keys(700, 900, True), 64, 64)
+    np.testing.assert_array_equal(mask.to_dense()[0, 0], touched)
+
+
+def test_from_dense_round_trip_sorted_lists_and_broadcast():
+    rng = np.random.default_rng()
+    dense = rng.random((2, 1, 5, 7)) < 0.4
+    dense[0, 0, 2] = False          # an empty row
+    dense[1, 0, 3] = True           # a full row
+    mask = BlockMask.from_dense(dense, seq_lengths=(600, 850))
+    np.testing.assert_array_equal(mask.to_dense(), dense)
+    np.testing.assert_array_equal(mask.kv_num_blocks, dense.sum(-1))
+    for b, q in np.ndindex(2, 5):
+        n = mask.kv_num_blocks[b, 0, q]
+        np.testing.assert_array_equal(mask.kv_indices[b, 0, q, :n], np.flatnonzero(dense[b, 0, q]))
+    assert mask.kv_indices.dtype == np.int32 and mask.kv_num_blocks.dtype == np.int32
+    assert mask.density == pytest.approx(dense.mean())
+    assert "nQB=5" in repr(mask) and "host" in repr(mask)
+
+
+def test_full_blocks_must_be_a_subset():
+    dense = np.ones((1, 1, 2, 2), bool)
+    full = np.zeros_like(dense)
+    full[0, 0, 1, 0] = True
+    mask = BlockMask.from_dense(dense, full_blocks=full)
+    assert mask.full_to_dense().sum() == 1 and mask.to_dense().all()
+    with pytest.raises(ValueError, match="subset"):
+        BlockMask.from_dense(np.zeros_like(dense), full_blocks=full)
+
+
+def _good():
+    return BlockMask.from_dense(np.tril(np.ones((1, 1, 3, 3), bool)), seq_lengths=(300, 300))
+
+
+@pytest.mark.parametrize("change,match", [
+    (dict(kv_num_blocks=np.array([[[1, 2, 4]]], np.int32)), r"kv_num_blocks must lie in \[0, 3\]"),
+    (dict(kv_num_blocks=np.array([[[1, 2, 3]]], np.int64)), "int32"),
+    (dict(kv_indices=np.array([[[[0, 1, 2], [0, 1, 2], [0, 0, 2]]]], np.int32)), "strictly increasing"),
+    (dict(kv_indices=np.array([[[[3, 1, 2], [0, 1, 2], [0, 1, 2]]]], np.int32)), r"lie in \[0, 3\)"),
+    (dict(seq_lengths=(300, 600)), "need"),
+    (dict(block_size=(96, 128)), "block_size"),
+    (dict(full_kv_num_blocks=np.array([[[1, 0, 0]]], np.int32)), "given together"),
+    (dict(full_kv_num_blocks=np.array([[[1, 0, 0]]], np.int32),
+          full_kv_indices=np.zeros((1, 1, 3, 3), np.int32)), "both in kv_indices and in full_kv_indices"),
+])
+def test_validation_names_the_problem(change, match):
+    good = _good()
+    fields = dict(kv_num_blocks=good.kv_num_blocks, kv_indices=good.kv_indices, seq_lengths=good.seq_lengths,
+                  block_size=good.block_size)
+    fields.update(change)
+    with pytest.raises(ValueError, match=match):
+        BlockMask(**fields).validate()
+
+
+def test_bad_constructor_arguments():
+    with pytest.raises(ValueError, match="block_size"):
+        BlockMask.causal(100, 100, block_size=32)
+    with pytest.raises(ValueError, match="left"):
+        BlockMask.sliding_window(100, 100, left=-1)
+    with pytest.raises(ValueError, match="seqlen_q"):
+        BlockMask.causal(0, 100)
+    with pytest.raises(ValueError, match="4-D bool"):
+        BlockMask.from_dense(np.ones((3, 3), bool))
+    with pytest.raises(TypeError, match="NumPy, CuPy or torch"):
+        BlockMask.from_dense([[True]])
+
+
+def test_from_flex_layout_with_unsorted_lists():
+    # FlexAttention's BlockMask fields; rows past kv_num_blocks hold junk; lists may be unsorted
+    flex = SimpleNamespace(
+        BLOCK_SIZE=(128, 128), seq_lengths=(256, 384),
+        kv_num_blocks=np.array([[[1, 2]]], np.int32),
+        kv_indices=np.array([[[[0, 9, 9], [2, 1, 9]]]], np.int32) % 3,
+        full_kv_num_blocks=np.array([[[0, 1]]], np.int32),
+        full_kv_indices=np.array([[[[0, 0, 0], [0, 0, 0]]]], np.int32))
+    mask = BlockMask.from_flex(flex)
+    np.testing.assert_array_equal(mask.to_dense()[0, 0], [[1, 0, 0], [1, 1, 1]])
+    np.testing.assert_array_equal(mask.full_to_dense()[0, 0], [[0, 0, 0], [1, 0, 0]])
