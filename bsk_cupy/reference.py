@@ -97,3 +97,65 @@ def attention_naive(q, k, v, *, causal: bool = False, scale: float | None = None
                 for wj, j in zip(w, keys):
                     out[b, h, i] += wj / total * v[b, hk, j]
     return out, lse
+
+
+def sparsek_blocks_reference(scores, topk: int, *, seqlen_q: int, block_size: int = 128, causal: bool = True,
+                             local_blocks: int = 1, pool: str = "max") -> np.ndarray:
+    """Which KV blocks each query block keeps under SparseK-style top-k selection (NumPy oracle).
+
+    Parameters
+    ----------
+    scores : array_like, (B, Hkv, Sk)
+        Query-independent importance of every key (SparseK's scoring network output).
+    topk : int
+        Blocks kept per query block beyond its local window.
+    seqlen_q : int
+        Sq; query blocks are ``block_size`` rows, bottom-right aligned with the keys as in causal attention.
+    block_size : int
+        Rows per query block and keys per KV block.
+    causal : bool
+        Only blocks the bottom-right causal mask touches are candidates.
+    local_blocks : int
+        The last ``local_blocks`` candidate blocks up to the query block's diagonal are always kept.
+    pool : {"max", "mean"}
+        How a KV block's score is made from its keys' scores (over the keys that exist).
+
+    Returns
+    -------
+    np.ndarray, bool, (B, Hkv, nQB, nKB)
+        Kept blocks: the local window plus the ``topk`` highest-scoring other candidates; ties go to the
+        lower block index, so the result is deterministic.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 3:
+        raise ValueError(f"scores must be (B, Hkv, Sk), got shape {scores.shape}")
+    if pool not in ("max", "mean"):
+        raise ValueError(f"pool must be 'max' or 'mean', got {pool!r}")
+    batch, heads, seqlen_k = scores.shape
+    n_qb, n_kb = -(-seqlen_q // block_size), -(-seqlen_k // block_size)
+    padded = np.full((batch, heads, n_kb * block_size), np.nan)
+    padded[..., :seqlen_k] = scores
+    tiles = padded.reshape(batch, heads, n_kb, block_size)
+    pooled = np.nanmax(tiles, axis=-1) if pool == "max" else np.nanmean(tiles, axis=-1)
+
+    rows_last = np.minimum((np.arange(n_qb) + 1) * block_size, seqlen_q) - 1
+    diagonal_key = rows_last + (seqlen_k - seqlen_q)           # last key the block's last row may see
+    keep = np.zeros((batch, heads, n_qb, n_kb), dtype=bool)
+    for qb in range(n_qb):
+        if causal:
+            if diagonal_key[qb] < 0:
+                continue                                          # the block sees no key at all
+            last = min(diagonal_key[qb] // block_size, n_kb - 1)
+        else:
+            last = min(max(diagonal_key[qb], 0) // block_size, n_kb - 1)
+        candidates = np.arange(last + 1) if causal else np.arange(n_kb)
+        local = np.arange(max(last - local_blocks + 1, 0), last + 1)
+        others = np.setdiff1d(candidates, local)
+        for b in range(batch):
+            for h in range(heads):
+                keep[b, h, qb, local] = True
+                if others.size and topk > 0:
+                    # stable sort on -score: equal scores keep ascending block order
+                    order = others[np.argsort(-pooled[b, h, others], kind="stable")]
+                    keep[b, h, qb, order[:topk]] = True
+    return keep
