@@ -17,32 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .interop import array_module as _xp
+from .interop import as_numpy_or_cupy as _as_array
+
 BLOCK_SIZES = (64, 128)
-
-
-def _xp(array):
-    """The array module (numpy or cupy) of ``array``."""
-    if type(array).__module__.split(".")[0] == "cupy":
-        import cupy
-
-        return cupy
-    return np
-
-
-def _as_array(name: str, value):
-    """NumPy and CuPy arrays pass through; torch tensors and other DLPack producers become CuPy (device) or
-    NumPy (host) without a copy."""
-    root = type(value).__module__.split(".")[0]
-    if root in ("numpy", "cupy"):
-        return value
-    if hasattr(value, "__dlpack__") and hasattr(value, "__dlpack_device__"):
-        device_type, _ = value.__dlpack_device__()
-        if int(device_type) == 1:  # kDLCPU
-            return np.from_dlpack(value)
-        import cupy
-
-        return cupy.from_dlpack(value)
-    raise TypeError(f"{name} must be a NumPy, CuPy or torch array; got {type(value).__module__}.{type(value).__name__}")
 
 
 def _check_block_size(block_size) -> tuple[int, int]:

@@ -111,6 +111,35 @@ def describe(name: str, x) -> Operand:
                     f"got {type(x).__module__}.{type(x).__name__}")
 
 
+def array_module(array):
+    """``numpy`` or ``cupy``: the module that operates on ``array`` (a NumPy or CuPy array)."""
+    if _root_module(array) == "cupy":
+        import cupy
+
+        return cupy
+    import numpy
+
+    return numpy
+
+
+def as_numpy_or_cupy(name: str, value):
+    """NumPy and CuPy arrays as they are; torch tensors and other DLPack producers as NumPy (host memory)
+    or CuPy (device memory) views, without a copy. Used for small index arrays such as block masks."""
+    root = _root_module(value)
+    if root in ("numpy", "cupy"):
+        return value
+    if hasattr(value, "__dlpack__") and hasattr(value, "__dlpack_device__"):
+        device_type, _ = value.__dlpack_device__()
+        if int(device_type) == _DLPACK_CUDA:
+            import cupy
+
+            return cupy.from_dlpack(value)
+        import numpy
+
+        return numpy.from_dlpack(value)
+    raise TypeError(f"{name} must be a NumPy, CuPy or torch array; got {type(value).__module__}.{type(value).__name__}")
+
+
 def torch_call_key(q, k, v) -> tuple | None:
     """Everything about three torch tensors that a launch plan depends on, or None if any is not one.
 
