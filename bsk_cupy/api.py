@@ -70,7 +70,7 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
     plan = get_plan(problem, *(op.info for op in operands))
     lse_shape = (problem.batch, problem.heads_q, problem.seqlen_q) if return_lse else None
     if torch_key is not None:
-        fast = interop.TorchFastCall(plan, problem.out_shape, lse_shape, problem.device)
+        fast = interop.TorchFastCall(plan, q, problem.out_shape, lse_shape)
         with _fast_calls_lock:
             if len(_fast_calls) >= _FAST_CALLS_MAX:
                 del _fast_calls[next(iter(_fast_calls))]

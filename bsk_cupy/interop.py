@@ -155,25 +155,28 @@ def torch_call_key(q, k, v) -> tuple | None:
 class TorchFastCall:
     """The per-call work for torch inputs whose plan is known: grad check, allocate, launch."""
 
-    def __init__(self, plan, out_shape: tuple, lse_shape: tuple | None, device: int):
+    def __init__(self, plan, like, out_shape: tuple, lse_shape: tuple | None):
         import torch
 
         self._torch = torch
         self._plan = plan
         self._out_shape = out_shape
         self._lse_shape = lse_shape
-        self._device = device
+        self._dtype = like.dtype            # dtype and device are part of the fast-path key
+        self._device = like.device
+        self._device_index = like.device.index
 
     def __call__(self, q, k, v):
         torch = self._torch
         if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
             raise NotImplementedError(NO_BACKWARD)
-        out = torch.empty(self._out_shape, dtype=q.dtype, device=q.device)
+        out = torch.empty(self._out_shape, dtype=self._dtype, device=self._device)
+        stream = torch._C._cuda_getCurrentRawStream(self._device_index)
         if self._lse_shape is None:
-            self._plan.launch(out.data_ptr(), 0, torch._C._cuda_getCurrentRawStream(self._device))
+            self._plan.launch(out.data_ptr(), 0, stream)
             return out
-        lse = torch.empty(self._lse_shape, dtype=torch.float32, device=q.device)
-        self._plan.launch(out.data_ptr(), lse.data_ptr(), torch._C._cuda_getCurrentRawStream(self._device))
+        lse = torch.empty(self._lse_shape, dtype=torch.float32, device=self._device)
+        self._plan.launch(out.data_ptr(), lse.data_ptr(), stream)
         return out, lse
 
 
