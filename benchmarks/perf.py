@@ -94,7 +94,6 @@ def main() -> int:
     for row, is_sweep in [(r, False) for r in target_rows] + [(r, True) for r in sweep_rows]:
         record = row.as_dict()
         record["sweep"] = is_sweep
-        record["flash_tflops"] = row.tflops(row.flash_us)
         if args.flex:
             record["flex_us"] = flex_us(row.batch, row.heads, row.seqlen, row.head_dim, row.causal)
             record["flex_tflops"] = row.tflops(record["flex_us"])

@@ -64,8 +64,6 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
     if not isinstance(return_lse, bool):
         raise TypeError(f"return_lse must be a bool, got {type(return_lse).__name__}")
     problem = check_attention_args(*(op.info for op in operands), causal=causal, scale=scale, layout=layout)
-    if interop.requires_grad(operands):
-        raise NotImplementedError(interop.NO_BACKWARD)
     require_hopper(problem.device)
     plan = get_plan(problem, *(op.info for op in operands))
     lse_shape = (problem.batch, problem.heads_q, problem.seqlen_q) if return_lse else None

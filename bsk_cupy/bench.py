@@ -85,6 +85,7 @@ class BenchRow:
         row = asdict(self)
         row["ours_tflops"] = self.tflops(self.ours_us)
         row["cudnn_tflops"] = self.tflops(self.cudnn_us)
+        row["flash_tflops"] = self.tflops(self.flash_us)
         return row
 
 

@@ -152,8 +152,16 @@ def torch_call_key(q, k, v) -> tuple | None:
             v.stride(), q.dtype, k.dtype, v.dtype, q.device, k.device, v.device)
 
 
+_NO_BACKWARD = ("attention_forward has no backward yet: call it under torch.no_grad() or pass detached "
+                "tensors")
+
+
 class TorchFastCall:
-    """The per-call work for torch inputs whose plan is known: grad check, allocate, launch."""
+    """The per-call work for torch inputs whose plan is known: grad check, allocate, launch.
+
+    Every torch call goes through here (the first one right after validation), so this is the one place
+    that refuses inputs needing gradients.
+    """
 
     def __init__(self, plan, like, out_shape: tuple, lse_shape: tuple | None):
         import torch
@@ -169,7 +177,7 @@ class TorchFastCall:
     def __call__(self, q, k, v):
         torch = self._torch
         if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
-            raise NotImplementedError(NO_BACKWARD)
+            raise NotImplementedError(_NO_BACKWARD)
         out = torch.empty(self._out_shape, dtype=self._dtype, device=self._device)
         stream = torch._C._cuda_getCurrentRawStream(self._device_index)
         if self._lse_shape is None:
@@ -178,17 +186,3 @@ class TorchFastCall:
         lse = torch.empty(self._lse_shape, dtype=torch.float32, device=self._device)
         self._plan.launch(out.data_ptr(), lse.data_ptr(), stream)
         return out, lse
-
-
-NO_BACKWARD = ("attention_forward has no backward yet: call it under torch.no_grad() or pass detached "
-                "tensors")
-
-
-def requires_grad(operands) -> bool:
-    """True when a torch input would need gradients that this forward-only op cannot give
-    (the caller raises NotImplementedError with ``NO_BACKWARD``)."""
-    if operands[0].adapter is not _TORCH:
-        return False
-    import torch
-
-    return torch.is_grad_enabled() and any(op.handle.requires_grad for op in operands)
