@@ -7,6 +7,8 @@
 from .api import attention_forward
 from .block_mask import BlockMask
 from .reference import attention_reference
+from .sparsek import sparsek_attention, sparsek_select
 from .version import __version__
 
-__all__ = ["BlockMask", "__version__", "attention_forward", "attention_reference"]
+__all__ = ["BlockMask", "__version__", "attention_forward", "attention_reference", "sparsek_attention",
+           "sparsek_select"]

@@ -7,6 +7,7 @@ import threading
 from . import interop
 from .device import require_hopper
 from .dispatch import get_plan
+from .mask_operand import mask_operand
 from .validation import check_attention_args
 
 _FAST_CALLS_MAX = 256
@@ -14,8 +15,24 @@ _fast_calls: dict[tuple, interop.TorchFastCall] = {}
 _fast_calls_lock = threading.Lock()  # guards insertion and eviction; lookups are single dict reads
 
 
+class _Identity:
+    """Hashes and compares by object identity (block masks hold arrays, which do not hash), and keeps the
+    object alive while a fast-path entry refers to it."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, _Identity) and other.obj is self.obj
+
+
 def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = None, layout: str = "bhsd",
-                      return_lse: bool = False):
+                      return_lse: bool = False, block_mask=None, window=None):
     """Scaled dot-product attention forward on Hopper (wgmma + TMA kernels).
 
     Parameters
@@ -30,16 +47,25 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
         Query i sees key j iff ``j <= i + (Sk - Sq)`` (bottom-right aligned, as FlashAttention). Equal to
         ``torch.nn.functional.scaled_dot_product_attention(is_causal=True)`` only when Sq == Sk.
     scale : float, optional
-        Softmax scale; defaults to ``1 / sqrt(D)``.
+        Softmax scale, > 0; defaults to ``1 / sqrt(D)``.
     layout : {"bhsd", "bshd"}
     return_lse : bool
         Also return the log-sum-exp of the scaled scores.
+    block_mask : bsk_cupy.BlockMask, optional
+        Compute only the KV blocks it lists for each (batch, head, 128-row query block); block size 128 x 128,
+        batch dimension 1 or B, head dimension 1, Hq (per query head) or Hkv (per KV head, shared by the
+        query heads of a GQA group). ``causal`` and ``window`` still mask elements inside listed blocks. Host
+        masks are validated and copied to the GPU once per mask object; device masks are used in place.
+    window : (int or None, int or None), optional
+        ``(left, right)``: query i sees key j only if ``i + off - left <= j <= i + off + right`` with
+        ``off = Sk - Sq`` (sliding-window / local attention; None = unbounded). Only the KV tiles the window
+        touches are visited, so the cost follows the window size.
 
     Returns
     -------
     out : array of the caller's framework, same shape, dtype and layout as ``q`` (contiguous)
     lse : float32 array (B, Hq, Sq), natural log, only when ``return_lse``; -inf for rows that see no key
-        (their ``out`` row is 0).
+        (their ``out`` row is 0), which block masks and windows can produce.
 
     Notes
     -----
@@ -54,21 +80,28 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
     >>> out = bsk.attention_forward(q, q, q, causal=True)
     """
     torch_key = interop.torch_call_key(q, k, v)
+    # only exact-int (or None) window tuples go in the key: True == 1 and hash alike, and a list does not hash
+    cacheable = window is None or (isinstance(window, tuple) and all(x is None or type(x) is int for x in window))
     if torch_key is not None:
         # types in the key: True == 1 and hash alike, and only validated (bool) options may hit
-        torch_key = (torch_key, type(causal), causal, type(scale), scale, layout, type(return_lse), return_lse)
-        fast = _fast_calls.get(torch_key)
+        torch_key = (torch_key, type(causal), causal, type(scale), scale, layout, type(return_lse), return_lse,
+                     None if block_mask is None else _Identity(block_mask), window if cacheable else None)
+        fast = _fast_calls.get(torch_key) if cacheable else None
         if fast is not None:
             return fast(q, k, v)
     operands = [interop.describe(name, x) for name, x in (("q", q), ("k", k), ("v", v))]
     if not isinstance(return_lse, bool):
         raise TypeError(f"return_lse must be a bool, got {type(return_lse).__name__}")
-    problem = check_attention_args(*(op.info for op in operands), causal=causal, scale=scale, layout=layout)
+    problem = check_attention_args(*(op.info for op in operands), causal=causal, scale=scale, layout=layout,
+                                   window=window)
     require_hopper(problem.device)
-    plan = get_plan(problem, *(op.info for op in operands))
+    mask, mask_arrays = mask_operand(block_mask, problem) if block_mask is not None else (None, ())
+    plan = get_plan(problem, *(op.info for op in operands), mask=mask, mask_arrays=mask_arrays)
     lse_shape = (problem.batch, problem.heads_q, problem.seqlen_q) if return_lse else None
     if torch_key is not None:
         fast = interop.TorchFastCall(plan, q, problem.out_shape, lse_shape)
+        if not cacheable:
+            return fast(q, k, v)
         with _fast_calls_lock:
             if len(_fast_calls) >= _FAST_CALLS_MAX:
                 del _fast_calls[next(iter(_fast_calls))]

@@ -32,9 +32,9 @@ def _warmup(args) -> int:
 
 def _audit(args) -> int:
     from .audit import audit_spec
-    from .specs import all_specs
+    from .specs import all_kernel_specs
 
-    records = [audit_spec(s) for s in all_specs()]
+    records = [audit_spec(s) for s in all_kernel_specs()]
     if args.json:
         print(json.dumps([r.as_dict() for r in records], indent=1))
     else:

@@ -16,12 +16,19 @@ from dataclasses import dataclass
 from .compile.module import LoadedKernel
 from .validation import AttentionProblem, ArrayInfo, to_bhsd
 
-PARAMS_BYTES = 448
+PARAMS_BYTES = 576
 _OFF_TMA = (0, 128, 256)
 _OFF_OUT = 384
 _OFF_LSE = 392
 _TAIL_FORMAT = "<qqqiiiIIf"  # out strides (b, h, s), seqlen_q, seqlen_k, heads_per_kv, coord orders, scale_log2
 _OFF_TAIL = 400
+_WINDOW_FORMAT = "<ii"       # window_lo, window_hi
+_OFF_WINDOW = 448
+_MASK_FORMAT = "<QQQQqqii"   # num, idx, full_num, full_idx pointers, stride_b, stride_h, kv_blocks, head_div
+_OFF_MASK = 456
+_SPLIT_FORMAT = "<QQQi"      # split_o, split_ml, split_counter, num_splits
+_OFF_SPLIT = 512
+_UNBOUNDED = 1 << 30         # a window side without a bound
 _TMA_BYTES = 128
 _CHUNK_ELEMS = 64  # 128-byte swizzle rows of 16-bit elements
 _LOG2E = 1.4426950408889634
@@ -121,14 +128,44 @@ def output_strides(problem: AttentionProblem) -> tuple[int, int, int]:
     return (s * h * d, d, h * d)
 
 
+def window_bounds(problem: AttentionProblem) -> tuple[int, int]:
+    """(window_lo, window_hi) of the kernel: the allowed range of ``j - i - (Sk - Sq)``."""
+    left, right = problem.window if problem.window is not None else (None, None)
+    return (-_UNBOUNDED if left is None else -left, _UNBOUNDED if right is None else right)
+
+
+class SplitWorkspace:
+    """Device memory of split-KV: partial O and row statistics per (query block, split), and one counter per
+    query block that the combining CTA resets to zero. Owned by one plan, so launches of one plan must be
+    ordered (one stream, or synchronised streams); the counters start at zero."""
+
+    def __init__(self, device: int, blocks: int, splits: int, head_dim: int, consumer_threads: int):
+        import cupy
+
+        with cupy.cuda.Device(device):
+            self.partial_o = cupy.empty(blocks * splits * 128 * head_dim, dtype=cupy.float32)
+            self.partial_ml = cupy.empty(blocks * splits * 4 * consumer_threads, dtype=cupy.float32)
+            self.counters = cupy.zeros(blocks, dtype=cupy.uint32)
+            cupy.cuda.Device(device).synchronize()  # the counters are zero before any stream uses them
+
+    def pointers(self) -> tuple[int, int, int]:
+        return self.partial_o.data.ptr, self.partial_ml.data.ptr, self.counters.data.ptr
+
+
 class LaunchPlan:
-    """Grid, block, shared memory and packed parameters for one problem on fixed input buffers."""
+    """Grid, block, shared memory and packed parameters for one problem on fixed input buffers.
+
+    ``mask`` (a :class:`~bsk_cupy.mask_operand.MaskOperand`) restricts each query block to the KV blocks it
+    lists; ``num_splits > 1`` splits every query block's KV tiles over that many CTAs (split-KV).
+    """
 
     def __init__(self, kernel: LoadedKernel, problem: AttentionProblem, q: ArrayInfo, k: ArrayInfo,
-                 v: ArrayInfo):
+                 v: ArrayInfo, mask=None, num_splits: int = 1):
         spec = kernel.spec
         self.kernel = kernel
-        self.grid = (math.ceil(problem.seqlen_q / spec.block_m), problem.heads_q, problem.batch)
+        self.num_splits = num_splits
+        m_blocks = math.ceil(problem.seqlen_q / spec.block_m)
+        self.grid = (m_blocks * num_splits, problem.heads_q, problem.batch)
         self.block = (spec.threads, 1, 1)
         self.smem = spec.smem_bytes
         self._lock = threading.Lock()
@@ -147,6 +184,16 @@ class LaunchPlan:
         struct.pack_into(_TAIL_FORMAT, self._params, _OFF_TAIL, *output_strides(problem), problem.seqlen_q,
                          problem.seqlen_k, problem.heads_q // problem.heads_kv, order_q, order_kv,
                          problem.scale * _LOG2E)
+        struct.pack_into(_WINDOW_FORMAT, self._params, _OFF_WINDOW, *window_bounds(problem))
+        if mask is not None:
+            struct.pack_into(_MASK_FORMAT, self._params, _OFF_MASK, mask.num_ptr, mask.idx_ptr, mask.full_num_ptr,
+                             mask.full_idx_ptr, mask.stride_b, mask.stride_h, mask.kv_blocks, mask.head_div)
+        self.workspace = None
+        if num_splits > 1:
+            self.workspace = SplitWorkspace(problem.device, m_blocks * problem.heads_q * problem.batch, num_splits,
+                                            problem.head_dim, spec.threads - 128)
+        split_pointers = self.workspace.pointers() if self.workspace is not None else (0, 0, 0)
+        struct.pack_into(_SPLIT_FORMAT, self._params, _OFF_SPLIT, *split_pointers, num_splits)
 
     def launch(self, out_ptr: int, lse_ptr: int, stream: int) -> None:
         """Launch on ``stream`` writing O to ``out_ptr`` and (if non-zero) LSE to ``lse_ptr``."""

@@ -22,8 +22,31 @@ def visible_keys(seqlen_q: int, seqlen_k: int, causal: bool) -> np.ndarray:
     return cols <= rows + (seqlen_k - seqlen_q)
 
 
+def window_keys(seqlen_q: int, seqlen_k: int, window) -> np.ndarray:
+    """Boolean (Sq, Sk): query i sees key j iff ``i + off - left <= j <= i + off + right``, ``off = Sk - Sq``
+    (``window = (left, right)``, None on a side = unbounded; ``window=None``: everything)."""
+    rows = np.arange(seqlen_q)[:, None]
+    cols = np.arange(seqlen_k)[None, :]
+    offset = cols - rows - (seqlen_k - seqlen_q)
+    left, right = window if window is not None else (None, None)
+    visible = np.ones((seqlen_q, seqlen_k), dtype=bool)
+    if left is not None:
+        visible &= offset >= -left
+    if right is not None:
+        visible &= offset <= right
+    return visible
+
+
+def block_mask_keys(blocks, seq_lengths: tuple[int, int], block_size: tuple[int, int]) -> np.ndarray:
+    """Element visibility (B', H', Sq, Sk) of a dense bool block matrix (B', H', nQB, nKB)."""
+    blocks = np.asarray(blocks, dtype=bool)
+    sq, sk = seq_lengths
+    rows = np.repeat(blocks, block_size[0], axis=2)[:, :, :sq]
+    return np.repeat(rows, block_size[1], axis=3)[:, :, :, :sk]
+
+
 def attention_reference(q, k, v, *, causal: bool = False, scale: float | None = None,
-                        layout: str = "bhsd") -> tuple[np.ndarray, np.ndarray]:
+                        layout: str = "bhsd", mask=None) -> tuple[np.ndarray, np.ndarray]:
     """Attention in float64.
 
     Parameters
@@ -35,6 +58,9 @@ def attention_reference(q, k, v, *, causal: bool = False, scale: float | None = 
     scale : float, optional
         Softmax scale; defaults to ``1 / sqrt(D)``.
     layout : {"bhsd", "bshd"}
+    mask : array_like of bool, (B or 1, Hq or 1, Sq, Sk), optional
+        Further element visibility, combined with ``causal`` (e.g. :func:`window_keys`,
+        :func:`block_mask_keys`).
 
     Returns
     -------
@@ -57,6 +83,8 @@ def attention_reference(q, k, v, *, causal: bool = False, scale: float | None = 
 
     scores = np.einsum("bhid,bhjd->bhij", q, k) * scale
     visible = visible_keys(seqlen_q, seqlen_k, causal)
+    if mask is not None:
+        visible = visible & np.asarray(mask, dtype=bool)
     scores = np.where(visible, scores, -np.inf)
     row_max = scores.max(axis=-1, keepdims=True)
     safe_max = np.where(np.isfinite(row_max), row_max, 0.0)

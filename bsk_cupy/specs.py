@@ -3,11 +3,14 @@
 A :class:`KernelSpec` names one compiled variant of a kernel family (a ``.cu`` file in ``kernels_cu/``
 whose stem is its ``extern "C"`` entry). ``defines()`` are the macros the ``.cu`` file reads; it checks
 their combinations itself with ``static_assert`` so an illegal spec fails at compile time, on any machine.
+:class:`SparseKSelectSpec` does the same for the SparseK block-selection kernel; both satisfy
+:class:`VariantSpec`, the interface the compile, audit and warmup machinery uses.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar, Protocol
 
 DTYPE_CODES = {"float16": 0, "bfloat16": 1}
 DTYPE_SHORT = {"float16": "fp16", "bfloat16": "bf16"}
@@ -44,6 +47,7 @@ class KernelSpec:
     block_m: int = 128
     block_n: int = 128
     stages: int = 2
+    pingpong: bool = True
     family: str = "attn_fwd_sm90"
 
     def __post_init__(self) -> None:
@@ -74,7 +78,7 @@ class KernelSpec:
         """Dynamic shared memory: Q tile, K and V rings, mbarriers, plus 1024 bytes to align the base."""
         q_bytes = self.block_m * self.head_dim * 2
         kv_tile = self.block_n * self.head_dim * 2
-        barriers = 8 * (1 + 3 * self.stages)
+        barriers = 8 * (1 + 4 * self.stages) + 4 * (self.stages + 1)  # mbarriers, stage block ids, flag
         storage = _round_up(q_bytes + 2 * self.stages * kv_tile + barriers, _SWIZZLE_ALIGN)
         return storage + _SWIZZLE_ALIGN
 
@@ -87,11 +91,106 @@ class KernelSpec:
             "BLOCK_M": self.block_m,
             "BLOCK_N": self.block_n,
             "STAGES": self.stages,
+            "PINGPONG": int(self.pingpong),
             "SMEM_BYTES": self.smem_bytes,
         }
 
 
 def all_specs() -> list[KernelSpec]:
-    """Every registered variant: what ``bsk-cupy warmup`` and ``bsk-cupy audit`` cover."""
+    """Every attention variant (:func:`all_kernel_specs` adds the other kernel families)."""
     return [KernelSpec(head_dim=d, dtype=t, causal=c)
             for d in HEAD_DIMS for t in DTYPE_CODES for c in (False, True)]
+
+
+SCORE_DTYPE_CODES = {"float16": 0, "bfloat16": 1, "float32": 2}
+SCORE_DTYPE_SHORT = {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32"}
+SELECT_BLOCK_SIZES = (64, 128)
+
+
+@dataclass(frozen=True)
+class SparseKSelectSpec:
+    """One compiled variant of ``sparsek_select`` (SparseK block selection on the CUDA cores).
+
+    Parameters
+    ----------
+    dtype : str
+        dtype of the scores: ``"float16"``, ``"bfloat16"`` or ``"float32"``.
+    block_size : int
+        Rows per query block and keys per KV block, 64 or 128.
+
+    Causality, pooling, ``topk`` and the local window are launch parameters, not variants.
+    """
+
+    dtype: str
+    block_size: int = 128
+    family: str = "sparsek_select"
+
+    threads: ClassVar[int] = 512
+    max_kv_blocks: ClassVar[int] = 4096       # 524 288 keys at block size 128; the host refuses more
+    # Four query blocks per warp: enough selection work to pay for each CTA's own pool + sort, while
+    # Sq <= 64 blocks (8192 rows at block size 128) still runs as one CTA per (batch, head).
+    query_blocks_per_cta: ClassVar[int] = 64
+
+    def __post_init__(self) -> None:
+        if self.dtype not in SCORE_DTYPE_CODES:
+            raise ValueError(f"dtype must be one of {sorted(SCORE_DTYPE_CODES)}, got {self.dtype!r}")
+        if self.block_size not in SELECT_BLOCK_SIZES:
+            raise ValueError(f"block_size must be one of {SELECT_BLOCK_SIZES}, got {self.block_size}")
+
+    @property
+    def name(self) -> str:
+        """Readable variant key, e.g. ``sparsek_select.bf16.b128``."""
+        return f"{self.family}.{SCORE_DTYPE_SHORT[self.dtype]}.b{self.block_size}"
+
+    @property
+    def source(self) -> str:
+        """File name of the kernel source inside ``kernels_cu/``."""
+        return f"{self.family}.cu"
+
+    def smem_bytes_for(self, n_kv_blocks: int) -> int:
+        """Dynamic shared memory of a launch over ``n_kv_blocks`` KV blocks: the sort's (uint64 key, int32
+        index) pairs padded to a power of two, plus one bitmap of ``n_kv_blocks`` bits per warp."""
+        padded = 1 << max(n_kv_blocks - 1, 0).bit_length()
+        return padded * (8 + 4) + (self.threads // 32) * 4 * -(-n_kv_blocks // 32)
+
+    @property
+    def smem_bytes(self) -> int:
+        """The most dynamic shared memory a launch asks for (at ``max_kv_blocks``)."""
+        return self.smem_bytes_for(self.max_kv_blocks)
+
+    def defines(self) -> dict[str, int]:
+        """The ``-D`` macros of this variant (read by ``kernels_cu/sparsek_select.cu``)."""
+        return {
+            "DTYPE": SCORE_DTYPE_CODES[self.dtype],
+            "BLOCK_SIZE": self.block_size,
+            "THREADS": self.threads,
+            "MAX_KV_BLOCKS": self.max_kv_blocks,
+            "QUERY_BLOCKS_PER_CTA": self.query_blocks_per_cta,
+            "SMEM_BYTES": self.smem_bytes,
+        }
+
+
+def sparsek_select_specs() -> list[SparseKSelectSpec]:
+    """Every SparseK block-selection variant."""
+    return [SparseKSelectSpec(dtype=t, block_size=b) for t in SCORE_DTYPE_CODES for b in SELECT_BLOCK_SIZES]
+
+
+class VariantSpec(Protocol):
+    """What compiling, loading, auditing and warming up need from a variant of any kernel family."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def family(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def threads(self) -> int: ...
+    @property
+    def smem_bytes(self) -> int: ...
+    def defines(self) -> dict[str, int]: ...
+
+
+def all_kernel_specs() -> list[VariantSpec]:
+    """Every registered variant of every family: what ``bsk-cupy warmup`` and ``bsk-cupy audit`` cover."""
+    return [*all_specs(), *sparsek_select_specs()]

@@ -92,9 +92,9 @@ def _compile(report: Report) -> None:
 
 def _audit(report: Report) -> None:
     from .audit import audit_spec
-    from .specs import all_specs
+    from .specs import all_kernel_specs
 
-    records = [audit_spec(s) for s in all_specs()]
+    records = [audit_spec(s) for s in all_kernel_specs()]
     rows = [[r.name, r.registers, r.shared_bytes, f"{r.spill_stores}/{r.spill_loads}", ", ".join(r.sass_has),
              "yes" if r.ptxas_report else "no (see note)",
              "ok" if r.ok else f"FAIL {r.error or r.warnings or r.missing}"] for r in records]

@@ -47,6 +47,7 @@ class AttentionProblem:
     scale: float
     layout: str
     device: int
+    window: tuple[int | None, int | None] | None = None  # (left, right) keys around the diagonal; None: unbounded
 
     @property
     def out_shape(self) -> tuple[int, int, int, int]:
@@ -73,9 +74,23 @@ def check_scale(scale, head_dim: int) -> float:
         return 1.0 / math.sqrt(head_dim)
     if isinstance(scale, bool) or not isinstance(scale, (int, float)):
         raise TypeError(f"scale must be a Python float or None, got {type(scale).__name__}")
-    if not math.isfinite(scale):
-        raise ValueError(f"scale must be finite, got {scale}")
+    if not math.isfinite(scale) or scale <= 0:
+        raise ValueError(f"scale must be a finite positive number, got {scale}")
     return float(scale)
+
+
+def check_window(window) -> tuple[int | None, int | None] | None:
+    """``None`` or ``(left, right)``: query i sees key j only if ``i + off - left <= j <= i + off + right``
+    with ``off = Sk - Sq``; either side may be None (unbounded). Returns None when both sides are."""
+    if window is None:
+        return None
+    if not isinstance(window, (tuple, list)) or len(window) != 2:
+        raise TypeError(f"window must be None or a pair (left, right) of ints >= 0 or None, got {window!r}")
+    for side, value in zip(("left", "right"), window):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ValueError(f"window {side} must be None or an int >= 0, got {value!r}")
+    left, right = window
+    return None if left is None and right is None else (left, right)
 
 
 def _check_array(name: str, info: ArrayInfo) -> None:
@@ -103,7 +118,8 @@ def _check_array(name: str, info: ArrayInfo) -> None:
                          f"last dimension must be multiples of 8 elements")
 
 
-def check_attention_args(q: ArrayInfo, k: ArrayInfo, v: ArrayInfo, *, causal, scale, layout) -> AttentionProblem:
+def check_attention_args(q: ArrayInfo, k: ArrayInfo, v: ArrayInfo, *, causal, scale, layout,
+                         window=None) -> AttentionProblem:
     """Validate q, k, v and the options; return the problem in (b, h, s, d) terms.
 
     Raises
@@ -111,7 +127,7 @@ def check_attention_args(q: ArrayInfo, k: ArrayInfo, v: ArrayInfo, *, causal, sc
     TypeError
         Wrong framework mix, host arrays, wrong dtype, non-bool ``causal``, non-float ``scale``.
     ValueError
-        Wrong rank, shapes, head dim, layout or strides.
+        Wrong rank, shapes, head dim, layout, strides or window.
     """
     layout = check_layout(layout)
     if not isinstance(causal, bool):
@@ -143,4 +159,4 @@ def check_attention_args(q: ArrayInfo, k: ArrayInfo, v: ArrayInfo, *, causal, sc
         raise ValueError(f"sequence lengths must be < 2**31; got Sq={sq}, Sk={sk}")
     return AttentionProblem(batch=b, heads_q=hq, heads_kv=hkv, seqlen_q=sq, seqlen_k=sk, head_dim=d,
                             dtype=q.dtype, causal=causal, scale=check_scale(scale, d), layout=layout,
-                            device=q.device)
+                            device=q.device, window=check_window(window))

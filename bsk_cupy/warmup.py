@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .compile import BuildResult, build
-from .specs import KernelSpec, all_specs
+from .specs import VariantSpec, all_kernel_specs
 
 
 @dataclass
@@ -18,10 +18,10 @@ class WarmupReport:
     cached_wall_seconds: float   # a second pass: every variant from the disk cache
 
 
-def warmup(specs: list[KernelSpec] | None = None, threads: int = 4,
+def warmup(specs: list[VariantSpec] | None = None, threads: int = 4,
            progress: Callable[[BuildResult, int, int], None] | None = None) -> WarmupReport:
     """Build every variant (or fetch it), then time a second, fully cached pass."""
-    specs = all_specs() if specs is None else specs
+    specs = all_kernel_specs() if specs is None else specs
     results: list[BuildResult] = []
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:

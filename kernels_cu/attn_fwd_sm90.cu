@@ -5,7 +5,7 @@
 //   o_i  = sum_j softmax(s_i)_j v_j,      lse_i = log(sum_j exp(s_ij))   (natural log).
 // Row i sees key j iff j < Sk and, when CAUSAL, j <= i + (Sk - Sq) (bottom-right aligned). A row that sees no
 // key gets o_i = 0 and lse_i = -inf. Softmax is computed online (FlashAttention): running max m and running
-// sum l per row, in log2 units (scores are pre-multiplied by scale * log2(e), then exp2).
+// sum l per row over raw scores; exponentials in base 2 with scale * log2(e) folded into one FFMA per score.
 //
 // Layouts. Q (B, Hq, Sq, D), K/V (B, Hkv, Sk, D), any strides with a contiguous D; the host describes each
 // as a 4-D TMA tensor map over (d, s, h, b) whose last three dimensions are ordered by stride, and
@@ -27,8 +27,8 @@
 // Shared memory (bytes), STAGES = 2. SharedStorage rounds up to its 1024-byte alignment; the host adds
 // 1024 more so the dynamic base can be aligned (bsk_cupy/specs.py computes the same, SMEM_BYTES checks it):
 //   | HEAD_DIM | BLOCK_M x BLOCK_N | Q      | K ring | V ring | barriers | launched with |
-//   | 64       | 128 x 128         | 16 384 | 32 768 | 32 768 | 56       | 83 968        |
-//   | 128      | 128 x 128         | 32 768 | 65 536 | 65 536 | 56       | 165 888       |
+//   | 64       | 128 x 128         | 16 384 | 32 768 | 32 768 | 72       | 83 968        |
+//   | 128      | 128 x 128         | 32 768 | 65 536 | 65 536 | 72       | 165 888       |
 #include "common/prelude.cuh"
 #include "common/mbarrier.cuh"
 #include "common/numeric.cuh"
@@ -51,6 +51,9 @@
 #ifndef STAGES
 #define STAGES 2
 #endif
+#ifndef PINGPONG
+#define PINGPONG 1
+#endif
 
 namespace attn {
 
@@ -64,6 +67,7 @@ constexpr int kStages = STAGES;
 constexpr int kRowsPerWarpgroup = 64;                       // wgmma M
 constexpr int kConsumers = kBlockM / kRowsPerWarpgroup;     // consumer warpgroups
 constexpr int kThreads = 128 * (1 + kConsumers);
+constexpr int kConsumerThreads = 128 * kConsumers;
 constexpr int kChunkElems = 64;                             // 16-bit elements per 128-byte swizzle row
 constexpr int kChunks = kHeadDim / kChunkElems;
 constexpr int kChunkRowBytes = 128;
@@ -96,8 +100,29 @@ struct Params {
     uint32_t coord_order_q;    // 2 bits each: tensor-map dimension of s, h, b
     uint32_t coord_order_kv;
     float scale_log2;          // softmax scale * log2(e)
+    // Element window on the offset from the diagonal, r = j - i - (Sk - Sq): visible iff
+    // window_lo <= r <= window_hi (huge values when unbounded; CAUSAL caps r at 0 on top).
+    int window_lo;
+    int window_hi;
+    // Block mask (nullptr: dense). Per (batch, mask head, query block): mask_num[...] partial blocks listed in
+    // mask_idx[... * mask_kv_blocks + i], then mask_full_num[...] blocks in mask_full_idx (may be nullptr).
+    const int* mask_num;
+    const int* mask_idx;
+    const int* mask_full_num;
+    const int* mask_full_idx;
+    int64_t mask_stride_b;     // elements of mask_num; 0 broadcasts
+    int64_t mask_stride_h;
+    int mask_kv_blocks;        // row length of the index arrays
+    int mask_head_div;         // mask head = query head / mask_head_div
+    // Split-KV: num_splits CTAs share a query block, each over a contiguous part of its KV tiles; the last
+    // to finish (split_counter) combines every part in split order. num_splits == 1: no workspace.
+    float* split_o;            // (tiles, num_splits, 128 consumer threads x 2, kChunks * 32) fp32 partial O
+    float* split_ml;           // (tiles, num_splits, 2 rows, 256 threads) running max (log2) and sum
+    uint32_t* split_counter;   // (tiles,), zero between launches (the combining CTA resets it)
+    int num_splits;
+    int reserved;              // (the struct is padded to 576 bytes: TmaDescriptor is 64-byte aligned)
 };
-static_assert(sizeof(Params) == 448, "Params layout drifted from bsk_cupy/launch.py");
+static_assert(sizeof(Params) == 576, "Params layout drifted from bsk_cupy/launch.py");
 struct SharedStorage {
     alignas(1024) uint8_t q[kQBytes];
     alignas(1024) uint8_t k[kStages][kKVTileBytes];
@@ -105,23 +130,67 @@ struct SharedStorage {
     uint64_t q_full;
     uint64_t k_full[kStages];
     uint64_t v_full[kStages];
-    uint64_t kv_empty[kStages];
+    uint64_t k_empty[kStages];
+    uint64_t v_empty[kStages];
+    int kv_block[kStages];     // KV block held by each stage (written by the producer before k_full)
+    int combine;               // split-KV: this CTA combines the parts
 };
 #ifdef SMEM_BYTES
 static_assert(sizeof(SharedStorage) + 1024 == SMEM_BYTES, "shared-memory size drifted from bsk_cupy/specs.py");
 #endif
 
 BSK_DEVICE int ceil_div(int a, int b) { return (a + b - 1) / b; }
+BSK_DEVICE int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
-// Number of KV tiles query block `m_block` must visit: all of them, or up to the causal diagonal.
-BSK_DEVICE int kv_tiles_for(const Params& p, int m_block) {
-    int tiles = ceil_div(p.seqlen_k, kBlockN);
-    if (kCausal) {
-        const int last_row = min((m_block + 1) * kBlockM, p.seqlen_q) - 1;
-        const int last_col = last_row + p.seqlen_k - p.seqlen_q;
-        tiles = last_col < 0 ? 0 : min(tiles, last_col / kBlockN + 1);
+// The KV blocks one CTA visits: positions [begin, end) of its query block's list. Dense: the list is the
+// block range the causal / window masks leave; block mask: its partial then its full blocks.
+struct KvSchedule {
+    int begin;
+    int end;
+    const int* partial;        // nullptr: dense, position == block
+    const int* full;
+    int num_partial;
+    int kv_blocks;             // block mask row length; listed blocks are clamped to [0, kv_blocks]
+
+    BSK_DEVICE int count() const { return end - begin; }
+    BSK_DEVICE int block(int position) const {
+        if (partial == nullptr) return position;
+        const int listed = position < num_partial ? partial[position] : full[position - num_partial];
+        // A block past the last (or negative: huge as unsigned) reads zeros through TMA and is fully masked.
+        return static_cast<int>(min(static_cast<uint32_t>(listed), static_cast<uint32_t>(kv_blocks)));
     }
-    return tiles;
+};
+
+BSK_DEVICE int diagonal_hi(const Params& p) { return kCausal ? min(p.window_hi, 0) : p.window_hi; }
+
+BSK_DEVICE KvSchedule kv_schedule(const Params& p, int m_block, int head, int batch, int split) {
+    KvSchedule sched = {0, 0, nullptr, nullptr, 0, p.mask_kv_blocks};
+    int total;
+    if (p.mask_num != nullptr) {
+        // Counts are clamped to the row length: a malformed device mask cannot read past its rows.
+        const int64_t row = batch * p.mask_stride_b + (head / p.mask_head_div) * p.mask_stride_h + m_block;
+        sched.partial = p.mask_idx + row * p.mask_kv_blocks;
+        sched.num_partial = min(max(p.mask_num[row], 0), p.mask_kv_blocks);
+        total = sched.num_partial;
+        if (p.mask_full_num != nullptr) {
+            sched.full = p.mask_full_idx + row * p.mask_kv_blocks;
+            total += min(max(p.mask_full_num[row], 0), p.mask_kv_blocks);
+        }
+    } else {
+        const int shift = p.seqlen_k - p.seqlen_q;
+        const int first_row = m_block * kBlockM, last_row = min(first_row + kBlockM, p.seqlen_q) - 1;
+        const int64_t lo_key = static_cast<int64_t>(first_row) + shift + p.window_lo;
+        const int64_t hi_key = static_cast<int64_t>(last_row) + shift + diagonal_hi(p);
+        const int first_key = static_cast<int>(max(lo_key, static_cast<int64_t>(0)));
+        const int last_key = static_cast<int>(min(hi_key, static_cast<int64_t>(p.seqlen_k - 1)));
+        sched.begin = first_key / kBlockN;
+        total = last_key < first_key ? 0 : last_key / kBlockN + 1 - sched.begin;
+    }
+    // Split s of n takes positions [total * s / n, total * (s + 1) / n): contiguous, sizes differ by <= 1.
+    const int start = total * split / p.num_splits, stop = total * (split + 1) / p.num_splits;
+    sched.end = sched.begin + stop;
+    sched.begin += start;
+    return sched;
 }
 
 // TMA load of one 64-column chunk of a (d, s, h, b) tensor whose map orders s, h, b by stride.
@@ -134,39 +203,47 @@ BSK_DEVICE void load_chunk(void* dst, const TmaDescriptor* desc, uint64_t* bar, 
     tma_load_4d(dst, desc, bar, d, c1, c2, c3);
 }
 
-// Producer: Q once, then the K/V ring. One thread.
-BSK_DEVICE void load(const Params& p, SharedStorage& smem, int m_block, int head, int batch, int tiles) {
+// Producer: Q once, then the K/V ring. One thread. K and V of a stage have their own full/empty barriers:
+// K is released right after S = Q K^T, V only after O += P V, so the next K can land earlier. The block
+// index of each stage goes to shared memory before its K load is armed (mbarrier arrive releases it).
+BSK_DEVICE void load(const Params& p, SharedStorage& smem, const KvSchedule& sched, int m_block, int head,
+                     int batch) {
     const int kv_head = head / p.heads_per_kv;
     mbar_arrive_expect_tx(&smem.q_full, kQBytes);
     for (int c = 0; c < kChunks; ++c) {
         load_chunk(smem.q + c * kBlockM * kChunkRowBytes, &p.tma_q, &smem.q_full, p.coord_order_q,
                    c * kChunkElems, m_block * kBlockM, head, batch);
     }
-    for (int t = 0; t < tiles; ++t) {
+    for (int t = 0; t < sched.count(); ++t) {
         const int stage = t % kStages;
-        mbar_wait(&smem.kv_empty[stage], ((t / kStages) & 1) ^ 1);
+        const uint32_t empty_parity = ((t / kStages) & 1) ^ 1;
+        const int block = sched.block(sched.begin + t);
+        mbar_wait(&smem.k_empty[stage], empty_parity);
+        smem.kv_block[stage] = block;
         mbar_arrive_expect_tx(&smem.k_full[stage], kKVTileBytes);
         for (int c = 0; c < kChunks; ++c) {
             load_chunk(smem.k[stage] + c * kBlockN * kChunkRowBytes, &p.tma_k, &smem.k_full[stage],
-                       p.coord_order_kv, c * kChunkElems, t * kBlockN, kv_head, batch);
+                       p.coord_order_kv, c * kChunkElems, block * kBlockN, kv_head, batch);
         }
+        mbar_wait(&smem.v_empty[stage], empty_parity);
         mbar_arrive_expect_tx(&smem.v_full[stage], kKVTileBytes);
         for (int c = 0; c < kChunks; ++c) {
             load_chunk(smem.v[stage] + c * kBlockN * kChunkRowBytes, &p.tma_v, &smem.v_full[stage],
-                       p.coord_order_kv, c * kChunkElems, t * kBlockN, kv_head, batch);
+                       p.coord_order_kv, c * kChunkElems, block * kBlockN, kv_head, batch);
         }
     }
 }
 
 // Per-thread view of the rows a consumer thread owns (two rows of the 64 x N fragments).
 struct RowState {
-    float max_log2[2];   // running max of scaled scores (log2 units); -inf until a key is seen
+    float max[2];        // running max of the raw scores q.k; -inf until a key is seen
     float sum[2];        // this thread's share of the running softmax denominator
+    float correction[2]; // factor O must be multiplied by before the next P V accumulates into it
 };
 
-// S(64 x BLOCK_N) = Q_wg K^T, both operands 128-byte-swizzled K-major in shared memory.
-BSK_DEVICE void qk_gemm(float (&s)[kBlockN / 2], uint32_t q_wg, uint32_t k_tile) {
-    wgmma_fence();
+// Issue S(64 x BLOCK_N) = Q_wg K^T as one wgmma group (both operands 128-byte-swizzled K-major in shared
+// memory). The caller fences before and waits after.
+BSK_DEVICE void issue_qk(float (&s)[kBlockN / 2], uint32_t q_wg, uint32_t k_tile) {
 #pragma unroll
     for (int kk = 0; kk < kHeadDim / 16; ++kk) {
         const uint32_t chunk = kk / 4, col_bytes = (kk % 4) * 32;
@@ -177,69 +254,11 @@ BSK_DEVICE void qk_gemm(float (&s)[kBlockN / 2], uint32_t q_wg, uint32_t k_tile)
         wgmma_m64n128k16_ss(s, desc_q, desc_k, kk > 0);
     }
     wgmma_commit();
-    wgmma_wait<0>();
-    wgmma_fence_operands(s);
 }
 
-// Scale scores to log2 units and mask keys past Sk or above the causal diagonal.
-BSK_DEVICE void scale_and_mask(float (&s)[kBlockN / 2], const Params& p, int key0, int row0, bool need_mask) {
-    const int lane = threadIdx.x % 32;
-#pragma unroll
-    for (int e = 0; e < kBlockN / 2; ++e) s[e] *= p.scale_log2;
-    if (!need_mask) return;
-    const int diagonal_shift = p.seqlen_k - p.seqlen_q;
-#pragma unroll
-    for (int e = 0; e < kBlockN / 2; ++e) {
-        const int col = key0 + 8 * (e / 4) + 2 * (lane % 4) + (e % 2);
-        const int row = row0 + 8 * ((e / 2) % 2);
-        const bool visible = col < p.seqlen_k && (!kCausal || col <= row + diagonal_shift);
-        if (!visible) s[e] = BSK_NEG_INF;
-    }
-}
-
-// Online softmax step: new running max, rescale O and the running sum, S -> unnormalised P in place.
-BSK_DEVICE void online_softmax(float (&s)[kBlockN / 2], float (&o)[kChunks][32], RowState& st) {
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-        float tile_max = BSK_NEG_INF;
-#pragma unroll
-        for (int e = 2 * i; e < kBlockN / 2; e += 4) tile_max = fmaxf(tile_max, fmaxf(s[e], s[e + 1]));
-        tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
-        tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
-        const float new_max = fmaxf(st.max_log2[i], tile_max);
-        const float offset = new_max == BSK_NEG_INF ? 0.f : new_max;   // rows with nothing visible yet
-        const float correction = exp2_approx(st.max_log2[i] - offset);
-        st.max_log2[i] = new_max;
-        float tile_sum = 0.f;
-#pragma unroll
-        for (int e = 2 * i; e < kBlockN / 2; e += 4) {
-            s[e] = exp2_approx(s[e] - offset);
-            s[e + 1] = exp2_approx(s[e + 1] - offset);
-            tile_sum += s[e] + s[e + 1];
-        }
-        st.sum[i] = st.sum[i] * correction + tile_sum;
-#pragma unroll
-        for (int c = 0; c < kChunks; ++c) {
-#pragma unroll
-            for (int e = 2 * i; e < 32; e += 4) {
-                o[c][e] *= correction;
-                o[c][e + 1] *= correction;
-            }
-        }
-    }
-}
-
-BSK_DEVICE uint32_t pack_pair(float lo, float hi) { return kBf16 ? pack_bf16x2(lo, hi) : pack_f16x2(lo, hi); }
-
-// O(64 x D) += P(64 x BLOCK_N) V(BLOCK_N x D): P from registers, V N-major (D contiguous) in shared memory.
-BSK_DEVICE void pv_gemm(float (&o)[kChunks][32], const float (&s)[kBlockN / 2], uint32_t v_tile) {
-    uint32_t p[kBlockN / 16][4];
-#pragma unroll
-    for (int kk = 0; kk < kBlockN / 16; ++kk) {
-#pragma unroll
-        for (int r = 0; r < 4; ++r) p[kk][r] = pack_pair(s[8 * kk + 2 * r], s[8 * kk + 2 * r + 1]);
-    }
-    wgmma_fence();
+// Issue O(64 x D) += P(64 x BLOCK_N) V(BLOCK_N x D) as one wgmma group: P from registers, V N-major
+// (D contiguous) in shared memory. O and P stay untouched until the group completes.
+BSK_DEVICE void issue_pv(float (&o)[kChunks][32], const uint32_t (&p)[kBlockN / 16][4], uint32_t v_tile) {
 #pragma unroll
     for (int c = 0; c < kChunks; ++c) {
 #pragma unroll
@@ -250,22 +269,106 @@ BSK_DEVICE void pv_gemm(float (&o)[kChunks][32], const float (&s)[kBlockN / 2], 
         }
     }
     wgmma_commit();
-#pragma unroll
-    for (int c = 0; c < kChunks; ++c) wgmma_fence_operands(o[c]);
-    wgmma_wait<0>();
+}
+
+BSK_DEVICE void fence_o(float (&o)[kChunks][32]) {
 #pragma unroll
     for (int c = 0; c < kChunks; ++c) wgmma_fence_operands(o[c]);
 }
 
-// Epilogue: O / l in the output dtype, LSE in natural log.
-BSK_DEVICE void store(const Params& p, const float (&o)[kChunks][32], RowState& st, int row0, int head, int batch) {
+BSK_DEVICE void fence_p(uint32_t (&p)[kBlockN / 16][4]) {
+#pragma unroll
+    for (int kk = 0; kk < kBlockN / 16; ++kk) {
+#pragma unroll
+        for (int r = 0; r < 4; ++r) asm volatile("" : "+r"(p[kk][r])::"memory");
+    }
+}
+
+// Mask keys past Sk, above the causal diagonal or outside the window (scores stay unscaled; softmax_step
+// folds the scale in).
+BSK_DEVICE void mask_scores(float (&s)[kBlockN / 2], const Params& p, int key0, int row0) {
+    const int lane = threadIdx.x % 32;
+    const int shift = p.seqlen_k - p.seqlen_q, hi = diagonal_hi(p);
+#pragma unroll
+    for (int e = 0; e < kBlockN / 2; ++e) {
+        const int col = key0 + 8 * (e / 4) + 2 * (lane % 4) + (e % 2);
+        const int offset = col - (row0 + 8 * ((e / 2) % 2)) - shift;
+        const bool visible = col < p.seqlen_k && offset <= hi && offset >= p.window_lo;  // col >= 0 always
+        if (!visible) s[e] = BSK_NEG_INF;
+    }
+}
+
+// Whether some (row, key) of tile `key0` is invisible to the 64 rows of this warpgroup.
+BSK_DEVICE bool tile_needs_mask(const Params& p, int key0, int wg_first_row) {
+    const int64_t shift = p.seqlen_k - p.seqlen_q;
+    const int64_t last_offset = static_cast<int64_t>(key0) + kBlockN - 1 - wg_first_row - shift;
+    const int64_t first_offset = static_cast<int64_t>(key0) - (wg_first_row + kRowsPerWarpgroup - 1) - shift;
+    return key0 + kBlockN > p.seqlen_k || last_offset > diagonal_hi(p) || first_offset < p.window_lo;
+}
+
+// Online softmax step on one tile: new running max, S -> unnormalised P in place, running sums, and the
+// correction O needs. Maxima are kept on raw scores (the scale is positive) and the scale is folded into
+// one FFMA per score: p = exp2(s * scale_log2 - max * scale_log2). Touches neither O nor P, so it runs
+// while the previous P V is in flight.
+BSK_DEVICE void softmax_step(float (&s)[kBlockN / 2], RowState& st, float scale_log2) {
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        float tile_max = BSK_NEG_INF;
+#pragma unroll
+        for (int e = 2 * i; e < kBlockN / 2; e += 4) tile_max = fmaxf(tile_max, fmaxf(s[e], s[e + 1]));
+        tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
+        tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
+        const float new_max = fmaxf(st.max[i], tile_max);
+        const float offset = new_max == BSK_NEG_INF ? 0.f : new_max * scale_log2;  // nothing visible yet
+        st.correction[i] = exp2_approx(st.max[i] * scale_log2 - offset);
+        st.max[i] = new_max;
+        float tile_sum = 0.f;
+#pragma unroll
+        for (int e = 2 * i; e < kBlockN / 2; e += 4) {
+            s[e] = exp2_approx(fmaf(s[e], scale_log2, -offset));
+            s[e + 1] = exp2_approx(fmaf(s[e + 1], scale_log2, -offset));
+            tile_sum += s[e] + s[e + 1];
+        }
+        st.sum[i] = st.sum[i] * st.correction[i] + tile_sum;
+    }
+}
+
+// Pinned by fence_o: otherwise the compiler sinks the multiplies past wgmma.fence and ptxas must inject a
+// warpgroup.arrive before the next wgmma (C7519).
+BSK_DEVICE void rescale(float (&o)[kChunks][32], const RowState& st) {
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+#pragma unroll
+        for (int e = 0; e < 32; ++e) o[c][e] *= st.correction[(e / 2) % 2];
+    }
+    fence_o(o);
+}
+
+BSK_DEVICE uint32_t pack_pair(float lo, float hi) { return kBf16 ? pack_bf16x2(lo, hi) : pack_f16x2(lo, hi); }
+
+// P in the register layout wgmma takes for A: k-step kk holds columns 16kk..16kk+15 of the tile.
+BSK_DEVICE void pack_p(uint32_t (&p)[kBlockN / 16][4], const float (&s)[kBlockN / 2]) {
+#pragma unroll
+    for (int kk = 0; kk < kBlockN / 16; ++kk) {
+#pragma unroll
+        for (int r = 0; r < 4; ++r) p[kk][r] = pack_pair(s[8 * kk + 2 * r], s[8 * kk + 2 * r + 1]);
+    }
+}
+
+// Row sums of this thread's two rows over the quad of lanes that share them.
+BSK_DEVICE float quad_sum(float x) {
+    x += __shfl_xor_sync(0xffffffffu, x, 1);
+    return x + __shfl_xor_sync(0xffffffffu, x, 2);
+}
+
+// Epilogue: O / l in the output dtype, LSE in natural log. `row_max_log2` and `row_sum` are whole-row values.
+BSK_DEVICE void store(const Params& p, const float (&o)[kChunks][32], const float (&row_max_log2)[2],
+                      const float (&row_sum)[2], int row0, int head, int batch) {
     const int lane = threadIdx.x % 32;
     uint16_t* out = p.out + batch * p.out_stride_b + head * p.out_stride_h;
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
-        float sum = st.sum[i];
-        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        const float sum = row_sum[i];
         const int row = row0 + 8 * i;
         if (row >= p.seqlen_q) continue;
         const float inv = sum > 0.f ? 1.f / sum : 0.f;
@@ -280,14 +383,110 @@ BSK_DEVICE void store(const Params& p, const float (&o)[kChunks][32], RowState& 
             }
         }
         if (p.lse != nullptr && lane % 4 == 0) {
-            const float lse_log2 = sum > 0.f ? st.max_log2[i] + log2f(sum) : BSK_NEG_INF;
+            const float lse_log2 = sum > 0.f ? row_max_log2[i] + log2f(sum) : BSK_NEG_INF;
             p.lse[(static_cast<int64_t>(batch) * gridDim.y + head) * p.seqlen_q + row] = lse_log2 * 0.69314718056f;
         }
     }
 }
 
+// L2 load (skips L1, which is not coherent with other SMs' writes).
+BSK_DEVICE float load_global_cg(const float* ptr) {
+    float v;
+    asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(ptr) : "memory");
+    return v;
+}
+
+// Split-KV epilogue. Every split writes its unnormalised O and its rows' (max, sum) to the workspace in
+// fragment order (element e of consumer thread t at e * 256 + t: coalesced, and read back by the same
+// thread of the combining CTA). The CTA that finishes last (atomic counter, which it resets to 0) combines
+// the splits in split order, so the result does not depend on which CTA that is:
+//   M = max_s m_s,  L = sum_s 2^(m_s - M) l_s,  O = sum_s 2^(m_s - M) O_s / L.
+constexpr uint32_t kCombineBarrier = 3;
+constexpr int kFragmentFloats = kChunks * 32;
+
+BSK_DEVICE void split_store(const Params& p, SharedStorage& smem, float (&o)[kChunks][32], const RowState& st,
+                            int row0, int m_block, int split, int head, int batch) {
+    const int tid = threadIdx.x - 128;
+    const int64_t tile = (static_cast<int64_t>(batch) * gridDim.y + head) * (gridDim.x / p.num_splits) + m_block;
+    const int64_t part = tile * p.num_splits + split;
+    float* my_o = p.split_o + part * kFragmentFloats * kConsumerThreads + tid;
+    float* my_ml = p.split_ml + part * 4 * kConsumerThreads + tid;
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+#pragma unroll
+        for (int e = 0; e < 32; ++e) my_o[(c * 32 + e) * kConsumerThreads] = o[c][e];
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        my_ml[i * kConsumerThreads] = st.max[i] == BSK_NEG_INF ? BSK_NEG_INF : st.max[i] * p.scale_log2;
+        my_ml[(2 + i) * kConsumerThreads] = quad_sum(st.sum[i]);
+    }
+    __threadfence();
+    named_barrier_sync(kCombineBarrier, kConsumerThreads);
+    if (tid == 0) {
+        const uint32_t arrived = atomicAdd(p.split_counter + tile, 1u);
+        const bool last = arrived == static_cast<uint32_t>(p.num_splits - 1);
+        if (last) p.split_counter[tile] = 0;
+        smem.combine = last;
+    }
+    named_barrier_sync(kCombineBarrier, kConsumerThreads);
+    if (!smem.combine) return;
+    __threadfence();
+
+    const float* parts_o = p.split_o + tile * p.num_splits * kFragmentFloats * kConsumerThreads + tid;
+    const float* parts_ml = p.split_ml + tile * p.num_splits * 4 * kConsumerThreads + tid;
+    float row_max[2] = {BSK_NEG_INF, BSK_NEG_INF}, row_sum[2] = {0.f, 0.f};
+    for (int s = 0; s < p.num_splits; ++s) {
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            row_max[i] = fmaxf(row_max[i], load_global_cg(parts_ml + (s * 4 + i) * kConsumerThreads));
+        }
+    }
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+#pragma unroll
+        for (int e = 0; e < 32; ++e) o[c][e] = 0.f;
+    }
+    for (int s = 0; s < p.num_splits; ++s) {
+        float weight[2];
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            const float m = load_global_cg(parts_ml + (s * 4 + i) * kConsumerThreads);
+            weight[i] = m == BSK_NEG_INF ? 0.f : exp2_approx(m - row_max[i]);
+            row_sum[i] += weight[i] * load_global_cg(parts_ml + (s * 4 + 2 + i) * kConsumerThreads);
+        }
+        const float* part = parts_o + s * kFragmentFloats * kConsumerThreads;
+#pragma unroll
+        for (int c = 0; c < kChunks; ++c) {
+#pragma unroll
+            for (int e = 0; e < 32; ++e) {
+                o[c][e] += weight[(e / 2) % 2] * load_global_cg(part + (c * 32 + e) * kConsumerThreads);
+            }
+        }
+    }
+    store(p, o, row_max, row_sum, row0, head, batch);
+}
+
+// Ping-pong between the two consumer warpgroups (as in FlashAttention-3): a warpgroup issues its GEMMs
+// only after the other has issued its own, so the GEMMs of one run on the tensor cores while the other
+// does its softmax. Warpgroup w waits on barrier kSchedulerBarrier + w; the other arrives on it.
+constexpr uint32_t kSchedulerBarrier = 1;
+constexpr uint32_t kSchedulerThreads = 256;
+
+BSK_DEVICE void scheduler_wait(int wg) {
+    if (PINGPONG) named_barrier_sync(kSchedulerBarrier + wg, kSchedulerThreads);
+}
+
+BSK_DEVICE void scheduler_pass(int wg) {
+    if (PINGPONG) named_barrier_arrive(kSchedulerBarrier + (wg ^ 1), kSchedulerThreads);
+}
+
 // Consumer warpgroup `wg` (0-based among consumers): 64 query rows of the block.
-BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, int m_block, int head, int batch, int tiles) {
+// Intra-warpgroup pipelining (FlashAttention-3): iteration t issues S_t = Q K_t^T and O += P_{t-1} V_{t-1}
+// together, waits for S_t only, and runs the softmax of S_t while P_{t-1} V_{t-1} is still on the tensor
+// cores. O is rescaled for tile t-1 just before that product is issued (nothing is in flight on O then).
+BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int tiles, int wg, int m_block, int split, int head,
+                        int batch) {
     const int thread = threadIdx.x % 128, warp = thread / 32, lane = thread % 32;
     const int row0 = m_block * kBlockM + wg * kRowsPerWarpgroup + warp * 16 + lane / 4;
     const int wg_first_row = m_block * kBlockM + wg * kRowsPerWarpgroup;
@@ -299,25 +498,66 @@ BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, int m_bloc
 #pragma unroll
         for (int e = 0; e < 32; ++e) o[c][e] = 0.f;
     }
-    RowState st = {{BSK_NEG_INF, BSK_NEG_INF}, {0.f, 0.f}};
-
-    if (tiles > 0) mbar_wait(&smem.q_full, 0);
-    for (int t = 0; t < tiles; ++t) {
-        const int stage = t % kStages;
-        const uint32_t phase = (t / kStages) & 1;
-        const int key0 = t * kBlockN;
-        const bool need_mask = key0 + kBlockN > p.seqlen_k ||
-                               (kCausal && key0 + kBlockN - 1 > wg_first_row + p.seqlen_k - p.seqlen_q);
+    RowState st = {{BSK_NEG_INF, BSK_NEG_INF}, {0.f, 0.f}, {1.f, 1.f}};
+    if (wg == 1) scheduler_pass(wg);  // warpgroup 0 goes first
+    if (tiles > 0) {
         float s[kBlockN / 2];
-        mbar_wait(&smem.k_full[stage], phase);
-        qk_gemm(s, q_wg, smem_addr(smem.k[stage]));
-        scale_and_mask(s, p, key0, row0, need_mask);
-        online_softmax(s, o, st);
-        mbar_wait(&smem.v_full[stage], phase);
-        pv_gemm(o, s, smem_addr(smem.v[stage]));
-        mbar_arrive(&smem.kv_empty[stage]);
+        uint32_t p_regs[kBlockN / 16][4];
+        mbar_wait(&smem.q_full, 0);
+        mbar_wait(&smem.k_full[0], 0);
+        int key0 = smem.kv_block[0] * kBlockN;
+        scheduler_wait(wg);
+        wgmma_fence();
+        issue_qk(s, q_wg, smem_addr(smem.k[0]));
+        scheduler_pass(wg);
+        wgmma_wait<0>();
+        wgmma_fence_operands(s);
+        mbar_arrive(&smem.k_empty[0]);
+        if (tile_needs_mask(p, key0, wg_first_row)) mask_scores(s, p, key0, row0);
+        softmax_step(s, st, p.scale_log2);
+        pack_p(p_regs, s);
+        for (int t = 1; t < tiles; ++t) {
+            const int stage = t % kStages, prev_stage = (t - 1) % kStages;
+            mbar_wait(&smem.k_full[stage], (t / kStages) & 1);
+            mbar_wait(&smem.v_full[prev_stage], ((t - 1) / kStages) & 1);
+            key0 = smem.kv_block[stage] * kBlockN;
+            rescale(o, st);
+            scheduler_wait(wg);
+            wgmma_fence();  // no branch may sit between this fence and the two issues (ptxas C7519)
+            issue_qk(s, q_wg, smem_addr(smem.k[stage]));
+            issue_pv(o, p_regs, smem_addr(smem.v[prev_stage]));
+            scheduler_pass(wg);
+            wgmma_wait<1>();                       // S_t ready; P_{t-1} V_{t-1} may still run
+            wgmma_fence_operands(s);
+            mbar_arrive(&smem.k_empty[stage]);
+            if (tile_needs_mask(p, key0, wg_first_row)) mask_scores(s, p, key0, row0);
+            softmax_step(s, st, p.scale_log2);
+            wgmma_wait_fenced<0>(p.seqlen_k);      // P_{t-1} V_{t-1} landed: O and P may change
+            fence_o(o);
+            fence_p(p_regs);
+            mbar_arrive(&smem.v_empty[prev_stage]);
+            pack_p(p_regs, s);
+        }
+        const int last_stage = (tiles - 1) % kStages;
+        mbar_wait(&smem.v_full[last_stage], ((tiles - 1) / kStages) & 1);
+        rescale(o, st);
+        wgmma_fence();
+        issue_pv(o, p_regs, smem_addr(smem.v[last_stage]));
+        wgmma_wait<0>();
+        fence_o(o);
+        mbar_arrive(&smem.v_empty[last_stage]);
     }
-    store(p, o, st, row0, head, batch);
+    if (p.num_splits > 1) {
+        split_store(p, smem, o, st, row0, m_block, split, head, batch);
+        return;
+    }
+    float row_max_log2[2], row_sum[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        row_max_log2[i] = st.max[i] * p.scale_log2;
+        row_sum[i] = quad_sum(st.sum[i]);
+    }
+    store(p, o, row_max_log2, row_sum, row0, head, batch);
 }
 
 }  // namespace attn
@@ -327,9 +567,10 @@ extern "C" __global__ void __launch_bounds__(attn::kThreads, 1) attn_fwd_sm90(co
     extern __shared__ uint8_t smem_raw[];
     SharedStorage& smem = *reinterpret_cast<SharedStorage*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) &
                                                             ~static_cast<uintptr_t>(1023));
-    const int m_block = gridDim.x - 1 - blockIdx.x;
+    const int work = gridDim.x - 1 - blockIdx.x;  // reversed: the longest causal query blocks start first
+    const int m_block = work / p.num_splits, split = work % p.num_splits;
     const int head = blockIdx.y, batch = blockIdx.z;
-    const int tiles = kv_tiles_for(p, m_block);
+    const KvSchedule sched = kv_schedule(p, m_block, head, batch, split);
     const int warpgroup = threadIdx.x / 128;
 
     if (threadIdx.x == 0) {
@@ -337,7 +578,8 @@ extern "C" __global__ void __launch_bounds__(attn::kThreads, 1) attn_fwd_sm90(co
         for (int s = 0; s < kStages; ++s) {
             mbar_init(&smem.k_full[s], 1);
             mbar_init(&smem.v_full[s], 1);
-            mbar_init(&smem.kv_empty[s], 128 * kConsumers);
+            mbar_init(&smem.k_empty[s], kConsumerThreads);
+            mbar_init(&smem.v_empty[s], kConsumerThreads);
         }
         fence_barrier_init();
     }
@@ -349,10 +591,10 @@ extern "C" __global__ void __launch_bounds__(attn::kThreads, 1) attn_fwd_sm90(co
             tma_prefetch_descriptor(&p.tma_q);
             tma_prefetch_descriptor(&p.tma_k);
             tma_prefetch_descriptor(&p.tma_v);
-            if (tiles > 0) load(p, smem, m_block, head, batch, tiles);
+            if (sched.count() > 0) load(p, smem, sched, m_block, head, batch);
         }
     } else {
         warpgroup_claim_registers<kConsumerRegisters>();
-        compute(p, smem, warpgroup - 1, m_block, head, batch, tiles);
+        compute(p, smem, sched.count(), warpgroup - 1, m_block, split, head, batch);
     }
 }

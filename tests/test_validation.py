@@ -19,11 +19,11 @@ def info(shape=(2, 4, 100, 64), dtype="float16", framework="torch", device=0, st
     return ArrayInfo(framework, tuple(shape), strides or contiguous_strides(shape), dtype, device, ptr)
 
 
-def check(q=None, k=None, v=None, causal=False, scale=None, layout="bhsd"):
+def check(q=None, k=None, v=None, causal=False, scale=None, layout="bhsd", window=None):
     q = q or info()
     k = k or info()
     v = v or k
-    return check_attention_args(q, k, v, causal=causal, scale=scale, layout=layout)
+    return check_attention_args(q, k, v, causal=causal, scale=scale, layout=layout, window=window)
 
 
 def test_valid_problem_in_both_layouts():
@@ -61,11 +61,23 @@ def test_packed_qkv_view_strides_are_accepted():
     (dict(layout="sbhd"), ValueError, "layout must be one of"),
     (dict(causal=1), TypeError, "causal must be a bool"),
     (dict(scale="0.1"), TypeError, "scale must be a Python float"),
-    (dict(scale=float("nan")), ValueError, "scale must be finite"),
+    (dict(scale=float("nan")), ValueError, "scale must be a finite positive number"),
+    (dict(scale=-0.5), ValueError, "scale must be a finite positive number"),
+    (dict(scale=0.0), ValueError, "scale must be a finite positive number"),
+    (dict(window=5), TypeError, "window must be None or a pair"),
+    (dict(window=(1, 2, 3)), TypeError, "window must be None or a pair"),
+    (dict(window=(-1, 0)), ValueError, "window left must be None or an int >= 0"),
+    (dict(window=(0, True)), ValueError, "window right must be None or an int >= 0"),
 ])
 def test_bad_arguments_name_the_argument(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         check(**kwargs)
+
+
+def test_window_is_normalised():
+    assert check(window=(None, None)).window is None
+    assert check(window=[3, None]).window == (3, None)
+    assert check().window is None
 
 
 def test_size_one_dims_may_have_any_stride():

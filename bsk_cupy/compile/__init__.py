@@ -1,4 +1,4 @@
-"""Compile and load kernels: KernelSpec -> expanded source -> NVRTC cubin (cached) -> CuPy module.
+"""Compile and load kernels: variant spec -> expanded source -> NVRTC cubin (cached) -> CuPy module.
 
 This package is the only code that talks to NVRTC or loads modules. Importing it does neither; a variant
 compiles on first use and loads from the disk cache afterwards.
@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..specs import KernelSpec
+from ..specs import VariantSpec
 from ..version import __version__
 from . import cache
 from .nvrtc import ARCH, BASE_OPTIONS, CompileError, compile_cubin, nvrtc_build_id
@@ -23,7 +23,7 @@ __all__ = ["BuildResult", "CompileError", "build", "options_for"]
 class BuildResult:
     """A compiled variant on disk."""
 
-    spec: KernelSpec
+    spec: VariantSpec
     key: str
     cubin_path: Path
     log: str
@@ -32,12 +32,12 @@ class BuildResult:
     compile_seconds: float  # NVRTC time when the entry was first built
 
 
-def options_for(spec: KernelSpec) -> list[str]:
+def options_for(spec: VariantSpec) -> list[str]:
     """NVRTC options of a variant: the base options plus its -D macros."""
     return list(BASE_OPTIONS) + [f"-D{k}={v}" for k, v in spec.defines().items()]
 
 
-def build(spec: KernelSpec) -> BuildResult:
+def build(spec: VariantSpec) -> BuildResult:
     """Compile ``spec`` for sm_90a (or fetch it from the cache) and return where the cubin is."""
     start = time.perf_counter()
     source = expand_source(spec.source)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from ..specs import KernelSpec
+from ..specs import VariantSpec
 from . import build
 
 _lock = threading.Lock()
@@ -16,13 +16,13 @@ _loaded: dict[tuple[str, int], "LoadedKernel"] = {}
 class LoadedKernel:
     """A kernel ready to launch on one device: the CUfunction pointer plus its launch shape."""
 
-    spec: KernelSpec
+    spec: VariantSpec
     device: int
     function_ptr: int
     module: object  # the cupy.cuda.function.Module; kept alive while the function is in use
 
 
-def load_kernel(spec: KernelSpec, device: int) -> LoadedKernel:
+def load_kernel(spec: VariantSpec, device: int) -> LoadedKernel:
     """Compile (or fetch from the cache) and load ``spec`` on ``device``, once per process."""
     key = (spec.name, device)
     kernel = _loaded.get(key)
@@ -36,7 +36,7 @@ def load_kernel(spec: KernelSpec, device: int) -> LoadedKernel:
     return kernel
 
 
-def _load(spec: KernelSpec, device: int) -> LoadedKernel:
+def _load(spec: VariantSpec, device: int) -> LoadedKernel:
     import cupy
     from cuda.bindings import driver
 

@@ -4,9 +4,11 @@
 
 #define BSK_NEG_INF (__int_as_float(0xff800000))
 
+// volatile: keeps the exponentials in source order with the (volatile) wgmma waits around them, so the
+// softmax stays between the two waits of the pipelined loop in the PTX.
 BSK_DEVICE float exp2_approx(float x) {
     float y;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    asm volatile("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
     return y;
 }
 

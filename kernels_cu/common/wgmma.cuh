@@ -29,6 +29,19 @@ BSK_DEVICE void wgmma_wait() {
     asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(kPending) : "memory");
 }
 
+// wgmma_wait in a basic block of its own. Inside one block ptxas schedules a wait_group like any other
+// instruction, and it hoisted the wait for a P V product above the softmax meant to overlap it (SASS: none
+// of the 66 MUFU.EX2 of the tile between the two waits). A branch on `opaque`, a runtime value ptxas cannot
+// fold (a kernel parameter), fences the wait in; both arms wait, so nothing depends on the value.
+template <int kPending>
+BSK_DEVICE void wgmma_wait_fenced(int opaque) {
+    if (opaque != 0) {
+        wgmma_wait<kPending>();
+    } else {
+        wgmma_wait<kPending>();
+    }
+}
+
 // Keep the compiler from moving accumulator reads/writes across an asynchronous wgmma.
 template <int N>
 BSK_DEVICE void wgmma_fence_operands(float (&d)[N]) {

@@ -1,0 +1,110 @@
+"""A/B kernel variants on the target shapes in one run: accuracy vs float32 SDPA, GPU time vs cuDNN.
+
+    python benchmarks/compare_variants.py VARIANT [VARIANT ...] [--json PATH]
+
+A variant is ``name`` or ``name:field=value,field=value`` over :class:`bsk_cupy.specs.KernelSpec` fields
+(e.g. ``default`` and ``serial:pingpong=0``); ``splits=N`` forces N-way split-KV instead of the heuristic. Each variant is launched through its own LaunchPlan on the
+same inputs, so the only difference is the compiled kernel. The output is checked against SDPA's math
+backend in float32 (on the first two heads, to bound memory) after poisoning it with NaN; GPU time is the
+median of CUDA-graph replays (bsk_cupy.bench.graph_time_us), cuDNN timed in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # before NVRTC/CuPy (DESIGN.md)
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from bsk_cupy import interop
+from bsk_cupy.bench import TARGET_CONFIGS, graph_time_us
+from bsk_cupy.compile.module import load_kernel
+from bsk_cupy.dispatch import choose_splits, select_spec, sm_count
+from bsk_cupy.launch import LaunchPlan
+from bsk_cupy.validation import check_attention_args
+
+
+def parse_variant(text: str) -> tuple[str, dict]:
+    name, _, fields = text.partition(":")
+    overrides = {}
+    for item in filter(None, fields.split(",")):
+        key, _, value = item.partition("=")
+        overrides[key] = int(value)
+    return name, overrides
+
+
+def tflops(config, us: float | None) -> float | None:
+    b, h, sq, sk, d, causal = config
+    return None if us is None else 4 * b * h * sq * sk * d / (2 if causal else 1) / us / 1e6
+
+
+def parse_config(text: str) -> tuple:
+    b, h, sq, sk, d, causal = (int(x) for x in text.split(","))
+    return (b, h, sq, sk, d, bool(causal))
+
+
+def run_config(config, variants) -> dict:
+    b, h, sq, sk, d, causal = config
+    q = torch.randn(b, h, sq, d, device="cuda", dtype=torch.float16)
+    k, v = (torch.randn(b, h, sk, d, device="cuda", dtype=torch.float16) for _ in range(2))
+    infos = [interop.describe(n, x).info for n, x in (("q", q), ("k", k), ("v", v))]
+    problem = check_attention_args(*infos, causal=causal, scale=None, layout="bhsd")
+    with sdpa_kernel(SDPBackend.MATH):
+        ref = F.scaled_dot_product_attention(*(x[:, :2].float() for x in (q, k, v)), is_causal=causal)
+    row = {"config": list(config)}
+
+    def cudnn():
+        with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+            return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+    row["cudnn_us"] = graph_time_us(cudnn)
+    for name, overrides in variants:
+        overrides = dict(overrides)
+        splits = overrides.pop("splits", None)
+        spec = dataclasses.replace(select_spec(problem), **overrides)
+        if splits is None:
+            splits = choose_splits(problem, spec, sm_count(problem.device), masked=False)
+        plan = LaunchPlan(load_kernel(spec, problem.device), problem, *infos, num_splits=splits)
+        out = torch.full_like(q, float("nan"))
+
+        def launch(plan=plan, out=out):  # on the current stream: graph_time_us captures on its own
+            plan.launch(out.data_ptr(), 0, torch.cuda.current_stream().cuda_stream)
+
+        launch()
+        err = (out[:, :2].float() - ref).abs().max().item()
+        row[name] = {"spec": spec.name, "splits": splits, "max_err": err, "us": graph_time_us(launch)}
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("variants", nargs="+")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--config", action="append", type=parse_config, metavar="B,H,SQ,SK,D,CAUSAL",
+                        help="shapes to run instead of the speed targets (repeatable)")
+    args = parser.parse_args()
+    variants = [parse_variant(v) for v in args.variants]
+    configs = args.config or [(b, h, s, s, d, c) for b, h, s, d, c in TARGET_CONFIGS]
+    rows = [run_config(c, variants) for c in configs]
+    if args.json:
+        args.json.write_text(json.dumps({"gpu": torch.cuda.get_device_name(), "rows": rows}, indent=1))
+    head = f"{'B H Sq Sk D causal':<24}{'cuDNN us':>10}" + "".join(f"{n + ' us':>14}{'TFLOPS':>8}{'err':>9}"
+                                                           for n, _ in variants)
+    print(head)
+    for row in rows:
+        line = f"{' '.join(str(x) for x in row['config']):<24}{row['cudnn_us']:>10.1f}"
+        for name, _ in variants:
+            r = row[name]
+            line += f"{r['us']:>14.1f}{tflops(row['config'], r['us']):>8.0f}{r['max_err']:>9.1e}"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

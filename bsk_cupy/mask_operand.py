@@ -1,0 +1,111 @@
+"""A :class:`BlockMask` as the attention kernel reads it: int32 device arrays, broadcast strides, head map.
+
+Host (NumPy) masks are validated once and copied to the device once per mask object (the copy lives as
+long as the mask). Device (CuPy) masks are used in place and not read on the host, which would cost a
+synchronisation: the kernel clamps every count to the row length and masks keys outside [0, Sk), so a
+malformed device mask gives wrong blocks, never an out-of-bounds access. Validate it with
+``BlockMask.validate()`` when in doubt.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import weakref
+from dataclasses import dataclass
+
+from .block_mask import BlockMask
+from .validation import AttentionProblem
+
+KERNEL_BLOCK = (128, 128)  # the kernel's query-block rows and KV-tile keys
+
+_uploads: dict[int, tuple] = {}
+_uploads_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class MaskOperand:
+    """Device pointers and geometry of one block mask for one attention problem."""
+
+    num_ptr: int
+    idx_ptr: int
+    full_num_ptr: int          # 0: no full-block lists
+    full_idx_ptr: int
+    stride_b: int              # elements of the (B, H, nQB) count arrays; 0 broadcasts
+    stride_h: int
+    kv_blocks: int             # nKB, the row length of the index arrays
+    head_div: int              # the mask head of query head h is h // head_div
+
+
+def _device_arrays(mask: BlockMask, device: int) -> tuple:
+    """The mask's four arrays (None for absent full lists) as contiguous int32 CuPy arrays on ``device``."""
+    import cupy
+    import numpy as np
+
+    arrays = (mask.kv_num_blocks, mask.kv_indices, mask.full_kv_num_blocks, mask.full_kv_indices)
+    if all(a is None or not isinstance(a, np.ndarray) for a in arrays):
+        for a in arrays:
+            if a is not None and a.device.id != device:
+                raise ValueError(f"block_mask arrays are on cuda:{a.device.id} but q is on cuda:{device}")
+        with cupy.cuda.Device(device):
+            return tuple(None if a is None else cupy.ascontiguousarray(a) for a in arrays)
+    key = id(mask)
+    with _uploads_lock:
+        cached = _uploads.get(key)
+        if cached is not None and cached[0]() is mask and cached[1] == device:
+            return cached[2]
+    mask.validate()
+    with cupy.cuda.Device(device):
+        uploaded = tuple(None if a is None else cupy.asarray(np.ascontiguousarray(a)) for a in arrays)
+    with _uploads_lock:
+        _uploads[key] = (weakref.ref(mask), device, uploaded)
+    weakref.finalize(mask, _uploads.pop, key, None)
+    return uploaded
+
+
+def mask_operand(mask, problem: AttentionProblem) -> tuple[MaskOperand, tuple]:
+    """Check ``mask`` against ``problem`` and return the kernel's view of it plus the arrays to keep alive.
+
+    Raises
+    ------
+    TypeError
+        ``mask`` is not a BlockMask, or its arrays are not int32.
+    ValueError
+        Block size other than 128 x 128, sequence lengths, batch or head counts that do not match q / k.
+    """
+    if not isinstance(mask, BlockMask):
+        raise TypeError(f"block_mask must be a bsk_cupy.BlockMask or None, got {type(mask).__name__}")
+    if tuple(mask.block_size) != KERNEL_BLOCK:
+        raise ValueError(f"block_mask.block_size must be {KERNEL_BLOCK} for attention_forward (the kernel's "
+                         f"tile), got {tuple(mask.block_size)}")
+    if tuple(mask.seq_lengths) != (problem.seqlen_q, problem.seqlen_k):
+        raise ValueError(f"block_mask.seq_lengths is {tuple(mask.seq_lengths)} but (Sq, Sk) is "
+                         f"({problem.seqlen_q}, {problem.seqlen_k})")
+    n_qb, n_kb = math.ceil(problem.seqlen_q / KERNEL_BLOCK[0]), math.ceil(problem.seqlen_k / KERNEL_BLOCK[1])
+    mask_b, mask_h, mask_qb, mask_kb = mask.shape
+    if (mask_qb, mask_kb) != (n_qb, n_kb):
+        raise ValueError(f"block_mask has {mask_qb} x {mask_kb} blocks; (Sq, Sk) needs {n_qb} x {n_kb}")
+    if mask_b not in (1, problem.batch):
+        raise ValueError(f"block_mask batch dimension must be 1 or {problem.batch}, got {mask_b}")
+    if mask_h == problem.heads_q or mask_h == 1:
+        head_div = 1
+    elif mask_h == problem.heads_kv:
+        head_div = problem.heads_q // problem.heads_kv
+    else:
+        raise ValueError(f"block_mask head dimension must be 1, Hq={problem.heads_q} or Hkv={problem.heads_kv}; "
+                         f"got {mask_h}")
+    for name in ("kv_num_blocks", "kv_indices", "full_kv_num_blocks", "full_kv_indices"):
+        array = getattr(mask, name)
+        if array is not None and str(array.dtype) != "int32":
+            raise TypeError(f"block_mask.{name} must be int32, got {array.dtype}")
+    if (mask.full_kv_num_blocks is None) != (mask.full_kv_indices is None):
+        raise ValueError("block_mask.full_kv_num_blocks and full_kv_indices must be given together")
+    arrays = _device_arrays(mask, problem.device)
+    num, idx, full_num, full_idx = arrays
+    operand = MaskOperand(
+        num_ptr=num.data.ptr, idx_ptr=idx.data.ptr,
+        full_num_ptr=0 if full_num is None else full_num.data.ptr,
+        full_idx_ptr=0 if full_idx is None else full_idx.data.ptr,
+        stride_b=0 if mask_b == 1 else mask_h * n_qb, stride_h=0 if mask_h == 1 else n_qb,
+        kv_blocks=n_kb, head_div=head_div)
+    return operand, arrays

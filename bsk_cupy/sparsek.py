@@ -1,0 +1,165 @@
+"""Public API: ``sparsek_select`` (SparseK-style top-k KV-block selection on the GPU) and
+``sparsek_attention`` (selection + block-sparse attention)."""
+
+from __future__ import annotations
+
+import threading
+
+from . import interop
+from .api import attention_forward
+from .block_mask import BlockMask
+from .device import require_hopper
+from .sparsek_launch import get_select_plan
+from .sparsek_validation import check_sparsek_args
+
+
+def sparsek_select(scores, topk: int, *, seqlen_q: int | None = None, block_size: int = 128, causal: bool = True,
+                   local_blocks: int = 1, pool: str = "max") -> BlockMask:
+    """Pick the KV blocks each query block attends to, from per-key importance scores (one kernel launch).
+
+    Parameters
+    ----------
+    scores : CUDA array, (B, Hkv, Sk)
+        float32, float16 or bfloat16, any strides; a torch tensor, CuPy array, JAX array or other DLPack
+        CUDA array. The query-independent importance of every key (SparseK's scoring-network output).
+    topk : int
+        Blocks kept per query block beyond its local window (>= 0; more than there are candidates keeps them
+        all).
+    seqlen_q : int, optional
+        Sq, defaults to Sk. Query blocks are bottom-right aligned with the keys, as in causal attention.
+    block_size : {128, 64}
+        Rows per query block and keys per KV block. At most 4096 KV blocks (Sk <= 524288 at 128, 262144 at 64).
+    causal : bool
+        Candidates are the blocks the bottom-right causal mask touches (query i sees key j iff
+        ``j <= i + Sk - Sq``); a query block whose rows see no key keeps nothing. Otherwise every block is a
+        candidate.
+    local_blocks : int
+        The last ``local_blocks`` candidate blocks up to the query block's diagonal are always kept (>= 0).
+    pool : {"max", "mean"}
+        A KV block's score: the max or mean of its keys' scores, over the keys that exist (the last block
+        may be partial) and are not NaN.
+
+    Returns
+    -------
+    BlockMask
+        ``kv_num_blocks`` int32 (B, Hkv, nQB) and ``kv_indices`` int32 (B, Hkv, nQB, nKB), CuPy arrays on
+        ``scores``' device, ``seq_lengths=(Sq, Sk)``, ``block_size=(block_size, block_size)``, no full-block
+        lists (the attention kernel applies the causal element mask itself). Row ``kv_indices[b, h, m]``
+        lists the kept blocks ascending in its first ``kv_num_blocks[b, h, m]`` entries, then the other
+        blocks ascending: every row is a permutation of ``0..nKB-1`` (the layout ``BlockMask.from_dense``
+        writes), so the whole array is deterministic.
+
+    Notes
+    -----
+    Selection (exactly :func:`bsk_cupy.reference.sparsek_blocks_reference`): a query block keeps its local
+    window plus the ``topk`` other candidates with the highest pooled scores; ties go to the lower block
+    index. NaN: keys whose score is NaN are left out of the pooling; a block with no non-NaN key pools to
+    NaN and ranks below every number (``-inf`` included), NaN blocks among themselves by index: NumPy's
+    ``argsort`` order, which the oracle uses. Max pooling reproduces the oracle exactly; means are summed
+    in float64 but in another order than NumPy's, so two blocks whose means lie within a float64 rounding
+    error of each other may rank differently (exact ties, such as small-integer scores, rank the same).
+
+    Relation to SparseK (Lou et al., "Sparser is Faster and Less is More: Efficient Sparse Attention for
+    Long-Range Transformers", arXiv 2406.16747): there a scoring network gives every key a
+    query-independent score and each query attends to the k keys with the highest scores among those it may
+    see (the differentiable SparseK operator makes that choice trainable). Here ``scores`` is that
+    network's output; the choice is made per KV block of ``block_size`` keys, with block scores pooled
+    from the key scores, and once per query block rather than per query, which is what a block-sparse
+    attention kernel can use; the local window (the most recent blocks, always kept) is an addition of
+    ours. Not included: the differentiable SparseK operator and its gradient (this is a hard top-k with no
+    backward, for inference or for a frozen scorer) and per-query (rather than per-block) selection.
+
+    The outputs are written on the caller's current stream (torch: ``torch.cuda.current_stream()``;
+    CuPy / DLPack inputs: CuPy's current stream): read them on that stream or after synchronising. For
+    torch inputs the outputs are allocated by torch (CuPy arrays over that memory), and the call makes no
+    synchronisation and no host round trip, so it can be captured in ``torch.cuda.graph`` (call it once
+    outside the capture first, to compile and plan).
+
+    Examples
+    --------
+    >>> import torch, bsk_cupy as bsk
+    >>> scores = torch.randn(1, 8, 8192, device="cuda")          # (B, Hkv, Sk)
+    >>> mask = bsk.sparsek_select(scores, topk=8, local_blocks=2)  # 10 blocks of 128 per query block
+    >>> mask.kv_num_blocks.shape, mask.kv_indices.shape
+    ((1, 8, 64), (1, 8, 64, 64))
+    """
+    operand = interop.describe("scores", scores)
+    problem = check_sparsek_args(operand.info, topk, seqlen_q=seqlen_q, block_size=block_size, causal=causal,
+                                 local_blocks=local_blocks, pool=pool)
+    require_hopper(problem.device)
+    plan = get_select_plan(problem)
+    adapter, like = operand.adapter, operand.handle
+    num_blocks, num_blocks_ptr = adapter.index_array(like, problem.num_blocks_shape)
+    indices, indices_ptr = adapter.index_array(like, problem.indices_shape)
+    plan.launch(operand.info.ptr, num_blocks_ptr, indices_ptr, adapter.stream(problem.device))
+    size = problem.block_size
+    return BlockMask(num_blocks, indices, (problem.seqlen_q, problem.seqlen_k), (size, size))
+
+
+_MASKS_MAX = 64
+_masks: dict[tuple, BlockMask] = {}
+_masks_lock = threading.Lock()
+
+
+def _reused_mask(problem) -> BlockMask:
+    """One device BlockMask per selection problem, rewritten by every call of that problem: the attention
+    call then sees the same mask object and pointers each time and reuses its launch plan (a fresh mask per
+    call would re-plan and re-encode tensor maps). Calls of one problem must be stream-ordered."""
+    import cupy
+
+    with _masks_lock:
+        mask = _masks.get(problem)
+        if mask is None:
+            with cupy.cuda.Device(problem.device):
+                num = cupy.empty(problem.num_blocks_shape, dtype=cupy.int32)  # every call rewrites all
+                indices = cupy.empty(problem.indices_shape, dtype=cupy.int32)
+            size = problem.block_size
+            mask = BlockMask(num, indices, (problem.seqlen_q, problem.seqlen_k), (size, size))
+            if len(_masks) >= _MASKS_MAX:
+                del _masks[next(iter(_masks))]
+            _masks[problem] = mask
+    return mask
+
+
+def sparsek_attention(q, k, v, scores, topk: int, *, causal: bool = True, local_blocks: int = 1,
+                      pool: str = "max", scale: float | None = None, layout: str = "bhsd",
+                      return_lse: bool = False):
+    """SparseK top-k sparse attention: :func:`sparsek_select` on ``scores``, then block-sparse
+    :func:`~bsk_cupy.attention_forward` over the selected 128 x 128 blocks, on the caller's stream.
+
+    Parameters
+    ----------
+    q : CUDA array, (B, Hq, Sq, D) (``layout="bhsd"``) or (B, Sq, Hq, D) (``"bshd"``)
+    k, v : CUDA arrays, (B, Hkv, Sk, D) or (B, Sk, Hkv, D)
+    scores : CUDA array, (B, Hkv, Sk)
+        Per-key importance (SparseK's scoring-network output); the query heads of a GQA group share their
+        KV head's selection.
+    topk, local_blocks, pool
+        As in :func:`sparsek_select` (block size 128, ``seqlen_q`` = Sq).
+    causal : bool
+        Selects among causal candidates and applies the causal element mask inside the kept blocks.
+    scale, layout, return_lse
+        As in :func:`~bsk_cupy.attention_forward`.
+
+    Returns
+    -------
+    out, or (out, lse): as :func:`~bsk_cupy.attention_forward`.
+
+    Notes
+    -----
+    Two kernel launches and no host round trip: CUDA-graph capturable (call once outside the capture
+    first). The selection is written to a device mask kept per selection problem (shape, dtype, topk,
+    options) and rewritten by every call, so concurrent calls of one problem on different streams must
+    be ordered by the caller.
+    """
+    q_info = interop.describe("q", q).info
+    s_q = q_info.shape[2] if layout == "bhsd" else q_info.shape[1]
+    operand = interop.describe("scores", scores)
+    problem = check_sparsek_args(operand.info, topk, seqlen_q=s_q, block_size=128, causal=causal,
+                                 local_blocks=local_blocks, pool=pool)
+    require_hopper(problem.device)
+    mask = _reused_mask(problem)
+    get_select_plan(problem).launch(operand.info.ptr, mask.kv_num_blocks.data.ptr, mask.kv_indices.data.ptr,
+                                    operand.adapter.stream(problem.device))
+    return attention_forward(q, k, v, causal=causal, scale=scale, layout=layout, return_lse=return_lse,
+                             block_mask=mask)

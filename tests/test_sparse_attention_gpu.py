@@ -1,0 +1,177 @@
+"""GPU correctness of block-sparse, windowed and split-KV attention against float64 (H100; marked ``gpu``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gpu
+
+torch = pytest.importorskip("torch")
+cupy = pytest.importorskip("cupy")
+bsk = pytest.importorskip("bsk_cupy")
+from bsk_cupy.accuracy import to_numpy  # noqa: E402
+from bsk_cupy.reference import attention_reference, block_mask_keys, visible_keys, window_keys  # noqa: E402
+
+
+def _rand(shape, seed, dtype=torch.float16):
+    gen = torch.Generator(device="cuda").manual_seed(seed)
+    return torch.randn(shape, device="cuda", dtype=torch.float32, generator=gen).to(dtype)
+
+
+def _poison():
+    """Fill the caching allocator's free memory with NaN so that unwritten outputs show."""
+    block = torch.full((1 << 24,), float("nan"), dtype=torch.float16, device="cuda")
+    del block
+
+
+def _expected_visibility(q, k, causal, window, mask):
+    """Element mask (B', Hq', Sq, Sk) the call should apply, besides causal."""
+    sq, sk = q.shape[2], k.shape[2]
+    visible = window_keys(sq, sk, window)[None, None]
+    if mask is not None:
+        blocks = block_mask_keys(to_numpy_bool(mask.to_dense()), mask.seq_lengths, mask.block_size)
+        group = q.shape[1] // k.shape[1]
+        if blocks.shape[1] == k.shape[1] and group > 1:
+            blocks = np.repeat(blocks, group, axis=1)
+        visible = visible & blocks
+    return visible
+
+
+def to_numpy_bool(array) -> np.ndarray:
+    return array.get() if hasattr(array, "get") else np.asarray(array)
+
+
+def _check(q, k, v, *, causal=False, window=None, mask=None):
+    """Ours on NaN-poisoned memory vs float64 with the same element mask; returns (out, lse)."""
+    _poison()
+    out, lse = bsk.attention_forward(q, k, v, causal=causal, window=window, block_mask=mask, return_lse=True)
+    torch.cuda.synchronize()
+    visible = _expected_visibility(q, k, causal, window, mask)
+    ref_out, ref_lse = attention_reference(to_numpy(q), to_numpy(k), to_numpy(v), causal=causal, mask=visible)
+    got, got_lse = to_numpy(out), lse.cpu().numpy()
+    assert not np.isnan(got).any(), "output elements left unwritten (NaN poison)"
+    err = np.abs(got - ref_out).max()
+    tol = 4e-3 if q.dtype == torch.float16 else 2e-2   # a few output ulps (bf16 has 8 mantissa bits)
+    assert err < tol, f"max abs error {err:.3e}"
+    seen = np.isfinite(ref_lse)
+    assert np.array_equal(np.isfinite(got_lse), seen), "-inf lse on the wrong rows"
+    assert np.all(got_lse[~seen] == -np.inf)
+    assert np.all(got[np.broadcast_to(~seen[..., None], got.shape)] == 0), "rows that see no key must be 0"
+    if seen.any():
+        assert np.abs(got_lse[seen] - ref_lse[seen]).max() < 2e-3
+    return out, lse
+
+
+WINDOWS = [(0, 0), (1, 0), (127, 0), (128, 0), (300, None), (None, 5), (64, 64), (None, None), (0, None)]
+
+
+@pytest.mark.parametrize("window", WINDOWS, ids=str)
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("seqlens", [(700, 700), (300, 1000), (1000, 300), (5, 2000)], ids=str)
+def test_window(window, causal, seqlens):
+    sq, sk = seqlens
+    q, k, v = _rand((2, 2, sq, 64), 1), _rand((2, 2, sk, 64), 2), _rand((2, 2, sk, 64), 3)
+    _check(q, k, v, causal=causal, window=window)
+
+
+def _random_blocks(shape, density, seed):
+    rng = np.random.default_rng(seed)
+    blocks = rng.random(shape) < density
+    blocks[..., 0, :] = False            # an empty row: its queries see nothing
+    if shape[2] > 1:
+        blocks[..., 1, :] = True         # a full row
+    if shape[2] > 2:
+        blocks[..., 2, :] = False
+        blocks[..., 2, shape[3] // 2] = True   # a single block
+    return blocks
+
+
+@pytest.mark.parametrize("mask_heads", ["q", "kv", "broadcast"])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("with_full", [False, True])
+@pytest.mark.parametrize("on_device", [False, True])
+def test_block_mask(mask_heads, causal, with_full, on_device):
+    b, hq, hkv, s, d = 2, 4, 2, 1000, 128
+    q, k, v = _rand((b, hq, s, d), 10, torch.bfloat16), _rand((b, hkv, s, d), 11, torch.bfloat16), \
+        _rand((b, hkv, s, d), 12, torch.bfloat16)
+    h_mask = {"q": hq, "kv": hkv, "broadcast": 1}[mask_heads]
+    n = -(-s // 128)
+    blocks = _random_blocks((b if mask_heads != "broadcast" else 1, h_mask, n, n), 0.4, 7)
+    full = blocks & (np.random.default_rng(8).random(blocks.shape) < 0.5) if with_full else None
+    if on_device:
+        blocks_in = cupy.asarray(blocks)
+        full_in = None if full is None else cupy.asarray(full)
+    else:
+        blocks_in, full_in = blocks, full
+    mask = bsk.BlockMask.from_dense(blocks_in, (s, s), full_blocks=full_in)
+    _check(q, k, v, causal=causal, mask=mask)
+
+
+def test_block_mask_composes_with_window_and_uneven_lengths():
+    q, k, v = _rand((1, 2, 333, 64), 20), _rand((1, 2, 900, 64), 21), _rand((1, 2, 900, 64), 22)
+    mask = bsk.BlockMask.from_dense(_random_blocks((1, 2, 3, 8), 0.6, 23), (333, 900))
+    _check(q, k, v, causal=True, window=(200, None), mask=mask)
+
+
+def test_sliding_window_block_mask_matches_window_argument():
+    shape = (1, 8, 2048, 64)   # 128 CTAs: no split-KV
+    q, k, v = _rand(shape, 30), _rand(shape, 31), _rand(shape, 32)
+    mask = bsk.BlockMask.sliding_window(2048, 2048, left=256, right=0)
+    _check(q, k, v, window=(256, 0), mask=mask)           # partial blocks first, then the full ones
+    via_window, _ = _check(q, k, v, window=(256, 0))
+    ascending = bsk.BlockMask.from_dense(mask.to_dense(), (2048, 2048))   # one ascending list per row
+    via_mask = bsk.attention_forward(q, k, v, window=(256, 0), block_mask=ascending)
+    assert torch.equal(via_mask, via_window)   # the same tiles in the same order: the same bits
+
+
+def test_empty_mask_gives_zero_and_minus_inf():
+    q = _rand((1, 2, 256, 64), 40)
+    mask = bsk.BlockMask.from_dense(np.zeros((1, 1, 2, 2), bool), (256, 256))
+    out, lse = bsk.attention_forward(q, q, q, block_mask=mask, return_lse=True)
+    assert torch.all(out == 0) and torch.all(lse == float("-inf"))
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 512, 64), (1, 2, 4097, 64), (3, 1, 1000, 128), (1, 1, 2048, 128)])
+@pytest.mark.parametrize("causal", [False, True])
+def test_split_kv_shapes_are_exact_and_deterministic(shape, causal):
+    b, h, s, d = shape
+    q, k, v = _rand(shape, 50), _rand(shape, 51), _rand(shape, 52)
+    first, lse = _check(q, k, v, causal=causal)
+    again, lse_again = bsk.attention_forward(q, k, v, causal=causal, return_lse=True)
+    assert torch.equal(first, again) and torch.equal(lse, lse_again)
+
+
+def test_split_kv_is_used_on_small_grids():
+    from bsk_cupy import interop
+    from bsk_cupy.dispatch import choose_splits, select_spec, sm_count
+    from bsk_cupy.validation import check_attention_args
+
+    q, k = _rand((1, 8, 128, 64), 60), _rand((1, 8, 8192, 64), 61)
+    q_info, k_info = interop.describe("q", q).info, interop.describe("k", k).info
+    problem = check_attention_args(q_info, k_info, k_info, causal=False, scale=None, layout="bhsd")
+    assert choose_splits(problem, select_spec(problem), sm_count(0), masked=False) == 16
+    _check(q, k, k)
+
+
+def test_causal_reference_visibility_sanity():
+    # the reference's causal mask and window (None, 0) are the same thing
+    assert np.array_equal(visible_keys(5, 9, True), window_keys(5, 9, (None, 0)))
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_sparsek_attention_matches_the_oracle_selection(causal):
+    from bsk_cupy.reference import sparsek_blocks_reference
+
+    b, hq, hkv, s, d = 2, 4, 2, 1000, 64
+    q, k, v = _rand((b, hq, s, d), 70), _rand((b, hkv, s, d), 71), _rand((b, hkv, s, d), 72)
+    for seed in (73, 74):   # the second call rewrites the reused device mask
+        scores = _rand((b, hkv, s), seed, torch.float32)
+        _poison()
+        out, lse = bsk.sparsek_attention(q, k, v, scores, 2, causal=causal, local_blocks=1, return_lse=True)
+        keep = sparsek_blocks_reference(scores.cpu().numpy(), 2, seqlen_q=s, causal=causal, local_blocks=1)
+        visible = np.repeat(block_mask_keys(keep, (s, s), (128, 128)), hq // hkv, axis=1)
+        ref_out, ref_lse = attention_reference(to_numpy(q), to_numpy(k), to_numpy(v), causal=causal, mask=visible)
+        assert np.abs(to_numpy(out) - ref_out).max() < 4e-3
+        seen = np.isfinite(ref_lse)
+        assert np.abs(lse.cpu().numpy()[seen] - ref_lse[seen]).max() < 2e-3

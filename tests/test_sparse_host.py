@@ -1,0 +1,77 @@
+"""Host side of block-sparse / windowed / split-KV attention: the split heuristic, the kernel's window
+bounds, block-mask checks against the problem, and the reference's element masks (no GPU needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bsk_cupy.block_mask import BlockMask
+from bsk_cupy.dispatch import choose_splits, select_spec
+from bsk_cupy.launch import window_bounds
+from bsk_cupy.mask_operand import mask_operand
+from bsk_cupy.reference import attention_reference, block_mask_keys, visible_keys, window_keys
+from bsk_cupy.validation import AttentionProblem
+
+
+def problem(b=1, hq=8, hkv=8, sq=512, sk=512, d=64, causal=False, window=None):
+    return AttentionProblem(batch=b, heads_q=hq, heads_kv=hkv, seqlen_q=sq, seqlen_k=sk, head_dim=d,
+                            dtype="float16", causal=causal, scale=0.125, layout="bhsd", device=0, window=window)
+
+
+@pytest.mark.parametrize("kwargs,splits", [
+    (dict(), 1),                                  # headline: 4 tiles per CTA, too few to pay for a combine
+    (dict(sq=128, sk=8192), 16),                  # decode-like: 8 CTAs x 64 tiles -> 16 splits of 4
+    (dict(hq=16, hkv=16, sq=1024, sk=1024), 1),   # 128 CTAs already fill the GPU
+    (dict(hq=2, hkv=2, sq=1, sk=4097), 8),        # 33 tiles: at least 4 per split
+    (dict(hq=4, hkv=4, sq=1024, sk=16384), 4),    # 32 CTAs: as many ways as fit in one wave
+    (dict(sq=512, sk=100), 1),                    # one KV tile: nothing to split
+])
+def test_choose_splits(kwargs, splits):
+    p = problem(**kwargs)
+    assert choose_splits(p, select_spec(p), 132, masked=False) == splits
+    assert choose_splits(p, select_spec(p), 132, masked=True) == 1
+
+
+def test_window_bounds():
+    assert window_bounds(problem()) == (-(1 << 30), 1 << 30)
+    assert window_bounds(problem(window=(5, None))) == (-5, 1 << 30)
+    assert window_bounds(problem(window=(None, 0))) == (-(1 << 30), 0)
+
+
+def _mask(blocks, seq_lengths, block_size=128):
+    return BlockMask.from_dense(np.asarray(blocks, bool), seq_lengths, block_size)
+
+
+@pytest.mark.parametrize("mask,match,exc", [
+    ("not a mask", "block_mask must be a bsk_cupy.BlockMask", TypeError),
+    (_mask(np.ones((1, 1, 8, 8)), (512, 512), 64), r"block_size must be \(128, 128\)", ValueError),
+    (_mask(np.ones((1, 1, 4, 4)), (500, 512)), r"seq_lengths is \(500, 512\)", ValueError),
+    (_mask(np.ones((2, 1, 4, 4)), (512, 512)), "batch dimension must be 1 or 1", ValueError),
+    (_mask(np.ones((1, 3, 4, 4)), (512, 512)), "head dimension must be 1, Hq=8 or Hkv=2", ValueError),
+])
+def test_mask_operand_rejects(mask, match, exc):
+    with pytest.raises(exc, match=match):
+        mask_operand(mask, problem(hkv=2))
+
+
+def test_window_and_block_reference_masks():
+    # window (None, 0) is the causal mask; (0, 0) the diagonal only
+    assert np.array_equal(window_keys(7, 9, (None, 0)), visible_keys(7, 9, True))
+    assert window_keys(4, 4, (0, 0)).sum() == 4
+    blocks = np.array([[[[True, False], [False, True]]]])
+    keys = block_mask_keys(blocks, (3, 5), (2, 3))
+    assert keys.shape == (1, 1, 3, 5)
+    assert keys[0, 0, 0].tolist() == [True, True, True, False, False]
+    assert keys[0, 0, 2].tolist() == [False, False, False, True, True]
+
+
+def test_reference_mask_argument_blanks_rows():
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal((1, 1, 4, 8)) for _ in range(3))
+    mask = np.ones((1, 1, 4, 4), bool)
+    mask[0, 0, 2] = False
+    out, lse = attention_reference(q, k, v, mask=mask)
+    assert np.all(out[0, 0, 2] == 0) and lse[0, 0, 2] == -np.inf
+    full, _ = attention_reference(q, k, v)
+    np.testing.assert_allclose(out[0, 0, 3], full[0, 0, 3])
