@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Profile our real attention kernel with Nsight Compute and print SM throughput, tensor-pipe utilisation
-# and DRAM throughput for one launch (the 4th, after warm-up). ncu drops metrics this chip does not
+# Profile our real attention kernel with Nsight Compute and print SM throughput, tensor-pipe utilisation,
+# the XU (MUFU: exp2) pipe's issue rate and DRAM throughput for one launch (the 4th, after warm-up). ncu drops metrics this chip does not
 # have without failing; the summary says 'not reported' for those.
 #
 #   benchmarks/ncu_roofline.sh B H S D [causal] [OUTDIR]
@@ -14,6 +14,7 @@ export PYTHONPATH=.
 metrics=sm__throughput.avg.pct_of_peak_sustained_elapsed
 metrics+=,dram__throughput.avg.pct_of_peak_sustained_elapsed
 metrics+=,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active
+metrics+=,sm__inst_executed_pipe_xu.avg.pct_of_peak_sustained_active
 metrics+=,sm__warps_active.avg.pct_of_peak_sustained_active
 metrics+=,gpu__time_duration.sum
 ncu --clock-control none --kernel-name attn_fwd_sm90 --launch-skip 3 --launch-count 1 \
@@ -28,6 +29,7 @@ names = {
     "sm__throughput.avg.pct_of_peak_sustained_elapsed": "SM throughput (% of peak)",
     "sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active": "tensor pipe active (%)",
     "dram__throughput.avg.pct_of_peak_sustained_elapsed": "DRAM throughput (% of peak)",
+    "sm__inst_executed_pipe_xu.avg.pct_of_peak_sustained_active": "XU (MUFU exp2) pipe (% of peak)",
     "sm__warps_active.avg.pct_of_peak_sustained_active": "achieved occupancy (%)",
 }
 for key, label in names.items():
