@@ -42,8 +42,16 @@ def flex_us(batch, heads, seqlen, head_dim, causal) -> float | None:
     block_mask = None
     if causal:
         block_mask = create_block_mask(lambda b, h, qi, ki: ki <= qi, None, None, seqlen, seqlen)
-    compiled = torch.compile(flex_attention)
-    return graph_time_us(lambda: compiled(q, k, v, block_mask=block_mask))
+    # one compile per shape: past torch's recompile limit (8) dynamo falls back to the eager math path,
+    # which cannot be graph-captured
+    torch._dynamo.config.recompile_limit = 64
+    compiled = torch.compile(flex_attention, dynamic=False)
+    try:
+        compiled(q, k, v, block_mask=block_mask)   # compile outside the timing and the capture
+        return graph_time_us(lambda: compiled(q, k, v, block_mask=block_mask))
+    except RuntimeError as exc:
+        print(f"FlexAttention failed on B{batch} H{heads} S{seqlen} D{head_dim} causal={causal}: {exc}")
+        return None
 
 
 def commit() -> str:
