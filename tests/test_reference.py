@@ -10,7 +10,7 @@ from bsk_cupy.reference import attention_naive, attention_reference, visible_key
     (5, 9, 4, 2, True), (9, 5, 2, 1, True), (7, 7, 2, 2, False), (1, 6, 3, 1, True), (6, 1, 2, 2, False),
 ])
 def test_reference_matches_naive_loop(sq, sk, hq, hkv, causal):
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(sq * 1000 + sk * 10 + hq)
     q = rng.standard_normal((2, hq, sq, 8))
     k = rng.standard_normal((2, hkv, sk, 8))
     v = rng.standard_normal((2, hkv, sk, 8))
@@ -19,7 +19,8 @@ def test_reference_matches_naive_loop(sq, sk, hq, hkv, causal):
     np.testing.assert_allclose(out, out_naive, rtol=0, atol=1e-12)
     np.testing.assert_array_equal(np.isinf(lse), np.isinf(lse_naive))
     finite = np.isfinite(lse)
-    np.testing.assert_allclose(lse[finite], lse_naive[finite], rtol=1e-12)
+    # absolute slack too: an lse near 0 (one key) differs by float64 rounding of the sums, ~1e-16
+    np.testing.assert_allclose(lse[finite], lse_naive[finite], rtol=1e-12, atol=1e-12)
 
 
 def test_causal_is_bottom_right_aligned():
