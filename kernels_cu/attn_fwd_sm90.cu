@@ -1,34 +1,44 @@
-// attn_fwd_sm90: dense attention forward for Hopper (sm_90a), one CTA per (query block, head, batch).
+// attn_fwd_sm90: attention forward for Hopper (sm_90a): dense, causal, sliding-window and block-sparse,
+// optionally split over the KV sequence (split-KV); one CTA per (query block, split, head, batch).
 //
 // Math. For every batch b, query head h and query row i:
 //   s_ij = scale * <q_i, k_j>   over the keys j that row i may see,
 //   o_i  = sum_j softmax(s_i)_j v_j,      lse_i = log(sum_j exp(s_ij))   (natural log).
-// Row i sees key j iff j < Sk and, when CAUSAL, j <= i + (Sk - Sq) (bottom-right aligned). A row that sees no
-// key gets o_i = 0 and lse_i = -inf. Softmax is computed online (FlashAttention): running max m and running
-// sum l per row over raw scores; exponentials in base 2 with scale * log2(e) folded into one FFMA per score.
+// Row i sees key j iff j < Sk, the offset r = j - i - (Sk - Sq) lies in [window_lo, window_hi] (CAUSAL caps
+// it at 0: bottom-right aligned), and j's KV block is listed for i's query block when a block mask is
+// given. A row that sees no key gets o_i = 0 and lse_i = -inf. Softmax is online (FlashAttention): running
+// max and sum per row over raw scores; exponentials in base 2 with scale * log2(e) folded into one FFMA
+// per score. Split-KV: each split runs that recurrence over a contiguous part of the row's KV tiles, and
+// the last split to finish merges the parts (max-rescaled sums) in split order.
 //
 // Layouts. Q (B, Hq, Sq, D), K/V (B, Hkv, Sk, D), any strides with a contiguous D; the host describes each
 // as a 4-D TMA tensor map over (d, s, h, b) whose last three dimensions are ordered by stride, and
 // `Params::coord_order_*` says where s, h and b sit. Query head h reads KV head h / heads_per_kv (GQA/MQA).
 // O has Q's shape and the caller's layout (strides in Params); LSE is float32 (B, Hq, Sq), contiguous.
+// Block mask: FlexAttention's int32 lists (counts (B', H', nQB), indices (B', H', nQB, nKB)), 128 x 128
+// blocks, broadcast through zero strides, mask head = query head / mask_head_div.
 // Shared-memory tiles are stored as HEAD_DIM/64 chunks of [rows][64] 16-bit elements with the 128-byte
 // swizzle that TMA writes and wgmma reads (each 8-row x 128-byte atom is 1024-byte aligned).
 //
-// Grid. x: query blocks of BLOCK_M rows (reversed, so the longest causal blocks start first), y: query
-// heads, z: batch. Rows and keys past Sq / Sk are zero-filled by TMA and masked.
+// Grid. x: query blocks of BLOCK_M rows times num_splits (reversed, so the longest causal blocks start
+// first), y: query heads, z: batch. Rows and keys past Sq / Sk are zero-filled by TMA and masked.
 //
 // Warpgroups (128 threads each, setmaxnreg budgets in the constants below).
-//   WG0  producer: one thread issues TMA loads: Q once, then K and V tiles into a STAGES-deep ring
-//        guarded by k_full / v_full (transaction bytes) and kv_empty (consumer arrivals).
-//   WG1+ consumers: each owns 64 query rows. Per KV tile: S = Q K^T (wgmma, both operands in shared
-//        memory), mask, online softmax, P packed to 16-bit registers, O += P V (wgmma, A from registers,
-//        V read N-major), then release the stage. Epilogue: O / l to global memory, LSE.
+//   WG0  producer: one thread walks the CTA's KV schedule (a block range, or the mask's lists) and issues
+//        TMA loads: Q once, then K and V tiles into a STAGES-deep ring with separate full (transaction
+//        bytes) and empty (consumer arrivals) barriers for K and V; each stage's block index goes to
+//        shared memory before its K load is armed.
+//   WG1+ consumers: each owns 64 query rows. Iteration t issues S_t = Q K_t^T (wgmma, shared/shared) and
+//        O += P_{t-1} V_{t-1} (wgmma, P from registers, V N-major), waits for S_t only, masks, and runs the
+//        softmax of S_t while the PV product runs (FlashAttention-3 intra-warpgroup pipelining); the two
+//        consumers also take turns issuing GEMMs (ping-pong, named barriers 1 and 2). Epilogue: O / l and
+//        LSE to global memory, or the split-KV partials and, in the last split, the combine (barrier 3).
 //
 // Shared memory (bytes), STAGES = 2. SharedStorage rounds up to its 1024-byte alignment; the host adds
 // 1024 more so the dynamic base can be aligned (bsk_cupy/specs.py computes the same, SMEM_BYTES checks it):
-//   | HEAD_DIM | BLOCK_M x BLOCK_N | Q      | K ring | V ring | barriers | launched with |
-//   | 64       | 128 x 128         | 16 384 | 32 768 | 32 768 | 72       | 83 968        |
-//   | 128      | 128 x 128         | 32 768 | 65 536 | 65 536 | 72       | 165 888       |
+//   | HEAD_DIM | BLOCK_M x BLOCK_N | Q      | K ring | V ring | barriers + block ids | launched with |
+//   | 64       | 128 x 128         | 16 384 | 32 768 | 32 768 | 72 + 12              | 83 968        |
+//   | 128      | 128 x 128         | 32 768 | 65 536 | 65 536 | 72 + 12              | 165 888       |
 #include "common/prelude.cuh"
 #include "common/mbarrier.cuh"
 #include "common/numeric.cuh"
