@@ -95,8 +95,8 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
     problem = check_attention_args(*(op.info for op in operands), causal=causal, scale=scale, layout=layout,
                                    window=window)
     require_hopper(problem.device)
-    mask, mask_arrays = mask_operand(block_mask, problem) if block_mask is not None else (None, ())
-    plan = get_plan(problem, *(op.info for op in operands), mask=mask, mask_arrays=mask_arrays)
+    mask = mask_operand(block_mask, problem) if block_mask is not None else None
+    plan = get_plan(problem, *(op.info for op in operands), mask=mask)
     lse_shape = (problem.batch, problem.heads_q, problem.seqlen_q) if return_lse else None
     if torch_key is not None:
         fast = interop.TorchFastCall(plan, q, problem.out_shape, lse_shape)

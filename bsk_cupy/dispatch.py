@@ -57,10 +57,9 @@ def choose_splits(problem: AttentionProblem, spec: KernelSpec, sms: int, masked:
     return splits if splits >= 2 else 1
 
 
-def get_plan(problem: AttentionProblem, q: ArrayInfo, k: ArrayInfo, v: ArrayInfo, mask=None,
-             mask_arrays: tuple = ()) -> LaunchPlan:
-    """The launch plan for this problem on these buffers (tensor maps encode the pointers). ``mask`` is a
-    :class:`~bsk_cupy.mask_operand.MaskOperand` or None; the plan keeps ``mask_arrays`` (its memory) alive."""
+def get_plan(problem: AttentionProblem, q: ArrayInfo, k: ArrayInfo, v: ArrayInfo, mask=None) -> LaunchPlan:
+    """The launch plan for this problem on these buffers (tensor maps encode the pointers); ``mask`` is a
+    :class:`~bsk_cupy.mask_operand.MaskOperand` or None."""
     key = (problem, q.ptr, q.strides, k.ptr, k.strides, v.ptr, v.strides, mask)
     with _plans_lock:
         plan = _plans.get(key)
@@ -70,7 +69,6 @@ def get_plan(problem: AttentionProblem, q: ArrayInfo, k: ArrayInfo, v: ArrayInfo
     spec = select_spec(problem)
     splits = choose_splits(problem, spec, sm_count(problem.device), masked=mask is not None)
     plan = LaunchPlan(load_kernel(spec, problem.device), problem, q, k, v, mask=mask, num_splits=splits)
-    plan.mask_arrays = mask_arrays
     with _plans_lock:
         _plans[key] = plan
         while len(_plans) > _PLAN_CACHE_SIZE:

@@ -152,28 +152,53 @@ class SplitWorkspace:
         return self.partial_o.data.ptr, self.partial_ml.data.ptr, self.counters.data.ptr
 
 
-class LaunchPlan:
+class PackedLaunch:
+    """A kernel launch whose parameters are one packed byte block, shared by the attention and selection
+    plans. Everything fixed is packed once; a call writes a run of consecutive 64-bit pointer slots and
+    launches under a lock (the driver copies the block during ``cuLaunchKernel``), retrying once after
+    binding the device's context on a thread that never touched CUDA."""
+
+    def __init__(self, kernel: LoadedKernel, grid: tuple[int, int, int], smem: int, params_bytes: int,
+                 slots_offset: int, slots: int):
+        self.kernel = kernel
+        self.grid = grid
+        self.block = (kernel.spec.threads, 1, 1)
+        self.smem = smem
+        self._lock = threading.Lock()
+        self._params = (ctypes.c_char * params_bytes)()
+        self._param_ptrs = (ctypes.c_void_p * 1)(ctypes.addressof(self._params))
+        self._slots = (ctypes.c_uint64 * slots).from_buffer(self._params, slots_offset)
+        self._launch_args = (kernel.function_ptr, *grid, *self.block, smem)
+
+    def _launch(self, stream: int, *pointers: int) -> None:
+        status = self._launch_once(stream, pointers)
+        if status == _CUDA_ERROR_INVALID_CONTEXT:  # a thread that never touched CUDA
+            _make_context_current(self.kernel.device)
+            status = self._launch_once(stream, pointers)
+        if status != 0:
+            raise LaunchError(f"launching {self.kernel.spec.name} failed: {_driver().CUresult(status)!r}")
+
+    def _launch_once(self, stream: int, pointers: tuple[int, ...]) -> int:
+        with self._lock:
+            self._slots[:] = pointers
+            return _cu_launch_kernel()(*self._launch_args, stream, self._param_ptrs, None)
+
+
+class LaunchPlan(PackedLaunch):
     """Grid, block, shared memory and packed parameters for one problem on fixed input buffers.
 
-    ``mask`` (a :class:`~bsk_cupy.mask_operand.MaskOperand`) restricts each query block to the KV blocks it
-    lists; ``num_splits > 1`` splits every query block's KV tiles over that many CTAs (split-KV).
+    ``mask`` (a :class:`~bsk_cupy.mask_operand.MaskOperand`, whose arrays the plan keeps alive) restricts
+    each query block to the KV blocks it lists; ``num_splits > 1`` splits every query block's KV tiles over that many CTAs (split-KV).
     """
 
     def __init__(self, kernel: LoadedKernel, problem: AttentionProblem, q: ArrayInfo, k: ArrayInfo,
                  v: ArrayInfo, mask=None, num_splits: int = 1):
         spec = kernel.spec
-        self.kernel = kernel
-        self.num_splits = num_splits
         m_blocks = math.ceil(problem.seqlen_q / spec.block_m)
-        self.grid = (m_blocks * num_splits, problem.heads_q, problem.batch)
-        self.block = (spec.threads, 1, 1)
-        self.smem = spec.smem_bytes
-        self._lock = threading.Lock()
-        self._params = (ctypes.c_char * PARAMS_BYTES)()
-        self._param_ptrs = (ctypes.c_void_p * 1)(ctypes.addressof(self._params))
-        self._out_slot = ctypes.c_uint64.from_buffer(self._params, _OFF_OUT)
-        self._lse_slot = ctypes.c_uint64.from_buffer(self._params, _OFF_LSE)
-        self._launch_args = (kernel.function_ptr, *self.grid, *self.block, self.smem)
+        super().__init__(kernel, (m_blocks * num_splits, problem.heads_q, problem.batch), spec.smem_bytes,
+                         PARAMS_BYTES, slots_offset=_OFF_OUT, slots=2)  # out, lse
+        self.num_splits = num_splits
+        self.mask = mask  # keeps the mask's device arrays alive
         tma_q, order_q = encode_tensor_map(q, problem.layout, spec.block_m)
         tma_k, order_kv = encode_tensor_map(k, problem.layout, spec.block_n)
         tma_v, order_v = encode_tensor_map(v, problem.layout, spec.block_n)
@@ -197,18 +222,7 @@ class LaunchPlan:
 
     def launch(self, out_ptr: int, lse_ptr: int, stream: int) -> None:
         """Launch on ``stream`` writing O to ``out_ptr`` and (if non-zero) LSE to ``lse_ptr``."""
-        status = self._launch_once(out_ptr, lse_ptr, stream)
-        if status == _CUDA_ERROR_INVALID_CONTEXT:  # a thread that never touched CUDA
-            _make_context_current(self.kernel.device)
-            status = self._launch_once(out_ptr, lse_ptr, stream)
-        if status != 0:
-            raise LaunchError(f"launching {self.kernel.spec.name} failed: {_driver().CUresult(status)!r}")
-
-    def _launch_once(self, out_ptr: int, lse_ptr: int, stream: int) -> int:
-        with self._lock:  # the parameter buffer is shared; the driver copies it during the call
-            self._out_slot.value = out_ptr
-            self._lse_slot.value = lse_ptr
-            return _cu_launch_kernel()(*self._launch_args, stream, self._param_ptrs, None)
+        self._launch(stream, out_ptr, lse_ptr)
 
 
 def _make_context_current(device: int) -> None:

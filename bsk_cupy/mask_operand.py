@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import threading
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .block_mask import BlockMask
 from .validation import AttentionProblem
@@ -35,6 +35,7 @@ class MaskOperand:
     stride_h: int
     kv_blocks: int             # nKB, the row length of the index arrays
     head_div: int              # the mask head of query head h is h // head_div
+    arrays: tuple = field(default=(), compare=False, repr=False)  # the device arrays: kept alive with it
 
 
 def _device_arrays(mask: BlockMask, device: int) -> tuple:
@@ -63,8 +64,8 @@ def _device_arrays(mask: BlockMask, device: int) -> tuple:
     return uploaded
 
 
-def mask_operand(mask, problem: AttentionProblem) -> tuple[MaskOperand, tuple]:
-    """Check ``mask`` against ``problem`` and return the kernel's view of it plus the arrays to keep alive.
+def mask_operand(mask, problem: AttentionProblem) -> MaskOperand:
+    """Check ``mask`` against ``problem`` and return the kernel's view of it (which holds its device arrays).
 
     Raises
     ------
@@ -102,10 +103,9 @@ def mask_operand(mask, problem: AttentionProblem) -> tuple[MaskOperand, tuple]:
         raise ValueError("block_mask.full_kv_num_blocks and full_kv_indices must be given together")
     arrays = _device_arrays(mask, problem.device)
     num, idx, full_num, full_idx = arrays
-    operand = MaskOperand(
+    return MaskOperand(
         num_ptr=num.data.ptr, idx_ptr=idx.data.ptr,
         full_num_ptr=0 if full_num is None else full_num.data.ptr,
         full_idx_ptr=0 if full_idx is None else full_idx.data.ptr,
         stride_b=0 if mask_b == 1 else mask_h * n_qb, stride_h=0 if mask_h == 1 else n_qb,
-        kv_blocks=n_kb, head_div=head_div)
-    return operand, arrays
+        kv_blocks=n_kb, head_div=head_div, arrays=arrays)

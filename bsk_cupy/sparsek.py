@@ -11,6 +11,7 @@ from .block_mask import BlockMask
 from .device import require_hopper
 from .sparsek_launch import get_select_plan
 from .sparsek_validation import check_sparsek_args
+from .validation import check_layout
 
 
 def sparsek_select(scores, topk: int, *, seqlen_q: int | None = None, block_size: int = 128, causal: bool = True,
@@ -152,8 +153,10 @@ def sparsek_attention(q, k, v, scores, topk: int, *, causal: bool = True, local_
     options) and rewritten by every call, so concurrent calls of one problem on different streams must
     be ordered by the caller.
     """
-    q_info = interop.describe("q", q).info
-    s_q = q_info.shape[2] if layout == "bhsd" else q_info.shape[1]
+    q_shape = tuple(getattr(q, "shape", ()))   # q is fully checked by attention_forward; Sq is needed first
+    if len(q_shape) != 4:
+        raise ValueError(f"q must be 4-D (B, Hq, Sq, D) or (B, Sq, Hq, D), got shape {q_shape}")
+    s_q = q_shape[2 if check_layout(layout) == "bhsd" else 1]
     operand = interop.describe("scores", scores)
     problem = check_sparsek_args(operand.info, topk, seqlen_q=s_q, block_size=128, causal=causal,
                                  local_blocks=local_blocks, pool=pool)

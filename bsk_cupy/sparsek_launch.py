@@ -8,14 +8,13 @@ caller's stream through ``cuLaunchKernel`` (the attention kernel's launch path, 
 
 from __future__ import annotations
 
-import ctypes
 import math
 import struct
 import threading
 from collections import OrderedDict
 
 from .compile.module import LoadedKernel, load_kernel
-from .launch import LaunchError, _cu_launch_kernel, _make_context_current
+from .launch import PackedLaunch
 from .sparsek_validation import SparseKProblem
 from .specs import SparseKSelectSpec
 
@@ -23,7 +22,6 @@ from .specs import SparseKSelectSpec
 # n_kv_blocks, topk, local_blocks, causal, mean_pool
 PARAMS_FORMAT = "<QQQqqqiiiiiiii"
 PARAMS_BYTES = struct.calcsize(PARAMS_FORMAT)
-_CUDA_ERROR_INVALID_CONTEXT = 201
 _PLAN_CACHE_SIZE = 256
 
 _plans: OrderedDict[SparseKProblem, SelectPlan] = OrderedDict()
@@ -35,37 +33,21 @@ def select_spec(problem: SparseKProblem) -> SparseKSelectSpec:
     return SparseKSelectSpec(dtype=problem.dtype, block_size=problem.block_size)
 
 
-class SelectPlan:
+class SelectPlan(PackedLaunch):
     """Grid, block, shared memory and packed parameters of one problem; pointers are written per call."""
 
     def __init__(self, kernel: LoadedKernel, problem: SparseKProblem):
         spec = kernel.spec
-        self.kernel = kernel
-        self.grid = (math.ceil(problem.n_q_blocks / spec.query_blocks_per_cta), problem.heads, problem.batch)
-        self.block = (spec.threads, 1, 1)
-        self.smem = spec.smem_bytes_for(problem.n_kv_blocks)
-        self._lock = threading.Lock()
-        self._params = (ctypes.c_char * PARAMS_BYTES)()
+        grid = (math.ceil(problem.n_q_blocks / spec.query_blocks_per_cta), problem.heads, problem.batch)
+        super().__init__(kernel, grid, spec.smem_bytes_for(problem.n_kv_blocks), PARAMS_BYTES, slots_offset=0,
+                         slots=3)  # scores, kv_num_blocks, kv_indices
         struct.pack_into(PARAMS_FORMAT, self._params, 0, 0, 0, 0, *problem.strides, problem.seqlen_q,
                          problem.seqlen_k, problem.n_q_blocks, problem.n_kv_blocks, problem.topk,
                          problem.local_blocks, int(problem.causal), int(problem.pool == "mean"))
-        self._pointers = (ctypes.c_uint64 * 3).from_buffer(self._params)
-        self._param_ptrs = (ctypes.c_void_p * 1)(ctypes.addressof(self._params))
-        self._launch_args = (kernel.function_ptr, *self.grid, *self.block, self.smem)
 
     def launch(self, scores_ptr: int, num_blocks_ptr: int, indices_ptr: int, stream: int) -> None:
         """Launch on ``stream``: read scores at ``scores_ptr``, write the two int32 outputs."""
-        status = self._launch_once(scores_ptr, num_blocks_ptr, indices_ptr, stream)
-        if status == _CUDA_ERROR_INVALID_CONTEXT:  # a thread that never touched CUDA
-            _make_context_current(self.kernel.device)
-            status = self._launch_once(scores_ptr, num_blocks_ptr, indices_ptr, stream)
-        if status != 0:
-            raise LaunchError(f"launching {self.kernel.spec.name} failed: CUDA error {status}")
-
-    def _launch_once(self, scores_ptr: int, num_blocks_ptr: int, indices_ptr: int, stream: int) -> int:
-        with self._lock:  # the parameter block is shared; the driver copies it during the call
-            self._pointers[:] = (scores_ptr, num_blocks_ptr, indices_ptr)
-            return _cu_launch_kernel()(*self._launch_args, stream, self._param_ptrs, None)
+        self._launch(stream, scores_ptr, num_blocks_ptr, indices_ptr)
 
 
 def get_select_plan(problem: SparseKProblem) -> SelectPlan:

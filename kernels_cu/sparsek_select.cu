@@ -43,7 +43,7 @@
 // MAX_KV_BLOCKS (4096) bounds nKB; the host refuses more. The spec's smem_bytes is the nKB = MAX_KV_BLOCKS
 // size (the attribute set at load); each launch asks only for what its nKB needs.
 #include "common/prelude.cuh"
-#include "common/convert.cuh"
+#include "common/numeric.cuh"
 
 #ifndef DTYPE
 #define DTYPE 0

@@ -1,4 +1,5 @@
-// Scalar helpers: fast exp2, packing two floats into a 16-bit pair, infinities.
+// Scalar helpers: fast exp2, float <-> 16-bit float conversions (raw bits: NVRTC has no cuda_fp16.h /
+// cuda_bf16.h), infinities.
 #pragma once
 #include "prelude.cuh"
 
@@ -23,4 +24,15 @@ BSK_DEVICE uint32_t pack_bf16x2(float lo, float hi) {
     uint32_t r;
     asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
     return r;
+}
+
+BSK_DEVICE float f16_to_f32(uint16_t bits) {
+    float y;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(y) : "h"(bits));
+    return y;
+}
+
+// bfloat16 is the top half of a float32: widening is exact and needs no rounding.
+BSK_DEVICE float bf16_to_f32(uint16_t bits) {
+    return __uint_as_float(static_cast<uint32_t>(bits) << 16);
 }
