@@ -17,13 +17,47 @@ _plans: "OrderedDict[tuple, LaunchPlan]" = OrderedDict()
 _plans_lock = threading.Lock()
 
 
-def select_spec(problem: AttentionProblem) -> KernelSpec:
-    """The variant for ``problem``.
+# Three consumer warpgroups (192-row query tiles, FlashAttention-3's choice at head dim 64) keep the tensor
+# cores busier than two while one warpgroup's softmax runs: per query row a 192-row CTA is 1.09x as fast
+# as a 128-row one (H100, persistent, B2 H16 S16384 D64: 4918 us in 21 rounds of 192 rows vs 5461 us in 32
+# rounds of 128; benchmarks/RESULTS.md).
+_TALL_TILE_GAIN = 1.09
 
-    One tile shape for now: 128 query rows (two consumer warpgroups of 64) by 128 keys, two stages. It
-    fits both head dims in shared memory (84 KB / 166 KB) and in the 240-register consumer budget.
+
+def select_spec(problem: AttentionProblem, sms: int = 132, masked: bool = False) -> KernelSpec:
+    """The variant for ``problem`` on a GPU with ``sms`` multiprocessors.
+
+    Tiles are 128 keys by 128 query rows (two consumer warpgroups), or 192 rows (three) at head dim 64 when
+    that finishes sooner: a grid's time is estimated as its rounds of work items (one CTA per SM) times
+    the rows an item carries, discounted by the measured gain of the taller tile. Round quantisation
+    decides most shapes (B1 H16 S8192 D64: 8 rounds of 128 rows, 674 us, beat 6 rounds of 192, 705 us);
+    block masks, whose query blocks are 128 rows, always use 128. Both fit in shared memory (84 / 92 /
+    166 KB) and in the register budgets without spills.
     """
-    return KernelSpec(head_dim=problem.head_dim, dtype=problem.dtype, causal=problem.causal)
+    spec = KernelSpec(head_dim=problem.head_dim, dtype=problem.dtype, causal=problem.causal)
+    if problem.head_dim != 64 or masked:
+        return spec
+
+    def rounds(block_m: int) -> int:
+        return math.ceil(math.ceil(problem.seqlen_q / block_m) * problem.heads_q * problem.batch / sms)
+
+    if rounds(192) * 192 / _TALL_TILE_GAIN < rounds(128) * 128:
+        return KernelSpec(head_dim=64, dtype=problem.dtype, causal=problem.causal, block_m=192)
+    return spec
+
+
+def persistent_ctas(problem: AttentionProblem, sms: int, masked: bool) -> int | None:
+    """Grid cap for persistent CTAs (one per SM), or None for one CTA per work item.
+
+    Persistent CTAs load the next item while finishing the last, which pays when items are alike: dense
+    rows without causal or window masks (B8 H16 S512 D64 35.1 -> 29.1 us, B4 H32 S4096 D128 2072 -> 2049
+    us). Items of unequal length (causal, windows, block masks) are handed out statically, which balances
+    worse than the hardware's launch of one CTA per item as SMs free up (B4 H32 S4096 D128 causal 1176 ->
+    1281 us), so those keep one CTA per item.
+    """
+    if problem.causal or problem.window is not None or masked:
+        return None
+    return sms
 
 
 _MAX_SPLITS = 16
@@ -66,9 +100,11 @@ def get_plan(problem: AttentionProblem, q: ArrayInfo, k: ArrayInfo, v: ArrayInfo
         if plan is not None:
             _plans.move_to_end(key)
             return plan
-    spec = select_spec(problem)
-    splits = choose_splits(problem, spec, sm_count(problem.device), masked=mask is not None)
-    plan = LaunchPlan(load_kernel(spec, problem.device), problem, q, k, v, mask=mask, num_splits=splits)
+    sms, masked = sm_count(problem.device), mask is not None
+    spec = select_spec(problem, sms, masked)
+    splits = choose_splits(problem, spec, sms, masked)
+    plan = LaunchPlan(load_kernel(spec, problem.device), problem, q, k, v, mask=mask, num_splits=splits,
+                      max_ctas=persistent_ctas(problem, sms, masked))
     with _plans_lock:
         _plans[key] = plan
         while len(_plans) > _PLAN_CACHE_SIZE:

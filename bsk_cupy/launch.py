@@ -26,7 +26,7 @@ _WINDOW_FORMAT = "<ii"       # window_lo, window_hi
 _OFF_WINDOW = 448
 _MASK_FORMAT = "<QQQQqqii"   # num, idx, full_num, full_idx pointers, stride_b, stride_h, kv_blocks, head_div
 _OFF_MASK = 456
-_SPLIT_FORMAT = "<QQQi"      # split_o, split_ml, split_counter, num_splits
+_SPLIT_FORMAT = "<QQQiii"    # split_o, split_ml, split_counter, num_splits, then num_heads and batch (work items)
 _OFF_SPLIT = 512
 _UNBOUNDED = 1 << 30         # a window side without a bound
 _TMA_BYTES = 128
@@ -35,7 +35,9 @@ _LOG2E = 1.4426950408889634
 
 
 _CUDA_ERROR_INVALID_CONTEXT = 201
+_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6  # CUlaunchAttributeID
 _libcuda_launch = None
+_libcuda_launch_ex = None
 
 
 class LaunchError(RuntimeError):
@@ -52,6 +54,30 @@ def _cu_launch_kernel():
         fn.restype = ctypes.c_int
         _libcuda_launch = fn
     return _libcuda_launch
+
+
+class _LaunchAttribute(ctypes.Structure):
+    """``CUlaunchAttribute``: an id, then a 64-byte value union aligned to 8 bytes."""
+
+    _fields_ = [("id", ctypes.c_int), ("value", ctypes.c_uint64 * 8)]
+
+
+class _LaunchConfig(ctypes.Structure):
+    """``CUlaunchConfig`` of ``cuLaunchKernelEx``."""
+
+    _fields_ = [("grid", ctypes.c_uint * 3), ("block", ctypes.c_uint * 3), ("shared_bytes", ctypes.c_uint),
+                ("stream", ctypes.c_void_p), ("attrs", ctypes.POINTER(_LaunchAttribute)), ("num_attrs", ctypes.c_uint)]
+
+
+def _cu_launch_kernel_ex():
+    """``cuLaunchKernelEx`` from libcuda through ctypes (launches that carry attributes)."""
+    global _libcuda_launch_ex
+    if _libcuda_launch_ex is None:
+        fn = ctypes.CDLL("libcuda.so.1").cuLaunchKernelEx
+        fn.argtypes = [ctypes.POINTER(_LaunchConfig), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+        fn.restype = ctypes.c_int
+        _libcuda_launch_ex = fn
+    return _libcuda_launch_ex
 
 
 def _driver():
@@ -143,7 +169,7 @@ class SplitWorkspace:
         import cupy
 
         with cupy.cuda.Device(device):
-            self.partial_o = cupy.empty(blocks * splits * 128 * head_dim, dtype=cupy.float32)
+            self.partial_o = cupy.empty(blocks * splits * (consumer_threads // 2) * head_dim, dtype=cupy.float32)
             self.partial_ml = cupy.empty(blocks * splits * 4 * consumer_threads, dtype=cupy.float32)
             self.counters = cupy.zeros(blocks, dtype=cupy.uint32)
             cupy.cuda.Device(device).synchronize()  # the counters are zero before any stream uses them
@@ -155,20 +181,30 @@ class SplitWorkspace:
 class PackedLaunch:
     """A kernel launch whose parameters are one packed byte block, shared by the attention and selection
     plans. Everything fixed is packed once; a call writes a run of consecutive 64-bit pointer slots and
-    launches under a lock (the driver copies the block during ``cuLaunchKernel``), retrying once after
-    binding the device's context on a thread that never touched CUDA."""
+    launches under a lock (the driver copies the block during the launch), retrying once after binding the
+    device's context on a thread that never touched CUDA.
+
+    ``programmatic`` launches with programmatic stream serialization (``cuLaunchKernelEx``): the kernel may
+    start while the previous one in the stream finishes, so it must execute ``griddepcontrol.wait`` before
+    its first global-memory access (``kernels_cu/common/pdl.cuh``)."""
 
     def __init__(self, kernel: LoadedKernel, grid: tuple[int, int, int], smem: int, params_bytes: int,
-                 slots_offset: int, slots: int):
+                 slots_offset: int, slots: int, programmatic: bool = False):
         self.kernel = kernel
         self.grid = grid
         self.block = (kernel.spec.threads, 1, 1)
         self.smem = smem
+        self.programmatic = programmatic
         self._lock = threading.Lock()
         self._params = (ctypes.c_char * params_bytes)()
         self._param_ptrs = (ctypes.c_void_p * 1)(ctypes.addressof(self._params))
         self._slots = (ctypes.c_uint64 * slots).from_buffer(self._params, slots_offset)
         self._launch_args = (kernel.function_ptr, *grid, *self.block, smem)
+        if programmatic:
+            self._attribute = _LaunchAttribute(_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION)
+            self._attribute.value[0] = 1  # programmaticStreamSerializationAllowed
+            self._config = _LaunchConfig((ctypes.c_uint * 3)(*grid), (ctypes.c_uint * 3)(*self.block), smem, None,
+                                         ctypes.pointer(self._attribute), 1)
 
     def _launch(self, stream: int, *pointers: int) -> None:
         status = self._launch_once(stream, pointers)
@@ -181,6 +217,10 @@ class PackedLaunch:
     def _launch_once(self, stream: int, pointers: tuple[int, ...]) -> int:
         with self._lock:
             self._slots[:] = pointers
+            if self.programmatic:
+                self._config.stream = stream
+                return _cu_launch_kernel_ex()(ctypes.byref(self._config), self.kernel.function_ptr,
+                                              self._param_ptrs, None)
             return _cu_launch_kernel()(*self._launch_args, stream, self._param_ptrs, None)
 
 
@@ -188,15 +228,25 @@ class LaunchPlan(PackedLaunch):
     """Grid, block, shared memory and packed parameters for one problem on fixed input buffers.
 
     ``mask`` (a :class:`~bsk_cupy.mask_operand.MaskOperand`, whose arrays the plan keeps alive) restricts
-    each query block to the KV blocks it lists; ``num_splits > 1`` splits every query block's KV tiles over that many CTAs (split-KV).
+    each query block to the KV blocks it lists (128-row query blocks only); ``num_splits > 1`` splits every
+    query block's KV tiles over that many CTAs (split-KV). The kernel walks its work items (query block,
+    split, head, batch) with ``max_ctas`` CTAs at most, each taking every ``ctas``-th item (persistent
+    CTAs when there are more items); None launches one CTA per item. ``programmatic``: programmatic
+    dependent launch (the kernel waits for its predecessor before touching global memory), see
+    :class:`PackedLaunch`.
     """
 
     def __init__(self, kernel: LoadedKernel, problem: AttentionProblem, q: ArrayInfo, k: ArrayInfo,
-                 v: ArrayInfo, mask=None, num_splits: int = 1):
+                 v: ArrayInfo, mask=None, num_splits: int = 1, max_ctas: int | None = None,
+                 programmatic: bool = True):
         spec = kernel.spec
+        if mask is not None and spec.block_m != 128:
+            raise ValueError(f"block masks need 128-row query blocks; {spec.name} has {spec.block_m}")
         m_blocks = math.ceil(problem.seqlen_q / spec.block_m)
-        super().__init__(kernel, (m_blocks * num_splits, problem.heads_q, problem.batch), spec.smem_bytes,
-                         PARAMS_BYTES, slots_offset=_OFF_OUT, slots=2)  # out, lse
+        items = m_blocks * num_splits * problem.heads_q * problem.batch
+        ctas = items if max_ctas is None else min(items, max_ctas)
+        super().__init__(kernel, (ctas, 1, 1), spec.smem_bytes, PARAMS_BYTES, slots_offset=_OFF_OUT, slots=2,
+                         programmatic=programmatic)  # out, lse
         self.num_splits = num_splits
         self.mask = mask  # keeps the mask's device arrays alive
         tma_q, order_q = encode_tensor_map(q, problem.layout, spec.block_m)
@@ -218,7 +268,8 @@ class LaunchPlan(PackedLaunch):
             self.workspace = SplitWorkspace(problem.device, m_blocks * problem.heads_q * problem.batch, num_splits,
                                             problem.head_dim, spec.threads - 128)
         split_pointers = self.workspace.pointers() if self.workspace is not None else (0, 0, 0)
-        struct.pack_into(_SPLIT_FORMAT, self._params, _OFF_SPLIT, *split_pointers, num_splits)
+        struct.pack_into(_SPLIT_FORMAT, self._params, _OFF_SPLIT, *split_pointers, num_splits, problem.heads_q,
+                         problem.batch)
 
     def launch(self, out_ptr: int, lse_ptr: int, stream: int) -> None:
         """Launch on ``stream`` writing O to ``out_ptr`` and (if non-zero) LSE to ``lse_ptr``."""

@@ -36,9 +36,11 @@ class KernelSpec:
     causal : bool
         Bottom-right-aligned causal mask.
     block_m, block_n : int
-        Query rows per CTA (64 per consumer warpgroup) and keys per KV tile.
+        Query rows per CTA (64 per consumer warpgroup: 128, or 192 at head dim 64) and keys per KV tile.
     stages : int
         Depth of the K/V shared-memory ring.
+    pingpong : bool
+        Consumer warpgroups take turns issuing their GEMMs (FlashAttention-3 ping-pong).
     """
 
     head_dim: int
@@ -55,13 +57,15 @@ class KernelSpec:
             raise ValueError(f"dtype must be one of {sorted(DTYPE_CODES)}, got {self.dtype!r}")
         if self.head_dim not in HEAD_DIMS:
             raise ValueError(f"head_dim must be one of {HEAD_DIMS}, got {self.head_dim}")
+        if self.block_m not in (128, 192) or (self.block_m == 192 and self.head_dim != 64):
+            raise ValueError(f"block_m must be 128, or 192 at head_dim 64; got {self.block_m} at {self.head_dim}")
 
     @property
     def name(self) -> str:
         """Readable variant key, e.g. ``attn_fwd_sm90.d128.bf16.causal.m128n128s2``."""
         mask = "causal" if self.causal else "full"
         return (f"{self.family}.d{self.head_dim}.{DTYPE_SHORT[self.dtype]}.{mask}"
-                f".m{self.block_m}n{self.block_n}s{self.stages}")
+                f".m{self.block_m}n{self.block_n}s{self.stages}{'' if self.pingpong else '.serial'}")
 
     @property
     def source(self) -> str:
@@ -78,7 +82,7 @@ class KernelSpec:
         """Dynamic shared memory: Q tile, K and V rings, mbarriers, plus 1024 bytes to align the base."""
         q_bytes = self.block_m * self.head_dim * 2
         kv_tile = self.block_n * self.head_dim * 2
-        barriers = 8 * (1 + 4 * self.stages) + 4 * (self.stages + 1)  # mbarriers, stage block ids, flag
+        barriers = 8 * (2 + 4 * self.stages) + 4 * (self.stages + 1)  # mbarriers, stage block ids, flag
         storage = _round_up(q_bytes + 2 * self.stages * kv_tile + barriers, _SWIZZLE_ALIGN)
         return storage + _SWIZZLE_ALIGN
 
@@ -97,9 +101,12 @@ class KernelSpec:
 
 
 def all_specs() -> list[KernelSpec]:
-    """Every attention variant (:func:`all_kernel_specs` adds the other kernel families)."""
+    """Every attention variant the dispatcher can choose (:func:`all_kernel_specs` adds the other kernel
+    families): 128-row tiles for both head dims, 192-row tiles at head dim 64."""
+    tall = [KernelSpec(head_dim=64, dtype=t, causal=c, block_m=192)
+            for t in DTYPE_CODES for c in (False, True)]
     return [KernelSpec(head_dim=d, dtype=t, causal=c)
-            for d in HEAD_DIMS for t in DTYPE_CODES for c in (False, True)]
+            for d in HEAD_DIMS for t in DTYPE_CODES for c in (False, True)] + tall
 
 
 SCORE_DTYPE_CODES = {"float16": 0, "bfloat16": 1, "float32": 2}

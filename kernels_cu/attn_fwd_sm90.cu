@@ -20,28 +20,34 @@
 // Shared-memory tiles are stored as HEAD_DIM/64 chunks of [rows][64] 16-bit elements with the 128-byte
 // swizzle that TMA writes and wgmma reads (each 8-row x 128-byte atom is 1024-byte aligned).
 //
-// Grid. x: query blocks of BLOCK_M rows times num_splits (reversed, so the longest causal blocks start
-// first), y: query heads, z: batch. Rows and keys past Sq / Sk are zero-filled by TMA and masked.
+// Grid. Work items are (query block of BLOCK_M rows, split) x query heads x batch (see WorkItem). The
+// 1-D grid has one CTA per item or, persistent, fewer (the host's choice): CTA c does items c, c + gridDim.x,
+// ..., its producer loading the next item's Q and K/V while the consumers finish the previous one. Rows
+// and keys past Sq / Sk are zero-filled by TMA and masked. The kernel supports programmatic dependent
+// launch: barrier set-up overlaps the previous kernel, global memory waits for it (common/pdl.cuh).
 //
 // Warpgroups (128 threads each, setmaxnreg budgets in the constants below).
-//   WG0  producer: one thread walks the CTA's KV schedule (a block range, or the mask's lists) and issues
-//        TMA loads: Q once, then K and V tiles into a STAGES-deep ring with separate full (transaction
-//        bytes) and empty (consumer arrivals) barriers for K and V; each stage's block index goes to
-//        shared memory before its K load is armed.
-//   WG1+ consumers: each owns 64 query rows. Iteration t issues S_t = Q K_t^T (wgmma, shared/shared) and
-//        O += P_{t-1} V_{t-1} (wgmma, P from registers, V N-major), waits for S_t only, masks, and runs the
-//        softmax of S_t while the PV product runs (FlashAttention-3 intra-warpgroup pipelining); the two
-//        consumers also take turns issuing GEMMs (ping-pong, named barriers 1 and 2). Epilogue: O / l and
-//        LSE to global memory, or the split-KV partials and, in the last split, the combine (barrier 3).
+//   WG0  producer: one thread walks each item's KV schedule (a block range, or the mask's lists) and issues
+//        TMA loads: Q (once the consumers release the previous one), then K and V tiles into a
+//        STAGES-deep ring with separate full (transaction bytes) and empty (consumer arrivals) barriers for
+//        K and V; each stage's block index goes to shared memory before its K load is armed.
+//   WG1+ consumers: two (BLOCK_M 128) or three (192, head dim 64), each owning 64 query rows. Iteration t
+//        issues S_t = Q K_t^T (wgmma, shared/shared) and O += P_{t-1} V_{t-1} (wgmma, P from registers, V
+//        N-major), waits for S_t only, masks, and runs the softmax of S_t while the PV product runs
+//        (FlashAttention-3 intra-warpgroup pipelining); the consumers also take turns, in a ring, issuing
+//        GEMMs (ping-pong, named barriers 1..consumers). Epilogue: O / l and LSE to global memory, or the
+//        split-KV partials and, in the last split, the combine (the next named barrier).
 //
 // Shared memory (bytes), STAGES = 2. SharedStorage rounds up to its 1024-byte alignment; the host adds
 // 1024 more so the dynamic base can be aligned (bsk_cupy/specs.py computes the same, SMEM_BYTES checks it):
 //   | HEAD_DIM | BLOCK_M x BLOCK_N | Q      | K ring | V ring | barriers + block ids | launched with |
-//   | 64       | 128 x 128         | 16 384 | 32 768 | 32 768 | 72 + 12              | 83 968        |
-//   | 128      | 128 x 128         | 32 768 | 65 536 | 65 536 | 72 + 12              | 165 888       |
+//   | 64       | 128 x 128         | 16 384 | 32 768 | 32 768 | 80 + 12              | 83 968        |
+//   | 64       | 192 x 128         | 24 576 | 32 768 | 32 768 | 80 + 12              | 92 160        |
+//   | 128      | 128 x 128         | 32 768 | 65 536 | 65 536 | 80 + 12              | 165 888       |
 #include "common/prelude.cuh"
 #include "common/mbarrier.cuh"
 #include "common/numeric.cuh"
+#include "common/pdl.cuh"
 #include "common/tma.cuh"
 #include "common/warpgroup.cuh"
 #include "common/wgmma.cuh"
@@ -84,12 +90,14 @@ constexpr int kChunkRowBytes = 128;
 constexpr int kSwizzleAtomBytes = 8 * kChunkRowBytes;       // 8 rows x 128 bytes
 constexpr int kQBytes = kBlockM * kHeadDim * 2;
 constexpr int kKVTileBytes = kBlockN * kHeadDim * 2;
-// Register budgets after setmaxnreg: 128 * (24 + 240 * 2) = 64 512 of the SM's 65 536.
-constexpr int kProducerRegisters = 24;
-constexpr int kConsumerRegisters = 240;
+// Register budgets after setmaxnreg, of the SM's 65 536: two consumers 128 * (24 + 2 * 240) = 64 512,
+// three 128 * (32 + 3 * 160) = 65 536.
+constexpr int kProducerRegisters = kConsumers == 2 ? 24 : 32;
+constexpr int kConsumerRegisters = kConsumers == 2 ? 240 : 160;
 
 static_assert(kHeadDim == 64 || kHeadDim == 128, "HEAD_DIM must be 64 or 128");
-static_assert(kBlockM == 128, "BLOCK_M must be 128 (two consumer warpgroups)");
+static_assert(kBlockM == 128 || (kBlockM == 192 && kHeadDim == 64),
+              "BLOCK_M must be 128 (two consumer warpgroups) or, at HEAD_DIM 64, 192 (three)");
 static_assert(kBlockN == 128, "BLOCK_N must be 128 (one m64n128k16 wgmma per k-step of Q K^T)");
 static_assert(kStages >= 2 && kStages <= 4, "STAGES must be 2, 3 or 4");
 static_assert(DTYPE == 0 || DTYPE == 1, "DTYPE must be 0 (float16) or 1 (bfloat16)");
@@ -130,7 +138,10 @@ struct Params {
     float* split_ml;           // (tiles, num_splits, 2 rows, 256 threads) running max (log2) and sum
     uint32_t* split_counter;   // (tiles,), zero between launches (the combining CTA resets it)
     int num_splits;
-    int reserved;              // (the struct is padded to 576 bytes: TmaDescriptor is 64-byte aligned)
+    // Work items: (query block, split) x heads x batch, walked by gridDim.x CTAs (persistent when fewer).
+    int num_heads;             // query heads
+    int batch;
+    // (the struct is padded to 576 bytes: TmaDescriptor is 64-byte aligned)
 };
 static_assert(sizeof(Params) == 576, "Params layout drifted from bsk_cupy/launch.py");
 struct SharedStorage {
@@ -138,6 +149,7 @@ struct SharedStorage {
     alignas(1024) uint8_t k[kStages][kKVTileBytes];
     alignas(1024) uint8_t v[kStages][kKVTileBytes];
     uint64_t q_full;
+    uint64_t q_empty;          // consumers are done with Q (persistent CTAs reload it per work item)
     uint64_t k_full[kStages];
     uint64_t v_full[kStages];
     uint64_t k_empty[kStages];
@@ -151,6 +163,28 @@ static_assert(sizeof(SharedStorage) + 1024 == SMEM_BYTES, "shared-memory size dr
 
 BSK_DEVICE int ceil_div(int a, int b) { return (a + b - 1) / b; }
 BSK_DEVICE int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// One unit of work: a query block (or one split of it) of one head. Items are numbered with the
+// (query block, split) pair fastest, query blocks in reverse so that the longest causal blocks start first
+// and CTAs working at the same time share a head's K and V in L2; CTA c takes items c, c + gridDim.x, ...
+struct WorkItem {
+    int m_block;
+    int split;
+    int head;
+    int batch;
+};
+
+BSK_DEVICE int m_blocks(const Params& p) { return ceil_div(p.seqlen_q, kBlockM); }
+BSK_DEVICE int work_items(const Params& p) { return m_blocks(p) * p.num_splits * p.num_heads * p.batch; }
+
+// Parity of the Q barriers' phase for item `index`: one phase per item of this CTA, tiles or not.
+BSK_DEVICE uint32_t q_parity(int index) { return ((index - blockIdx.x) / gridDim.x) & 1; }
+
+BSK_DEVICE WorkItem work_item(const Params& p, int index) {
+    const int per_head = m_blocks(p) * p.num_splits;
+    const int x = per_head - 1 - index % per_head, head_batch = index / per_head;
+    return {x / p.num_splits, x % p.num_splits, head_batch % p.num_heads, head_batch / p.num_heads};
+}
 
 // The KV blocks one CTA visits: positions [begin, end) of its query block's list. Dense: the list is the
 // block range the causal / window masks leave; block mask: its partial then its full blocks.
@@ -173,7 +207,8 @@ struct KvSchedule {
 
 BSK_DEVICE int diagonal_hi(const Params& p) { return kCausal ? min(p.window_hi, 0) : p.window_hi; }
 
-BSK_DEVICE KvSchedule kv_schedule(const Params& p, int m_block, int head, int batch, int split) {
+BSK_DEVICE KvSchedule kv_schedule(const Params& p, const WorkItem& item) {
+    const int m_block = item.m_block, head = item.head, batch = item.batch, split = item.split;
     KvSchedule sched = {0, 0, nullptr, nullptr, 0, p.mask_kv_blocks};
     int total;
     if (p.mask_num != nullptr) {
@@ -213,20 +248,33 @@ BSK_DEVICE void load_chunk(void* dst, const TmaDescriptor* desc, uint64_t* bar, 
     tma_load_4d(dst, desc, bar, d, c1, c2, c3);
 }
 
-// Producer: Q once, then the K/V ring. One thread. K and V of a stage have their own full/empty barriers:
-// K is released right after S = Q K^T, V only after O += P V, so the next K can land earlier. The block
-// index of each stage goes to shared memory before its K load is armed (mbarrier arrive releases it).
-BSK_DEVICE void load(const Params& p, SharedStorage& smem, const KvSchedule& sched, int m_block, int head,
-                     int batch) {
-    const int kv_head = head / p.heads_per_kv;
+// The K/V ring restarts at stage 0 for every work item, so that stage indices (and the shared-memory
+// descriptors built from them) stay warp-uniform values of the tile counter; bit s of a `ring` word
+// counts the uses of stage s so far mod 2, the parity of that stage's barrier phase.
+BSK_DEVICE uint32_t stage_parity(uint32_t ring, int stage) { return (ring >> stage) & 1; }
+
+// Producer, work item `index`: its Q, then its K/V tiles into the ring (`ring` as above, updated). One
+// thread. An item without tiles only cycles the Q barriers. K and V of a stage have their own full/empty
+// barriers: K is released right after S = Q K^T, V only after O += P V, so the next K can land earlier.
+// The block index of each stage goes to shared memory before its K load is armed (mbarrier arrive
+// releases it).
+BSK_DEVICE void load(const Params& p, SharedStorage& smem, const KvSchedule& sched, const WorkItem& item,
+                     int index, uint32_t& ring) {
+    const int kv_head = item.head / p.heads_per_kv, batch = item.batch;
+    mbar_wait(&smem.q_empty, q_parity(index) ^ 1);
+    if (sched.count() == 0) {
+        mbar_arrive(&smem.q_full);
+        return;
+    }
     mbar_arrive_expect_tx(&smem.q_full, kQBytes);
     for (int c = 0; c < kChunks; ++c) {
         load_chunk(smem.q + c * kBlockM * kChunkRowBytes, &p.tma_q, &smem.q_full, p.coord_order_q,
-                   c * kChunkElems, m_block * kBlockM, head, batch);
+                   c * kChunkElems, item.m_block * kBlockM, item.head, batch);
     }
     for (int t = 0; t < sched.count(); ++t) {
         const int stage = t % kStages;
-        const uint32_t empty_parity = ((t / kStages) & 1) ^ 1;
+        const uint32_t empty_parity = stage_parity(ring, stage) ^ 1;
+        ring ^= 1u << stage;
         const int block = sched.block(sched.begin + t);
         mbar_wait(&smem.k_empty[stage], empty_parity);
         smem.kv_block[stage] = block;
@@ -296,8 +344,12 @@ BSK_DEVICE void fence_p(uint32_t (&p)[kBlockN / 16][4]) {
 
 // Mask keys past Sk, above the causal diagonal or outside the window (scores stay unscaled; softmax_step
 // folds the scale in).
-BSK_DEVICE void mask_scores(float (&s)[kBlockN / 2], const Params& p, int key0, int row0) {
-    const int lane = threadIdx.x % 32;
+BSK_DEVICE int thread_row(int wg_first_row) {
+    return wg_first_row + (threadIdx.x % 128) / 32 * 16 + threadIdx.x % 32 / 4;
+}
+
+BSK_DEVICE void mask_scores(float (&s)[kBlockN / 2], const Params& p, int key0, int wg_first_row) {
+    const int lane = threadIdx.x % 32, row0 = thread_row(wg_first_row);
     const int shift = p.seqlen_k - p.seqlen_q, hi = diagonal_hi(p);
 #pragma unroll
     for (int e = 0; e < kBlockN / 2; ++e) {
@@ -394,7 +446,7 @@ BSK_DEVICE void store(const Params& p, const float (&o)[kChunks][32], const floa
         }
         if (p.lse != nullptr && lane % 4 == 0) {
             const float lse_log2 = sum > 0.f ? row_max_log2[i] + log2f(sum) : BSK_NEG_INF;
-            p.lse[(static_cast<int64_t>(batch) * gridDim.y + head) * p.seqlen_q + row] = lse_log2 * 0.69314718056f;
+            p.lse[(static_cast<int64_t>(batch) * p.num_heads + head) * p.seqlen_q + row] = lse_log2 * 0.69314718056f;
         }
     }
 }
@@ -411,13 +463,13 @@ BSK_DEVICE float load_global_cg(const float* ptr) {
 // thread of the combining CTA). The CTA that finishes last (atomic counter, which it resets to 0) combines
 // the splits in split order, so the result does not depend on which CTA that is:
 //   M = max_s m_s,  L = sum_s 2^(m_s - M) l_s,  O = sum_s 2^(m_s - M) O_s / L.
-constexpr uint32_t kCombineBarrier = 3;
+constexpr uint32_t kCombineBarrier = 1 + kConsumers;  // after the ping-pong barriers
 constexpr int kFragmentFloats = kChunks * 32;
 
 BSK_DEVICE void split_store(const Params& p, SharedStorage& smem, float (&o)[kChunks][32], const RowState& st,
                             int row0, int m_block, int split, int head, int batch) {
     const int tid = threadIdx.x - 128;
-    const int64_t tile = (static_cast<int64_t>(batch) * gridDim.y + head) * (gridDim.x / p.num_splits) + m_block;
+    const int64_t tile = (static_cast<int64_t>(batch) * p.num_heads + head) * m_blocks(p) + m_block;
     const int64_t part = tile * p.num_splits + split;
     float* my_o = p.split_o + part * kFragmentFloats * kConsumerThreads + tid;
     float* my_ml = p.split_ml + part * 4 * kConsumerThreads + tid;
@@ -477,9 +529,9 @@ BSK_DEVICE void split_store(const Params& p, SharedStorage& smem, float (&o)[kCh
     store(p, o, row_max, row_sum, row0, head, batch);
 }
 
-// Ping-pong between the two consumer warpgroups (as in FlashAttention-3): a warpgroup issues its GEMMs
-// only after the other has issued its own, so the GEMMs of one run on the tensor cores while the other
-// does its softmax. Warpgroup w waits on barrier kSchedulerBarrier + w; the other arrives on it.
+// Ping-pong between the consumer warpgroups (as in FlashAttention-3): they take turns, in a ring, issuing
+// their GEMMs, so the GEMMs of one run on the tensor cores while the others do their softmax. Warpgroup w
+// waits on barrier kSchedulerBarrier + w; its predecessor in the ring arrives on it.
 constexpr uint32_t kSchedulerBarrier = 1;
 constexpr uint32_t kSchedulerThreads = 256;
 
@@ -488,18 +540,18 @@ BSK_DEVICE void scheduler_wait(int wg) {
 }
 
 BSK_DEVICE void scheduler_pass(int wg) {
-    if (PINGPONG) named_barrier_arrive(kSchedulerBarrier + (wg ^ 1), kSchedulerThreads);
+    if (PINGPONG) named_barrier_arrive(kSchedulerBarrier + (wg + 1) % kConsumers, kSchedulerThreads);
 }
 
-// Consumer warpgroup `wg` (0-based among consumers): 64 query rows of the block.
+// Consumer warpgroup `wg` (0-based among consumers), work item `index`: 64 query rows of the block over
+// its KV tiles (`ring` as in `load`, updated). The item is decoded again for the epilogue rather than
+// kept live through the tile loop (three consumers have 160 registers each).
 // Intra-warpgroup pipelining (FlashAttention-3): iteration t issues S_t = Q K_t^T and O += P_{t-1} V_{t-1}
 // together, waits for S_t only, and runs the softmax of S_t while P_{t-1} V_{t-1} is still on the tensor
 // cores. O is rescaled for tile t-1 just before that product is issued (nothing is in flight on O then).
-BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int tiles, int wg, int m_block, int split, int head,
-                        int batch) {
-    const int thread = threadIdx.x % 128, warp = thread / 32, lane = thread % 32;
-    const int row0 = m_block * kBlockM + wg * kRowsPerWarpgroup + warp * 16 + lane / 4;
-    const int wg_first_row = m_block * kBlockM + wg * kRowsPerWarpgroup;
+BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, int index, uint32_t& ring) {
+    const int tiles = kv_schedule(p, work_item(p, index)).count();
+    const int wg_first_row = work_item(p, index).m_block * kBlockM + wg * kRowsPerWarpgroup;
     const uint32_t q_wg = smem_addr(smem.q) + wg * kRowsPerWarpgroup * kChunkRowBytes;
 
     float o[kChunks][32];
@@ -509,12 +561,14 @@ BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int tiles, int wg,
         for (int e = 0; e < 32; ++e) o[c][e] = 0.f;
     }
     RowState st = {{BSK_NEG_INF, BSK_NEG_INF}, {0.f, 0.f}, {1.f, 1.f}};
-    if (wg == 1) scheduler_pass(wg);  // warpgroup 0 goes first
+    mbar_wait(&smem.q_full, q_parity(index));
+    if (tiles == 0) mbar_arrive(&smem.q_empty);
     if (tiles > 0) {
         float s[kBlockN / 2];
         uint32_t p_regs[kBlockN / 16][4];
-        mbar_wait(&smem.q_full, 0);
-        mbar_wait(&smem.k_full[0], 0);
+        // `ring` counts K uses; V of tile t-1 is waited for after K of tile t - 1 flipped its stage's bit.
+        mbar_wait(&smem.k_full[0], stage_parity(ring, 0));
+        ring ^= 1u;
         int key0 = smem.kv_block[0] * kBlockN;
         scheduler_wait(wg);
         wgmma_fence();
@@ -523,13 +577,14 @@ BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int tiles, int wg,
         wgmma_wait<0>();
         wgmma_fence_operands(s);
         mbar_arrive(&smem.k_empty[0]);
-        if (tile_needs_mask(p, key0, wg_first_row)) mask_scores(s, p, key0, row0);
+        if (tile_needs_mask(p, key0, wg_first_row)) mask_scores(s, p, key0, wg_first_row);
         softmax_step(s, st, p.scale_log2);
         pack_p(p_regs, s);
         for (int t = 1; t < tiles; ++t) {
             const int stage = t % kStages, prev_stage = (t - 1) % kStages;
-            mbar_wait(&smem.k_full[stage], (t / kStages) & 1);
-            mbar_wait(&smem.v_full[prev_stage], ((t - 1) / kStages) & 1);
+            mbar_wait(&smem.k_full[stage], stage_parity(ring, stage));
+            mbar_wait(&smem.v_full[prev_stage], stage_parity(ring, prev_stage) ^ 1);
+            ring ^= 1u << stage;
             key0 = smem.kv_block[stage] * kBlockN;
             rescale(o, st);
             scheduler_wait(wg);
@@ -540,7 +595,7 @@ BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int tiles, int wg,
             wgmma_wait<1>();                       // S_t ready; P_{t-1} V_{t-1} may still run
             wgmma_fence_operands(s);
             mbar_arrive(&smem.k_empty[stage]);
-            if (tile_needs_mask(p, key0, wg_first_row)) mask_scores(s, p, key0, row0);
+            if (tile_needs_mask(p, key0, wg_first_row)) mask_scores(s, p, key0, wg_first_row);
             softmax_step(s, st, p.scale_log2);
             wgmma_wait_fenced<0>(p.seqlen_k);      // P_{t-1} V_{t-1} landed: O and P may change
             fence_o(o);
@@ -548,8 +603,9 @@ BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int tiles, int wg,
             mbar_arrive(&smem.v_empty[prev_stage]);
             pack_p(p_regs, s);
         }
+        mbar_arrive(&smem.q_empty);  // every S of this item has landed: the producer may load the next Q
         const int last_stage = (tiles - 1) % kStages;
-        mbar_wait(&smem.v_full[last_stage], ((tiles - 1) / kStages) & 1);
+        mbar_wait(&smem.v_full[last_stage], stage_parity(ring, last_stage) ^ 1);
         rescale(o, st);
         wgmma_fence();
         issue_pv(o, p_regs, smem_addr(smem.v[last_stage]));
@@ -557,8 +613,10 @@ BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int tiles, int wg,
         fence_o(o);
         mbar_arrive(&smem.v_empty[last_stage]);
     }
+    const WorkItem item = work_item(p, index);
+    const int row0 = thread_row(wg_first_row);
     if (p.num_splits > 1) {
-        split_store(p, smem, o, st, row0, m_block, split, head, batch);
+        split_store(p, smem, o, st, row0, item.m_block, item.split, item.head, item.batch);
         return;
     }
     float row_max_log2[2], row_sum[2];
@@ -567,7 +625,7 @@ BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int tiles, int wg,
         row_max_log2[i] = st.max[i] * p.scale_log2;
         row_sum[i] = quad_sum(st.sum[i]);
     }
-    store(p, o, row_max_log2, row_sum, row0, head, batch);
+    store(p, o, row_max_log2, row_sum, row0, item.head, item.batch);
 }
 
 }  // namespace attn
@@ -577,14 +635,11 @@ extern "C" __global__ void __launch_bounds__(attn::kThreads, 1) attn_fwd_sm90(co
     extern __shared__ uint8_t smem_raw[];
     SharedStorage& smem = *reinterpret_cast<SharedStorage*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) &
                                                             ~static_cast<uintptr_t>(1023));
-    const int work = gridDim.x - 1 - blockIdx.x;  // reversed: the longest causal query blocks start first
-    const int m_block = work / p.num_splits, split = work % p.num_splits;
-    const int head = blockIdx.y, batch = blockIdx.z;
-    const KvSchedule sched = kv_schedule(p, m_block, head, batch, split);
     const int warpgroup = threadIdx.x / 128;
 
     if (threadIdx.x == 0) {
         mbar_init(&smem.q_full, 1);
+        mbar_init(&smem.q_empty, kConsumerThreads);
         for (int s = 0; s < kStages; ++s) {
             mbar_init(&smem.k_full[s], 1);
             mbar_init(&smem.v_full[s], 1);
@@ -592,19 +647,34 @@ extern "C" __global__ void __launch_bounds__(attn::kThreads, 1) attn_fwd_sm90(co
             mbar_init(&smem.v_empty[s], kConsumerThreads);
         }
         fence_barrier_init();
+        tma_prefetch_descriptor(&p.tma_q);
+        tma_prefetch_descriptor(&p.tma_k);
+        tma_prefetch_descriptor(&p.tma_v);
     }
+    // Everything above touches only shared memory and parameters, so with programmatic dependent launch it
+    // overlaps the previous kernel's tail; global memory (masks included) only after the wait.
+    grid_dependency_wait();
+    grid_dependents_launch();
     __syncthreads();
 
+    // Producer and consumers walk the same work items and track the same ring phases; an item with no
+    // tiles loads nothing (its rows are written as 0 / -inf).
+    const int items = work_items(p);
+    uint32_t ring = 0;
     if (warpgroup == 0) {
         warpgroup_release_registers<kProducerRegisters>();
-        if (threadIdx.x == 0) {
-            tma_prefetch_descriptor(&p.tma_q);
-            tma_prefetch_descriptor(&p.tma_k);
-            tma_prefetch_descriptor(&p.tma_v);
-            if (sched.count() > 0) load(p, smem, sched, m_block, head, batch);
+        if (threadIdx.x != 0) return;
+        for (int index = blockIdx.x; index < items; index += gridDim.x) {
+            const WorkItem item = work_item(p, index);
+            const KvSchedule sched = kv_schedule(p, item);
+            load(p, smem, sched, item, index, ring);
         }
     } else {
         warpgroup_claim_registers<kConsumerRegisters>();
-        compute(p, smem, sched.count(), warpgroup - 1, m_block, split, head, batch);
+        const int wg = warpgroup - 1;
+        if (wg == kConsumers - 1) scheduler_pass(wg);  // warpgroup 0 goes first
+        for (int index = blockIdx.x; index < items; index += gridDim.x) {
+            compute(p, smem, wg, index, ring);
+        }
     }
 }

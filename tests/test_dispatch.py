@@ -1,0 +1,38 @@
+"""Variant choice (CPU): the query-tile height and persistent grid the dispatcher picks."""
+
+from __future__ import annotations
+
+import pytest
+
+from bsk_cupy.dispatch import persistent_ctas, select_spec
+from bsk_cupy.validation import AttentionProblem
+
+
+def problem(b, h, s, d, causal=False, window=None):
+    return AttentionProblem(batch=b, heads_q=h, heads_kv=h, seqlen_q=s, seqlen_k=s, head_dim=d, dtype="float16",
+                            causal=causal, scale=0.125, layout="bhsd", device=0, window=window)
+
+
+# Measured on the H100 (benchmarks/RESULTS.md, session 3 A/B, persistent CTAs): the faster tile height.
+@pytest.mark.parametrize("shape,block_m", [
+    ((1, 8, 512, 64), 128),       # 32 vs 24 CTAs: 9.1 vs 11.0 us
+    ((1, 16, 1024, 64), 128),     # 128 vs 96 CTAs: 15.2 vs 18.6 us
+    ((1, 32, 2048, 64), 128),     # 4 vs 3 rounds: 89.9 vs 91.0 us
+    ((8, 16, 512, 64), 128),      # 29.1 vs 29.4 us
+    ((1, 16, 8192, 64), 128),     # 8 vs 6 rounds: 674 vs 705 us
+    ((2, 16, 16384, 64), 192),    # 32 vs 21 rounds: 5461 vs 4918 us
+    ((4, 32, 4096, 128), 128),    # no 192-row tile at head dim 128
+])
+def test_tile_height(shape, block_m):
+    assert select_spec(problem(*shape), sms=132).block_m == block_m
+
+
+def test_block_masks_keep_128_row_tiles():
+    assert select_spec(problem(2, 16, 16384, 64), sms=132, masked=True).block_m == 128
+
+
+def test_persistent_grid_only_for_equal_items():
+    assert persistent_ctas(problem(4, 32, 4096, 128), 132, masked=False) == 132
+    assert persistent_ctas(problem(4, 32, 4096, 128, causal=True), 132, masked=False) is None
+    assert persistent_ctas(problem(4, 32, 4096, 128, window=(256, 0)), 132, masked=False) is None
+    assert persistent_ctas(problem(4, 32, 4096, 128), 132, masked=True) is None

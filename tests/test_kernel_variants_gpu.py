@@ -1,0 +1,133 @@
+"""GPU correctness of every tunable kernel option the dispatcher may pick, and of programmatic dependent launch.
+
+Each variant runs through its own LaunchPlan (not the dispatcher, whose choice depends on the shape) on
+NaN-poisoned outputs and is checked against float64 with causal masks, windows, ragged lengths, GQA and
+split-KV (H100; marked ``gpu``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gpu
+
+torch = pytest.importorskip("torch")
+bsk = pytest.importorskip("bsk_cupy")
+from bsk_cupy import interop  # noqa: E402
+from bsk_cupy.accuracy import reference_for, to_numpy  # noqa: E402
+from bsk_cupy.compile.module import load_kernel  # noqa: E402
+from bsk_cupy.dispatch import select_spec  # noqa: E402
+from bsk_cupy.launch import LaunchPlan  # noqa: E402
+from bsk_cupy.reference import attention_reference, window_keys  # noqa: E402
+from bsk_cupy.validation import check_attention_args  # noqa: E402
+
+# Spec fields, plus "ctas": a cap on the grid, so that persistent CTAs walk several work items each.
+VARIANTS = {
+    "m128": {"block_m": 128},
+    "m128_persistent": {"block_m": 128, "ctas": 5},
+    "m192": {"block_m": 192},
+    "m192_persistent": {"block_m": 192, "ctas": 3},
+}
+
+# (Sq, Sk, causal, window, splits, heads_q, heads_kv, q_gain): q_gain scales Q so that scores span far more
+# than exp2's range within a row (the running max moves often and by a lot).
+CASES = {
+    "dense": (1000, 1000, False, None, 1, 4, 4, 1.0),
+    "causal": (1000, 1000, True, None, 1, 4, 4, 1.0),
+    "ragged_causal_gqa": (300, 777, True, None, 1, 6, 2, 1.0),
+    "window": (700, 700, False, (100, 50), 1, 2, 2, 1.0),
+    "split": (200, 4097, False, None, 4, 2, 2, 1.0),
+    "split_causal": (1, 4097, True, None, 8, 2, 1, 1.0),
+    "wide_scores": (513, 1500, False, None, 1, 2, 2, 6.0),
+    "wide_scores_causal": (513, 1500, True, None, 1, 2, 2, 6.0),
+}
+
+
+def _rand(shape, seed, gain=1.0):
+    gen = torch.Generator(device="cuda").manual_seed(seed)
+    return (gain * torch.randn(shape, device="cuda", dtype=torch.float32, generator=gen)).to(torch.float16)
+
+
+@pytest.mark.parametrize("head_dim", [64, 128])
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_variant_matches_float64(variant, case, head_dim):
+    sq, sk, causal, window, splits, hq, hkv, gain = CASES[case]
+    seed = hash((variant, case, head_dim)) % 2**31
+    q = _rand((2, hq, sq, head_dim), seed, gain)
+    k, v = _rand((2, hkv, sk, head_dim), seed + 1), _rand((2, hkv, sk, head_dim), seed + 2)
+    infos = [interop.describe(n, x).info for n, x in (("q", q), ("k", k), ("v", v))]
+    problem = check_attention_args(*infos, causal=causal, scale=None, layout="bhsd", window=window)
+    fields = dict(VARIANTS[variant])
+    max_ctas = fields.pop("ctas", None)
+    try:
+        spec = dataclasses.replace(select_spec(problem), **fields)
+    except ValueError:
+        pytest.skip(f"{variant} does not exist at head_dim {head_dim}")
+    plan = LaunchPlan(load_kernel(spec, 0), problem, *infos, num_splits=splits, max_ctas=max_ctas)
+    out = torch.full_like(q, float("nan"))
+    lse = torch.full((2, hq, sq), float("nan"), device="cuda", dtype=torch.float32)
+    plan.launch(out.data_ptr(), lse.data_ptr(), torch.cuda.current_stream().cuda_stream)
+    torch.cuda.synchronize()
+    visible = window_keys(sq, sk, window)[None, None]
+    ref_out, ref_lse = attention_reference(*(to_numpy(x) for x in (q, k, v)), causal=causal, mask=visible)
+    got = to_numpy(out)
+    assert not np.isnan(got).any(), "output elements left unwritten (NaN poison)"
+    err = np.abs(got - ref_out).max()
+    assert err < 4e-3, f"max abs error {err:.3e}"
+    got_lse = lse.cpu().numpy()
+    seen = np.isfinite(ref_lse)
+    assert np.array_equal(np.isfinite(got_lse), seen), "-inf lse on the wrong rows"
+    assert np.abs(got_lse[seen] - ref_lse[seen]).max() < 1e-3 * max(1.0, np.abs(ref_lse[seen]).max())
+    again = torch.full_like(q, float("nan"))
+    plan.launch(again.data_ptr(), 0, torch.cuda.current_stream().cuda_stream)
+    assert torch.equal(out, again), "a repeated launch is not bit-identical"
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 512, 64), (4, 16, 1024, 128)])
+def test_programmatic_launch_waits_for_the_previous_kernel(shape):
+    """Chained calls, each reading the output the previous one is writing: with programmatic dependent
+    launch the next kernel starts early, so a missing or late griddepcontrol.wait reads stale data."""
+    q, k, v = (_rand(shape, 200 + i) for i in range(3))
+    steps = [q]
+    for _ in range(6):
+        steps.append(bsk.attention_forward(steps[-1], k, v))
+    torch.cuda.synchronize()
+    for before, after in zip(steps[:-1], steps[1:]):
+        ref_out, _ = reference_for(before, k, v, False)
+        assert np.abs(to_numpy(after) - ref_out).max() < 4e-3
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("splits", [1, 3])
+def test_persistent_ctas_match_one_cta_per_item_bit_for_bit(causal, splits):
+    """Block-sparse rows of every length (empty ones too) walked by 3 persistent CTAs give the same bits as
+    one CTA per work item: items are computed alike whichever CTA takes them."""
+    from bsk_cupy.mask_operand import mask_operand
+
+    sq, sk, hq, hkv = 1100, 1300, 4, 2
+    q = _rand((2, hq, sq, 64), 300)
+    k, v = _rand((2, hkv, sk, 64), 301), _rand((2, hkv, sk, 64), 302)
+    blocks = np.random.default_rng(303).random((2, hkv, -(-sq // 128), -(-sk // 128))) < 0.4
+    blocks[0, 0, 2] = False                                           # a query block with no KV block
+    mask = bsk.BlockMask.from_dense(blocks, (sq, sk))
+    infos = [interop.describe(n, x).info for n, x in (("q", q), ("k", k), ("v", v))]
+    problem = check_attention_args(*infos, causal=causal, scale=None, layout="bhsd")
+    kernel = load_kernel(select_spec(problem, masked=True), 0)
+    operand = mask_operand(mask, problem)
+    results = []
+    for max_ctas in (None, 3):
+        plan = LaunchPlan(kernel, problem, *infos, mask=operand, num_splits=splits, max_ctas=max_ctas)
+        out = torch.full_like(q, float("nan"))
+        lse = torch.full((2, hq, sq), float("nan"), device="cuda", dtype=torch.float32)
+        plan.launch(out.data_ptr(), lse.data_ptr(), torch.cuda.current_stream().cuda_stream)
+        results.append((out, lse))
+    torch.cuda.synchronize()
+    (out_a, lse_a), (out_b, lse_b) = results
+    assert not torch.isnan(out_a).any() and not torch.isnan(out_b).any()
+    assert torch.equal(out_a, out_b)
+    assert torch.equal(lse_a, lse_b)
+    assert torch.all(out_a[0, :2, 256:384] == 0) and torch.all(lse_a[0, :2, 256:384] == float("-inf"))
