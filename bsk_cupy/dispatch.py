@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from collections import OrderedDict
@@ -91,6 +92,21 @@ def choose_splits(problem: AttentionProblem, spec: KernelSpec, sms: int, masked:
     return splits if splits >= 2 else 1
 
 
+def split_warpgroups_spec(problem: AttentionProblem, spec: KernelSpec, splits: int, sms: int,
+                         masked: bool) -> KernelSpec:
+    """``spec``, or its 64-row variant whose two consumer warpgroups split each block's KV tiles.
+
+    A grid of 128-row blocks that fills at most half the SMs, and is not split over KV (few tiles per
+    block), leaves most SMs idle while each CTA walks its tiles: 64-row blocks give twice the CTAs, each
+    warpgroup half the tiles, for a shared-memory merge of two partial results. Block masks (128-row query
+    blocks) keep 128.
+    """
+    items = math.ceil(problem.seqlen_q / spec.block_m) * problem.heads_q * problem.batch
+    if masked or splits != 1 or spec.block_m != 128 or 2 * items > sms:
+        return spec
+    return dataclasses.replace(spec, block_m=64, split_warpgroups=True)
+
+
 def get_plan(problem: AttentionProblem, q: ArrayInfo, k: ArrayInfo, v: ArrayInfo, mask=None) -> LaunchPlan:
     """The launch plan for this problem on these buffers (tensor maps encode the pointers); ``mask`` is a
     :class:`~bsk_cupy.mask_operand.MaskOperand` or None."""
@@ -103,6 +119,7 @@ def get_plan(problem: AttentionProblem, q: ArrayInfo, k: ArrayInfo, v: ArrayInfo
     sms, masked = sm_count(problem.device), mask is not None
     spec = select_spec(problem, sms, masked)
     splits = choose_splits(problem, spec, sms, masked)
+    spec = split_warpgroups_spec(problem, spec, splits, sms, masked)
     plan = LaunchPlan(load_kernel(spec, problem.device), problem, q, k, v, mask=mask, num_splits=splits,
                       max_ctas=persistent_ctas(problem, sms, masked))
     with _plans_lock:

@@ -242,6 +242,8 @@ class LaunchPlan(PackedLaunch):
         spec = kernel.spec
         if mask is not None and spec.block_m != 128:
             raise ValueError(f"block masks need 128-row query blocks; {spec.name} has {spec.block_m}")
+        if spec.split_warpgroups and num_splits != 1:
+            raise ValueError(f"{spec.name} splits KV tiles between its warpgroups; num_splits must be 1")
         m_blocks = math.ceil(problem.seqlen_q / spec.block_m)
         items = m_blocks * num_splits * problem.heads_q * problem.batch
         ctas = items if max_ctas is None else min(items, max_ctas)

@@ -36,11 +36,15 @@ class KernelSpec:
     causal : bool
         Bottom-right-aligned causal mask.
     block_m, block_n : int
-        Query rows per CTA (64 per consumer warpgroup: 128, or 192 at head dim 64) and keys per KV tile.
+        Query rows per CTA (64 per consumer warpgroup: 128, or 192 at head dim 64; 64 with
+        ``split_warpgroups``) and keys per KV tile.
     stages : int
         Depth of the K/V shared-memory ring.
     pingpong : bool
         Consumer warpgroups take turns issuing their GEMMs (FlashAttention-3 ping-pong).
+    split_warpgroups : bool
+        Two consumer warpgroups share a 64-row query block, each taking every other KV tile, and merge
+        through shared memory (for grids too small to fill the GPU; no ping-pong, no split-KV).
     """
 
     head_dim: int
@@ -50,6 +54,7 @@ class KernelSpec:
     block_n: int = 128
     stages: int = 2
     pingpong: bool = True
+    split_warpgroups: bool = False
     family: str = "attn_fwd_sm90"
 
     def __post_init__(self) -> None:
@@ -57,7 +62,10 @@ class KernelSpec:
             raise ValueError(f"dtype must be one of {sorted(DTYPE_CODES)}, got {self.dtype!r}")
         if self.head_dim not in HEAD_DIMS:
             raise ValueError(f"head_dim must be one of {HEAD_DIMS}, got {self.head_dim}")
-        if self.block_m not in (128, 192) or (self.block_m == 192 and self.head_dim != 64):
+        if self.split_warpgroups:
+            if self.block_m != 64 or self.stages != 2:
+                raise ValueError(f"split_warpgroups needs block_m 64 and 2 stages; got {self.block_m}, {self.stages}")
+        elif self.block_m not in (128, 192) or (self.block_m == 192 and self.head_dim != 64):
             raise ValueError(f"block_m must be 128, or 192 at head_dim 64; got {self.block_m} at {self.head_dim}")
 
     @property
@@ -65,7 +73,8 @@ class KernelSpec:
         """Readable variant key, e.g. ``attn_fwd_sm90.d128.bf16.causal.m128n128s2``."""
         mask = "causal" if self.causal else "full"
         return (f"{self.family}.d{self.head_dim}.{DTYPE_SHORT[self.dtype]}.{mask}"
-                f".m{self.block_m}n{self.block_n}s{self.stages}{'' if self.pingpong else '.serial'}")
+                f".m{self.block_m}n{self.block_n}s{self.stages}{'' if self.pingpong else '.serial'}"
+                f"{'.wgsplit' if self.split_warpgroups else ''}")
 
     @property
     def source(self) -> str:
@@ -73,9 +82,14 @@ class KernelSpec:
         return f"{self.family}.cu"
 
     @property
+    def consumers(self) -> int:
+        """Consumer warpgroups: one per 64 query rows, or two sharing them (``split_warpgroups``)."""
+        return 2 if self.split_warpgroups else self.block_m // 64
+
+    @property
     def threads(self) -> int:
-        """Threads per CTA: one producer warpgroup plus one consumer warpgroup per 64 query rows."""
-        return 128 * (1 + self.block_m // 64)
+        """Threads per CTA: one producer warpgroup plus the consumers."""
+        return 128 * (1 + self.consumers)
 
     @property
     def smem_bytes(self) -> int:
@@ -83,7 +97,8 @@ class KernelSpec:
         q_bytes = self.block_m * self.head_dim * 2
         kv_tile = self.block_n * self.head_dim * 2
         barriers = 8 * (2 + 4 * self.stages) + 4 * (self.stages + 1)  # mbarriers, stage block ids, flag
-        storage = _round_up(q_bytes + 2 * self.stages * kv_tile + barriers, _SWIZZLE_ALIGN)
+        exchange = 4 * (128 * (self.head_dim // 2 + 4) if self.split_warpgroups else 1)  # 16-byte aligned
+        storage = _round_up(q_bytes + 2 * self.stages * kv_tile + _round_up(barriers, 16) + exchange, _SWIZZLE_ALIGN)
         return storage + _SWIZZLE_ALIGN
 
     def defines(self) -> dict[str, int]:
@@ -96,17 +111,21 @@ class KernelSpec:
             "BLOCK_N": self.block_n,
             "STAGES": self.stages,
             "PINGPONG": int(self.pingpong),
+            "WG_SPLIT": int(self.split_warpgroups),
             "SMEM_BYTES": self.smem_bytes,
         }
 
 
 def all_specs() -> list[KernelSpec]:
     """Every attention variant the dispatcher can choose (:func:`all_kernel_specs` adds the other kernel
-    families): 128-row tiles for both head dims, 192-row tiles at head dim 64."""
+    families): 128-row tiles for both head dims, 192-row tiles at head dim 64, and 64-row tiles with split
+    warpgroups for both."""
     tall = [KernelSpec(head_dim=64, dtype=t, causal=c, block_m=192)
             for t in DTYPE_CODES for c in (False, True)]
+    split = [KernelSpec(head_dim=d, dtype=t, causal=c, block_m=64, split_warpgroups=True)
+             for d in HEAD_DIMS for t in DTYPE_CODES for c in (False, True)]
     return [KernelSpec(head_dim=d, dtype=t, causal=c)
-            for d in HEAD_DIMS for t in DTYPE_CODES for c in (False, True)] + tall
+            for d in HEAD_DIMS for t in DTYPE_CODES for c in (False, True)] + tall + split
 
 
 SCORE_DTYPE_CODES = {"float16": 0, "bfloat16": 1, "float32": 2}

@@ -31,7 +31,9 @@
 //        TMA loads: Q (once the consumers release the previous one), then K and V tiles into a
 //        STAGES-deep ring with separate full (transaction bytes) and empty (consumer arrivals) barriers for
 //        K and V; each stage's block index goes to shared memory before its K load is armed.
-//   WG1+ consumers: two (BLOCK_M 128) or three (192, head dim 64), each owning 64 query rows. Iteration t
+//   WG1+ consumers: two (BLOCK_M 128) or three (192, head dim 64), each owning 64 query rows, or (WG_SPLIT,
+//        BLOCK_M 64) two sharing the block's rows, each taking every other KV tile, merged at the end
+//        through shared memory (named barriers consumers + 2 and + 3). Iteration t
 //        issues S_t = Q K_t^T (wgmma, shared/shared) and O += P_{t-1} V_{t-1} (wgmma, P from registers, V
 //        N-major), waits for S_t only, masks, and runs the softmax of S_t while the PV product runs
 //        (FlashAttention-3 intra-warpgroup pipelining); the consumers also take turns, in a ring, issuing
@@ -44,6 +46,8 @@
 //   | 64       | 128 x 128         | 16 384 | 32 768 | 32 768 | 80 + 12              | 83 968        |
 //   | 64       | 192 x 128         | 24 576 | 32 768 | 32 768 | 80 + 12              | 92 160        |
 //   | 128      | 128 x 128         | 32 768 | 65 536 | 65 536 | 80 + 12              | 165 888       |
+// plus, with WG_SPLIT (64-row blocks: Q 8 192 / 16 384), the exchange of 128 x (HEAD_DIM / 2 + 4) floats:
+// launched with 94 208 bytes at head dim 64, 184 320 at 128.
 #include "common/prelude.cuh"
 #include "common/mbarrier.cuh"
 #include "common/numeric.cuh"
@@ -70,6 +74,9 @@
 #ifndef PINGPONG
 #define PINGPONG 1
 #endif
+#ifndef WG_SPLIT
+#define WG_SPLIT 0
+#endif
 
 namespace attn {
 
@@ -81,7 +88,12 @@ constexpr int kBlockN = BLOCK_N;
 constexpr int kStages = STAGES;
 
 constexpr int kRowsPerWarpgroup = 64;                       // wgmma M
-constexpr int kConsumers = kBlockM / kRowsPerWarpgroup;     // consumer warpgroups
+// WG_SPLIT: both consumers share one 64-row query block and split its KV tiles (warpgroup w takes the
+// tiles at odd / even positions, which the 2-stage ring puts in stage w), then merge in shared memory.
+// Twice the CTAs of 128-row blocks, each with half the tiles per warpgroup: for grids too small to fill
+// the GPU.
+constexpr bool kSplitWarpgroups = WG_SPLIT != 0;
+constexpr int kConsumers = kSplitWarpgroups ? 2 : kBlockM / kRowsPerWarpgroup;  // consumer warpgroups
 constexpr int kThreads = 128 * (1 + kConsumers);
 constexpr int kConsumerThreads = 128 * kConsumers;
 constexpr int kChunkElems = 64;                             // 16-bit elements per 128-byte swizzle row
@@ -90,14 +102,21 @@ constexpr int kChunkRowBytes = 128;
 constexpr int kSwizzleAtomBytes = 8 * kChunkRowBytes;       // 8 rows x 128 bytes
 constexpr int kQBytes = kBlockM * kHeadDim * 2;
 constexpr int kKVTileBytes = kBlockN * kHeadDim * 2;
+constexpr int kStageConsumerThreads = kSplitWarpgroups ? 128 : kConsumerThreads;  // readers of each stage
+constexpr bool kPingPong = PINGPONG != 0 && !kSplitWarpgroups;  // split warpgroups run unequal tile counts
+constexpr int kFragmentFloats = kChunks * 32;                   // O accumulator floats per consumer thread
+// WG_SPLIT exchange: warpgroup 1's O fragments, then its two rows' max and partial sum, per thread.
+constexpr int kExchangeFloats = kSplitWarpgroups ? 128 * (kFragmentFloats + 4) : 1;
 // Register budgets after setmaxnreg, of the SM's 65 536: two consumers 128 * (24 + 2 * 240) = 64 512,
 // three 128 * (32 + 3 * 160) = 65 536.
 constexpr int kProducerRegisters = kConsumers == 2 ? 24 : 32;
 constexpr int kConsumerRegisters = kConsumers == 2 ? 240 : 160;
 
 static_assert(kHeadDim == 64 || kHeadDim == 128, "HEAD_DIM must be 64 or 128");
-static_assert(kBlockM == 128 || (kBlockM == 192 && kHeadDim == 64),
-              "BLOCK_M must be 128 (two consumer warpgroups) or, at HEAD_DIM 64, 192 (three)");
+static_assert(kSplitWarpgroups ? (kBlockM == 64 && kStages == 2)
+                               : (kBlockM == 128 || (kBlockM == 192 && kHeadDim == 64)),
+              "BLOCK_M must be 128 (two consumer warpgroups), 192 at HEAD_DIM 64 (three), or 64 with WG_SPLIT "
+              "(two sharing the rows; STAGES 2)");
 static_assert(kBlockN == 128, "BLOCK_N must be 128 (one m64n128k16 wgmma per k-step of Q K^T)");
 static_assert(kStages >= 2 && kStages <= 4, "STAGES must be 2, 3 or 4");
 static_assert(DTYPE == 0 || DTYPE == 1, "DTYPE must be 0 (float16) or 1 (bfloat16)");
@@ -156,6 +175,7 @@ struct SharedStorage {
     uint64_t v_empty[kStages];
     int kv_block[kStages];     // KV block held by each stage (written by the producer before k_full)
     int combine;               // split-KV: this CTA combines the parts
+    alignas(16) float exchange[kExchangeFloats];
 };
 #ifdef SMEM_BYTES
 static_assert(sizeof(SharedStorage) + 1024 == SMEM_BYTES, "shared-memory size drifted from bsk_cupy/specs.py");
@@ -464,7 +484,6 @@ BSK_DEVICE float load_global_cg(const float* ptr) {
 // the splits in split order, so the result does not depend on which CTA that is:
 //   M = max_s m_s,  L = sum_s 2^(m_s - M) l_s,  O = sum_s 2^(m_s - M) O_s / L.
 constexpr uint32_t kCombineBarrier = 1 + kConsumers;  // after the ping-pong barriers
-constexpr int kFragmentFloats = kChunks * 32;
 
 BSK_DEVICE void split_store(const Params& p, SharedStorage& smem, float (&o)[kChunks][32], const RowState& st,
                             int row0, int m_block, int split, int head, int batch) {
@@ -536,11 +555,60 @@ constexpr uint32_t kSchedulerBarrier = 1;
 constexpr uint32_t kSchedulerThreads = 256;
 
 BSK_DEVICE void scheduler_wait(int wg) {
-    if (PINGPONG) named_barrier_sync(kSchedulerBarrier + wg, kSchedulerThreads);
+    if (kPingPong) named_barrier_sync(kSchedulerBarrier + wg, kSchedulerThreads);
 }
 
 BSK_DEVICE void scheduler_pass(int wg) {
-    if (PINGPONG) named_barrier_arrive(kSchedulerBarrier + (wg + 1) % kConsumers, kSchedulerThreads);
+    if (kPingPong) named_barrier_arrive(kSchedulerBarrier + (wg + 1) % kConsumers, kSchedulerThreads);
+}
+
+// WG_SPLIT merge of the two warpgroups' partial results for the same rows (thread t of each holds the
+// same fragment positions): warpgroup 1 hands O, max and partial sums over in shared memory (after
+// warpgroup 0 has read the previous item's), warpgroup 0 merges them into its own, max-rescaled:
+//   M = max(m0, m1),  l = 2^(m0 - M) l0 + 2^(m1 - M) l1,  O = 2^(m0 - M) O0 + 2^(m1 - M) O1.
+// Returns true in warpgroup 0, which then stores the result.
+constexpr uint32_t kExchangeFree = kCombineBarrier + 1;
+constexpr uint32_t kExchangeFull = kCombineBarrier + 2;
+
+BSK_DEVICE bool merge_warpgroups(SharedStorage& smem, float (&o)[kChunks][32], RowState& st, int wg,
+                                 float scale_log2) {
+    const int tid = threadIdx.x % 128;
+    float* exchange = smem.exchange + tid;
+    if (wg == 1) {
+        named_barrier_sync(kExchangeFree, 256);
+#pragma unroll
+        for (int c = 0; c < kChunks; ++c) {
+#pragma unroll
+            for (int e = 0; e < 32; ++e) exchange[(c * 32 + e) * 128] = o[c][e];
+        }
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            exchange[(kFragmentFloats + i) * 128] = st.max[i];
+            exchange[(kFragmentFloats + 2 + i) * 128] = st.sum[i];
+        }
+        named_barrier_arrive(kExchangeFull, 256);
+        return false;
+    }
+    named_barrier_arrive(kExchangeFree, 256);
+    named_barrier_sync(kExchangeFull, 256);
+    float weight0[2], weight1[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const float m1 = exchange[(kFragmentFloats + i) * 128], l1 = exchange[(kFragmentFloats + 2 + i) * 128];
+        const float m = fmaxf(st.max[i], m1);
+        weight0[i] = st.max[i] == BSK_NEG_INF ? 0.f : exp2_approx((st.max[i] - m) * scale_log2);
+        weight1[i] = m1 == BSK_NEG_INF ? 0.f : exp2_approx((m1 - m) * scale_log2);
+        st.sum[i] = st.sum[i] * weight0[i] + l1 * weight1[i];
+        st.max[i] = m;
+    }
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+#pragma unroll
+        for (int e = 0; e < 32; ++e) {
+            o[c][e] = o[c][e] * weight0[(e / 2) % 2] + exchange[(c * 32 + e) * 128] * weight1[(e / 2) % 2];
+        }
+    }
+    return true;
 }
 
 // Consumer warpgroup `wg` (0-based among consumers), work item `index`: 64 query rows of the block over
@@ -550,9 +618,13 @@ BSK_DEVICE void scheduler_pass(int wg) {
 // together, waits for S_t only, and runs the softmax of S_t while P_{t-1} V_{t-1} is still on the tensor
 // cores. O is rescaled for tile t-1 just before that product is issued (nothing is in flight on O then).
 BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, int index, uint32_t& ring) {
-    const int tiles = kv_schedule(p, work_item(p, index)).count();
-    const int wg_first_row = work_item(p, index).m_block * kBlockM + wg * kRowsPerWarpgroup;
-    const uint32_t q_wg = smem_addr(smem.q) + wg * kRowsPerWarpgroup * kChunkRowBytes;
+    const int item_tiles = kv_schedule(p, work_item(p, index)).count();
+    // This warpgroup's tiles and the stage of its u-th: all of them, or (WG_SPLIT) every other one.
+    const int tiles = kSplitWarpgroups ? (item_tiles + 1 - wg) / 2 : item_tiles;
+    auto stage_of = [wg](int u) { return kSplitWarpgroups ? wg : u % kStages; };
+    const int row_offset = kSplitWarpgroups ? 0 : wg * kRowsPerWarpgroup;
+    const int wg_first_row = work_item(p, index).m_block * kBlockM + row_offset;
+    const uint32_t q_wg = smem_addr(smem.q) + row_offset * kChunkRowBytes;
 
     float o[kChunks][32];
 #pragma unroll
@@ -567,21 +639,22 @@ BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, int index,
         float s[kBlockN / 2];
         uint32_t p_regs[kBlockN / 16][4];
         // `ring` counts K uses; V of tile t-1 is waited for after K of tile t - 1 flipped its stage's bit.
-        mbar_wait(&smem.k_full[0], stage_parity(ring, 0));
-        ring ^= 1u;
-        int key0 = smem.kv_block[0] * kBlockN;
+        const int first_stage = stage_of(0);
+        mbar_wait(&smem.k_full[first_stage], stage_parity(ring, first_stage));
+        ring ^= 1u << first_stage;
+        int key0 = smem.kv_block[first_stage] * kBlockN;
         scheduler_wait(wg);
         wgmma_fence();
-        issue_qk(s, q_wg, smem_addr(smem.k[0]));
+        issue_qk(s, q_wg, smem_addr(smem.k[first_stage]));
         scheduler_pass(wg);
         wgmma_wait<0>();
         wgmma_fence_operands(s);
-        mbar_arrive(&smem.k_empty[0]);
+        mbar_arrive(&smem.k_empty[first_stage]);
         if (tile_needs_mask(p, key0, wg_first_row)) mask_scores(s, p, key0, wg_first_row);
         softmax_step(s, st, p.scale_log2);
         pack_p(p_regs, s);
         for (int t = 1; t < tiles; ++t) {
-            const int stage = t % kStages, prev_stage = (t - 1) % kStages;
+            const int stage = stage_of(t), prev_stage = stage_of(t - 1);
             mbar_wait(&smem.k_full[stage], stage_parity(ring, stage));
             mbar_wait(&smem.v_full[prev_stage], stage_parity(ring, prev_stage) ^ 1);
             ring ^= 1u << stage;
@@ -604,7 +677,7 @@ BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, int index,
             pack_p(p_regs, s);
         }
         mbar_arrive(&smem.q_empty);  // every S of this item has landed: the producer may load the next Q
-        const int last_stage = (tiles - 1) % kStages;
+        const int last_stage = stage_of(tiles - 1);
         mbar_wait(&smem.v_full[last_stage], stage_parity(ring, last_stage) ^ 1);
         rescale(o, st);
         wgmma_fence();
@@ -613,6 +686,7 @@ BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, int index,
         fence_o(o);
         mbar_arrive(&smem.v_empty[last_stage]);
     }
+    if (kSplitWarpgroups && !merge_warpgroups(smem, o, st, wg, p.scale_log2)) return;
     const WorkItem item = work_item(p, index);
     const int row0 = thread_row(wg_first_row);
     if (p.num_splits > 1) {
@@ -636,6 +710,7 @@ extern "C" __global__ void __launch_bounds__(attn::kThreads, 1) attn_fwd_sm90(co
     SharedStorage& smem = *reinterpret_cast<SharedStorage*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) &
                                                             ~static_cast<uintptr_t>(1023));
     const int warpgroup = threadIdx.x / 128;
+    if (kSplitWarpgroups && p.num_splits != 1) __trap();  // the host never launches this (bsk_cupy/launch.py)
 
     if (threadIdx.x == 0) {
         mbar_init(&smem.q_full, 1);
@@ -643,8 +718,8 @@ extern "C" __global__ void __launch_bounds__(attn::kThreads, 1) attn_fwd_sm90(co
         for (int s = 0; s < kStages; ++s) {
             mbar_init(&smem.k_full[s], 1);
             mbar_init(&smem.v_full[s], 1);
-            mbar_init(&smem.k_empty[s], kConsumerThreads);
-            mbar_init(&smem.v_empty[s], kConsumerThreads);
+            mbar_init(&smem.k_empty[s], kStageConsumerThreads);
+            mbar_init(&smem.v_empty[s], kStageConsumerThreads);
         }
         fence_barrier_init();
         tma_prefetch_descriptor(&p.tma_q);

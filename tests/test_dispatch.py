@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bsk_cupy.dispatch import persistent_ctas, select_spec
+from bsk_cupy.dispatch import choose_splits, persistent_ctas, select_spec, split_warpgroups_spec
 from bsk_cupy.validation import AttentionProblem
 
 
@@ -36,3 +36,22 @@ def test_persistent_grid_only_for_equal_items():
     assert persistent_ctas(problem(4, 32, 4096, 128, causal=True), 132, masked=False) is None
     assert persistent_ctas(problem(4, 32, 4096, 128, window=(256, 0)), 132, masked=False) is None
     assert persistent_ctas(problem(4, 32, 4096, 128), 132, masked=True) is None
+
+
+def _variant(prob, masked=False):
+    spec = select_spec(prob, sms=132, masked=masked)
+    splits = choose_splits(prob, spec, 132, masked)
+    return split_warpgroups_spec(prob, spec, splits, 132, masked), splits
+
+
+def test_split_warpgroups_for_grids_under_half_the_sms():
+    spec, splits = _variant(problem(1, 8, 512, 64))               # 32 blocks of 128 rows
+    assert spec.split_warpgroups and spec.block_m == 64 and splits == 1
+    spec, _ = _variant(problem(1, 8, 512, 128, causal=True))
+    assert spec.split_warpgroups
+    assert not _variant(problem(1, 16, 1024, 64))[0].split_warpgroups   # 128 blocks: fills the GPU
+    assert not _variant(problem(1, 8, 512, 64), masked=True)[0].split_warpgroups
+    decode = AttentionProblem(batch=1, heads_q=8, heads_kv=8, seqlen_q=128, seqlen_k=8192, head_dim=64,
+                              dtype="float16", causal=False, scale=0.125, layout="bhsd", device=0)
+    spec, splits = _variant(decode)                                  # long KV: split-KV across CTAs instead
+    assert splits == 16 and not spec.split_warpgroups
