@@ -3,7 +3,10 @@
     python benchmarks/compare_variants.py VARIANT [VARIANT ...] [--json PATH]
 
 A variant is ``name`` or ``name:field=value,field=value`` over :class:`bsk_cupy.specs.KernelSpec` fields
-(e.g. ``default`` and ``serial:pingpong=0``); ``splits=N`` forces N-way split-KV instead of the heuristic. Each variant is launched through its own LaunchPlan on the
+(e.g. ``default`` and ``serial:pingpong=0``); ``splits=N`` forces N-way split-KV instead of the heuristic,
+``pdl=0`` launches without programmatic dependent launch, ``ctas=N`` caps the grid at N persistent CTAs
+(``ctas=0``: one per SM); a variant illegal for a shape (``block_m=192`` at
+D 128) shows as "-" there. Each variant is launched through its own LaunchPlan on the
 same inputs, so the only difference is the compiled kernel. The output is checked against SDPA's math
 backend in float32 (on the first two heads, to bound memory) after poisoning it with NaN; GPU time is the
 median of CUDA-graph replays (bsk_cupy.bench.graph_time_us), cuDNN timed in the same run.
@@ -68,10 +71,19 @@ def run_config(config, variants) -> dict:
     for name, overrides in variants:
         overrides = dict(overrides)
         splits = overrides.pop("splits", None)
-        spec = dataclasses.replace(select_spec(problem), **overrides)
+        programmatic = bool(overrides.pop("pdl", 1))
+        max_ctas = overrides.pop("ctas", None)
+        if max_ctas == 0:
+            max_ctas = sm_count(problem.device)
+        try:
+            spec = dataclasses.replace(select_spec(problem), **overrides)
+        except ValueError:
+            row[name] = None
+            continue
         if splits is None:
             splits = choose_splits(problem, spec, sm_count(problem.device), masked=False)
-        plan = LaunchPlan(load_kernel(spec, problem.device), problem, *infos, num_splits=splits)
+        plan = LaunchPlan(load_kernel(spec, problem.device), problem, *infos, num_splits=splits,
+                          max_ctas=max_ctas, programmatic=programmatic)
         out = torch.full_like(q, float("nan"))
 
         def launch(plan=plan, out=out):  # on the current stream: graph_time_us captures on its own
@@ -102,6 +114,9 @@ def main() -> None:
         line = f"{' '.join(str(x) for x in row['config']):<24}{row['cudnn_us']:>10.1f}"
         for name, _ in variants:
             r = row[name]
+            if r is None:
+                line += f"{'-':>14}{'-':>8}{'-':>9}"
+                continue
             line += f"{r['us']:>14.1f}{tflops(row['config'], r['us']):>8.0f}{r['max_err']:>9.1e}"
         print(line)
 

@@ -45,8 +45,8 @@ def graph_time_us(fn: Callable[[], object], calls: int = 20, replays: int = 25) 
 def eager_time_us(fn: Callable[[], object], calls: int = 50, repeats: int = 15, warmup_s: float = 0.3) -> float:
     """Median wall microseconds per call of back-to-back eager calls (host overhead included).
 
-    Calls run for ``warmup_s`` seconds first: measured right after other work, the first several hundred
-    calls of the headline shape ran at 18.5 us, the next at 14.1-14.2 (H100 host, tools/host_overhead.py).
+    Calls run for ``warmup_s`` seconds first, so that one-time costs (plan creation, allocator growth) stay
+    out of the samples.
     """
     import torch
 

@@ -1,7 +1,8 @@
 """Where the eager (host) time of one torch call goes: each step of attention_forward timed alone.
 
 Run on the H100: ``PYTHONPATH=. python tools/host_overhead.py``. Prints microseconds per step (median of
-repeats of 2000 calls) for the headline shape B1 H8 S512 D64.
+repeats of 200 calls, synchronised between repeats so that launches never wait for a full queue: host time
+only) for the headline shape B1 H8 S512 D64.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ import torch
 
 import bsk_cupy as bsk
 from bsk_cupy import interop
+from bsk_cupy.bench import eager_time_us, graph_time_us
 from bsk_cupy.dispatch import get_plan
+from bsk_cupy.launch import LaunchPlan
 from bsk_cupy.validation import check_attention_args
 
 
-def per_call_us(fn, calls: int = 2000, repeats: int = 7) -> float:
+def per_call_us(fn, calls: int = 200, repeats: int = 15) -> float:
     samples = []
     for _ in range(repeats):
+        torch.cuda.synchronize()
         t0 = time.perf_counter()
         for _ in range(calls):
             fn()
@@ -36,6 +40,7 @@ def main() -> None:
     problem = check_attention_args(*infos, causal=False, scale=None, layout="bhsd")
     plan = get_plan(problem, *infos)
     out = torch.empty_like(q)
+    plain = LaunchPlan(plan.kernel, problem, *infos, num_splits=plan.num_splits, programmatic=False)
     steps = {
         "torch_call_key": lambda: interop.torch_call_key(q, k, v),
         "slow: describe x3": lambda: [interop.describe(n, x) for n, x in (("q", q), ("k", k), ("v", v))],
@@ -43,13 +48,27 @@ def main() -> None:
         "slow: get_plan (hit)": lambda: get_plan(problem, *infos),
         "torch.empty out": lambda: torch.empty(problem.out_shape, dtype=q.dtype, device=q.device),
         "raw stream": lambda: torch._C._cuda_getCurrentRawStream(0),
-        "launch (ctypes cuLaunchKernel)": lambda: plan.launch(out.data_ptr(), 0, torch._C._cuda_getCurrentRawStream(0)),
+        "launch (cuLaunchKernelEx, PDL)": lambda: plan.launch(out.data_ptr(), 0, torch._C._cuda_getCurrentRawStream(0)),
+        "launch (cuLaunchKernel)": lambda: plain.launch(out.data_ptr(), 0, torch._C._cuda_getCurrentRawStream(0)),
+        "is_current_stream_capturing": torch.cuda.is_current_stream_capturing,
         "attention_forward (fast path)": lambda: bsk.attention_forward(q, k, v),
     }
     for name, fn in steps.items():
         us = per_call_us(fn)
         torch.cuda.synchronize()
         print(f"{name:32s} {us:7.2f} us")
+
+    def call_with(launch_plan):
+        def call():
+            result = torch.empty(problem.out_shape, dtype=q.dtype, device=q.device)
+            launch_plan.launch(result.data_ptr(), 0, torch._C._cuda_getCurrentRawStream(0))
+            return result
+        return call
+
+    print("back to back (bsk_cupy.bench: eager = wall per call of 50, graph = GPU per call of 20 replayed)")
+    for name, launch_plan in (("PDL", plan), ("no PDL", plain)):
+        fn = call_with(launch_plan)
+        print(f"{name:32s} eager {eager_time_us(fn):7.2f} us   graph {graph_time_us(fn):7.2f} us")
 
 
 if __name__ == "__main__":
