@@ -182,7 +182,6 @@ static_assert(sizeof(SharedStorage) + 1024 == SMEM_BYTES, "shared-memory size dr
 #endif
 
 BSK_DEVICE int ceil_div(int a, int b) { return (a + b - 1) / b; }
-BSK_DEVICE int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 // One unit of work: a query block (or one split of it) of one head. Items are numbered with the
 // (query block, split) pair fastest, query blocks in reverse so that the longest causal blocks start first

@@ -21,5 +21,5 @@ targets=$(python -c "from bsk_cupy.bench import TARGET_CONFIGS as T; print(' '.j
 for c in $targets ${EXTRA_CONFIGS:-}; do configs+=(--config "$c"); done
 python benchmarks/compare_variants.py "$@" "${configs[@]}" --json "$out/ab.json" > "$out/ab.log" 2>&1
 status=$?
-cat "$out/ab.log" | tail -40
+tail -40 "$out/ab.log"
 exit $status
