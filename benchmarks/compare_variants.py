@@ -5,11 +5,15 @@
 A variant is ``name`` or ``name:field=value,field=value`` over :class:`bsk_cupy.specs.KernelSpec` fields
 (e.g. ``default`` and ``serial:pingpong=0``); ``splits=N`` forces N-way split-KV instead of the heuristic,
 ``pdl=0`` launches without programmatic dependent launch, ``ctas=N`` caps the grid at N persistent CTAs
-(``ctas=0``: one per SM); a variant illegal for a shape (``block_m=192`` at
-D 128) shows as "-" there. Each variant is launched through its own LaunchPlan on the
+(``ctas=0``: one per SM) that claim items from a device counter (``dyn=0``: static hand-out); a variant
+illegal for a shape (``block_m=192`` at D 128) shows as "-" there. Each variant is launched through its own LaunchPlan on the
 same inputs, so the only difference is the compiled kernel. The output is checked against SDPA's math
 backend in float32 (on the first two heads, to bound memory) after poisoning it with NaN; GPU time is the
 median of CUDA-graph replays (bsk_cupy.bench.graph_time_us), cuDNN timed in the same run.
+
+``--density d`` runs every shape under a random 128 x 128 block mask instead (each block kept with
+probability d, the diagonal always; one mask per query head, seed fixed); the reference then is SDPA's math
+backend with the equivalent element mask, and cuDNN stays dense (its column shows the unmasked time).
 """
 
 from __future__ import annotations
@@ -26,11 +30,14 @@ import torch  # before NVRTC/CuPy (DESIGN.md)
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from bsk_cupy import interop
+import numpy as np
+
+from bsk_cupy import BlockMask, interop
 from bsk_cupy.bench import TARGET_CONFIGS, graph_time_us
 from bsk_cupy.compile.module import load_kernel
 from bsk_cupy.dispatch import choose_splits, select_spec, sm_count
 from bsk_cupy.launch import LaunchPlan
+from bsk_cupy.mask_operand import mask_operand
 from bsk_cupy.validation import check_attention_args
 
 
@@ -53,15 +60,33 @@ def parse_config(text: str) -> tuple:
     return (b, h, sq, sk, d, bool(causal))
 
 
-def run_config(config, variants) -> dict:
+def random_mask(b: int, h: int, sq: int, sk: int, density: float) -> tuple[BlockMask, torch.Tensor]:
+    """A random 128 x 128 block mask (diagonal kept) and its element mask for the first two heads."""
+    nq, nk = -(-sq // 128), -(-sk // 128)
+    blocks = np.random.default_rng(0).random((b, h, nq, nk)) < density
+    blocks[..., np.arange(min(nq, nk)), np.arange(min(nq, nk))] = True
+    dense = torch.from_numpy(blocks[:, :2]).cuda()
+    elements = dense.repeat_interleave(128, 2).repeat_interleave(128, 3)[..., :sq, :sk]
+    return BlockMask.from_dense(blocks, seq_lengths=(sq, sk)), elements
+
+
+def run_config(config, variants, density: float | None = None) -> dict:
     b, h, sq, sk, d, causal = config
     q = torch.randn(b, h, sq, d, device="cuda", dtype=torch.float16)
     k, v = (torch.randn(b, h, sk, d, device="cuda", dtype=torch.float16) for _ in range(2))
     infos = [interop.describe(n, x).info for n, x in (("q", q), ("k", k), ("v", v))]
     problem = check_attention_args(*infos, causal=causal, scale=None, layout="bhsd")
+    mask, ref_mask = None, None
+    if density is not None:
+        block_mask, ref_mask = random_mask(b, h, sq, sk, density)
+        if causal:
+            ref_mask = ref_mask & torch.ones(sq, sk, dtype=torch.bool, device="cuda").tril(sk - sq)
+        mask = mask_operand(block_mask, problem)
     with sdpa_kernel(SDPBackend.MATH):
-        ref = F.scaled_dot_product_attention(*(x[:, :2].float() for x in (q, k, v)), is_causal=causal)
-    row = {"config": list(config)}
+        ref = F.scaled_dot_product_attention(*(x[:, :2].float() for x in (q, k, v)), attn_mask=ref_mask,
+                                             is_causal=causal and ref_mask is None)
+    ref = torch.nan_to_num(ref)  # rows with no visible key: ours are 0, the math backend's NaN
+    row = {"config": list(config), "density": density}
 
     def cudnn():
         with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
@@ -73,17 +98,18 @@ def run_config(config, variants) -> dict:
         splits = overrides.pop("splits", None)
         programmatic = bool(overrides.pop("pdl", 1))
         max_ctas = overrides.pop("ctas", None)
+        dynamic = bool(overrides.pop("dyn", 1))
         if max_ctas == 0:
             max_ctas = sm_count(problem.device)
         try:
-            spec = dataclasses.replace(select_spec(problem), **overrides)
+            spec = dataclasses.replace(select_spec(problem, masked=mask is not None), **overrides)
         except ValueError:
             row[name] = None
             continue
         if splits is None:
-            splits = choose_splits(problem, spec, sm_count(problem.device), masked=False)
-        plan = LaunchPlan(load_kernel(spec, problem.device), problem, *infos, num_splits=splits,
-                          max_ctas=max_ctas, programmatic=programmatic)
+            splits = choose_splits(problem, spec, sm_count(problem.device), masked=mask is not None)
+        plan = LaunchPlan(load_kernel(spec, problem.device), problem, *infos, mask=mask, num_splits=splits,
+                          max_ctas=max_ctas, dynamic=dynamic, programmatic=programmatic)
         out = torch.full_like(q, float("nan"))
 
         def launch(plan=plan, out=out):  # on the current stream: graph_time_us captures on its own
@@ -101,10 +127,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--config", action="append", type=parse_config, metavar="B,H,SQ,SK,D,CAUSAL",
                         help="shapes to run instead of the speed targets (repeatable)")
+    parser.add_argument("--density", type=float, help="run under a random block mask of this density")
     args = parser.parse_args()
     variants = [parse_variant(v) for v in args.variants]
     configs = args.config or [(b, h, s, s, d, c) for b, h, s, d, c in TARGET_CONFIGS]
-    rows = [run_config(c, variants) for c in configs]
+    rows = [run_config(c, variants, args.density) for c in configs]
     if args.json:
         args.json.write_text(json.dumps({"gpu": torch.cuda.get_device_name(), "rows": rows}, indent=1))
     head = f"{'B H Sq Sk D causal':<24}{'cuDNN us':>10}" + "".join(f"{n + ' us':>14}{'TFLOPS':>8}{'err':>9}"

@@ -47,17 +47,17 @@ def select_spec(problem: AttentionProblem, sms: int = 132, masked: bool = False)
     return spec
 
 
-def persistent_ctas(problem: AttentionProblem, sms: int, masked: bool) -> int | None:
-    """Grid cap for persistent CTAs (one per SM), or None for one CTA per work item.
+def persistent_ctas(sms: int) -> int:
+    """Grid cap for persistent CTAs: one per SM, every call.
 
-    Persistent CTAs load the next item while finishing the last, which pays when items are alike: dense
-    rows without causal or window masks (B8 H16 S512 D64 35.1 -> 29.1 us, B4 H32 S4096 D128 2072 -> 2049
-    us). Items of unequal length (causal, windows, block masks) are handed out statically, which balances
-    worse than the hardware's launch of one CTA per item as SMs free up (B4 H32 S4096 D128 causal 1176 ->
-    1281 us), so those keep one CTA per item.
+    Persistent CTAs load the next item while finishing the last and claim items from a device counter in
+    index order (longest causal rows first), as the hardware would start one CTA per item. H100, one run
+    (benchmarks/RESULTS.md, fourth session), one CTA per item -> persistent: B8 H16 S512 D64 35.4 -> 31.4
+    us, B4 H32 S4096 D128 2116 -> 2090, causal 1177 -> 1136, B8 H16 S2048 D128 causal 344 -> 325, block
+    masks at density 0.3: B1 H32 S2048 D64 49.9 -> 45.3, B2 H16 S4096 D128 causal 213 -> 201; the worst
+    case seen was a tie (B1 H16 S8192 D128 masked 354 -> 356). A static hand-out (CTA c takes c, c + 132,
+    ...) lost on causal rows (1177 -> 1296) and tied on dense ones.
     """
-    if problem.causal or problem.window is not None or masked:
-        return None
     return sms
 
 
@@ -121,7 +121,7 @@ def get_plan(problem: AttentionProblem, q: ArrayInfo, k: ArrayInfo, v: ArrayInfo
     splits = choose_splits(problem, spec, sms, masked)
     spec = split_warpgroups_spec(problem, spec, splits, sms, masked)
     plan = LaunchPlan(load_kernel(spec, problem.device), problem, q, k, v, mask=mask, num_splits=splits,
-                      max_ctas=persistent_ctas(problem, sms, masked))
+                      max_ctas=persistent_ctas(sms))
     with _plans_lock:
         _plans[key] = plan
         while len(_plans) > _PLAN_CACHE_SIZE:

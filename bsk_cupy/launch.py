@@ -26,8 +26,10 @@ _WINDOW_FORMAT = "<ii"       # window_lo, window_hi
 _OFF_WINDOW = 448
 _MASK_FORMAT = "<QQQQqqii"   # num, idx, full_num, full_idx pointers, stride_b, stride_h, kv_blocks, head_div
 _OFF_MASK = 456
-_SPLIT_FORMAT = "<QQQiii"    # split_o, split_ml, split_counter, num_splits, then num_heads and batch (work items)
+_SPLIT_FORMAT = "<QQQiii4x"  # split_o, split_ml, split_counter, num_splits, num_heads, batch, padding
 _OFF_SPLIT = 512
+_WORK_FORMAT = "<Q"          # work_counter (persistent CTAs claiming items), after num_heads and batch
+_OFF_WORK = 552
 _UNBOUNDED = 1 << 30         # a window side without a bound
 _TMA_BYTES = 128
 _CHUNK_ELEMS = 64  # 128-byte swizzle rows of 16-bit elements
@@ -178,6 +180,22 @@ class SplitWorkspace:
         return self.partial_o.data.ptr, self.partial_ml.data.ptr, self.counters.data.ptr
 
 
+class WorkCounter:
+    """Device memory of the dynamic work hand-out: the next unclaimed item and the CTAs done; the last CTA
+    of a launch resets both to zero. Owned by one plan, like :class:`SplitWorkspace`."""
+
+    def __init__(self, device: int):
+        import cupy
+
+        with cupy.cuda.Device(device):
+            self.counters = cupy.zeros(2, dtype=cupy.uint32)
+            cupy.cuda.Device(device).synchronize()
+
+    @property
+    def pointer(self) -> int:
+        return self.counters.data.ptr
+
+
 class PackedLaunch:
     """A kernel launch whose parameters are one packed byte block, shared by the attention and selection
     plans. Everything fixed is packed once; a call writes a run of consecutive 64-bit pointer slots and
@@ -230,15 +248,16 @@ class LaunchPlan(PackedLaunch):
     ``mask`` (a :class:`~bsk_cupy.mask_operand.MaskOperand`, whose arrays the plan keeps alive) restricts
     each query block to the KV blocks it lists (128-row query blocks only); ``num_splits > 1`` splits every
     query block's KV tiles over that many CTAs (split-KV). The kernel walks its work items (query block,
-    split, head, batch) with ``max_ctas`` CTAs at most, each taking every ``ctas``-th item (persistent
-    CTAs when there are more items); None launches one CTA per item. ``programmatic``: programmatic
-    dependent launch (the kernel waits for its predecessor before touching global memory), see
-    :class:`PackedLaunch`.
+    split, head, batch) with ``max_ctas`` CTAs at most (None: one CTA per item); when there are more items
+    than CTAs, each CTA claims its next item from a device counter as it finishes one (``dynamic``, the
+    order in which the hardware would start one CTA per item) or takes every ``ctas``-th item.
+    ``programmatic``: programmatic dependent launch (the kernel waits for its predecessor before touching
+    global memory), see :class:`PackedLaunch`.
     """
 
     def __init__(self, kernel: LoadedKernel, problem: AttentionProblem, q: ArrayInfo, k: ArrayInfo,
                  v: ArrayInfo, mask=None, num_splits: int = 1, max_ctas: int | None = None,
-                 programmatic: bool = True):
+                 dynamic: bool = True, programmatic: bool = True):
         spec = kernel.spec
         if mask is not None and spec.block_m != 128:
             raise ValueError(f"block masks need 128-row query blocks; {spec.name} has {spec.block_m}")
@@ -272,6 +291,9 @@ class LaunchPlan(PackedLaunch):
         split_pointers = self.workspace.pointers() if self.workspace is not None else (0, 0, 0)
         struct.pack_into(_SPLIT_FORMAT, self._params, _OFF_SPLIT, *split_pointers, num_splits, problem.heads_q,
                          problem.batch)
+        self.work_counter = WorkCounter(problem.device) if dynamic and ctas < items else None
+        struct.pack_into(_WORK_FORMAT, self._params, _OFF_WORK,
+                         self.work_counter.pointer if self.work_counter is not None else 0)
 
     def launch(self, out_ptr: int, lse_ptr: int, stream: int) -> None:
         """Launch on ``stream`` writing O to ``out_ptr`` and (if non-zero) LSE to ``lse_ptr``."""

@@ -96,7 +96,8 @@ class KernelSpec:
         """Dynamic shared memory: Q tile, K and V rings, mbarriers, plus 1024 bytes to align the base."""
         q_bytes = self.block_m * self.head_dim * 2
         kv_tile = self.block_n * self.head_dim * 2
-        barriers = 8 * (2 + 4 * self.stages) + 4 * (self.stages + 1)  # mbarriers, stage block ids, flag
+        # mbarriers, stage block ids, two work-item slots (5 ints each), the split-KV combine flag
+        barriers = 8 * (2 + 4 * self.stages) + 4 * self.stages + 2 * 20 + 4
         exchange = 4 * (128 * (self.head_dim // 2 + 4) if self.split_warpgroups else 1)  # 16-byte aligned
         storage = _round_up(q_bytes + 2 * self.stages * kv_tile + _round_up(barriers, 16) + exchange, _SWIZZLE_ALIGN)
         return storage + _SWIZZLE_ALIGN

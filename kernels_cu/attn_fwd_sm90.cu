@@ -1,5 +1,6 @@
 // attn_fwd_sm90: attention forward for Hopper (sm_90a): dense, causal, sliding-window and block-sparse,
-// optionally split over the KV sequence (split-KV); one CTA per (query block, split, head, batch).
+// optionally split over the KV sequence (split-KV); work items (query block, split, head, batch) walked by
+// one CTA each or by persistent CTAs that claim them from a device counter.
 //
 // Math. For every batch b, query head h and query row i:
 //   s_ij = scale * <q_i, k_j>   over the keys j that row i may see,
@@ -21,16 +22,19 @@
 // swizzle that TMA writes and wgmma reads (each 8-row x 128-byte atom is 1024-byte aligned).
 //
 // Grid. Work items are (query block of BLOCK_M rows, split) x query heads x batch (see WorkItem). The
-// 1-D grid has one CTA per item or, persistent, fewer (the host's choice): CTA c does items c, c + gridDim.x,
-// ..., its producer loading the next item's Q and K/V while the consumers finish the previous one. Rows
+// 1-D grid has one CTA per item or, persistent, fewer (the host's choice): CTA c starts with item c, and
+// its producer claims the next from Params::work_counter (or takes c + gridDim.x, ... without one), loading
+// its Q and K/V while the consumers finish the previous item. Claims come in item order, so the longest
+// causal query blocks start first, as the hardware would start one CTA per item. Rows
 // and keys past Sq / Sk are zero-filled by TMA and masked. The kernel supports programmatic dependent
 // launch: barrier set-up overlaps the previous kernel, global memory waits for it (common/pdl.cuh).
 //
 // Warpgroups (128 threads each, setmaxnreg budgets in the constants below).
-//   WG0  producer: one thread walks each item's KV schedule (a block range, or the mask's lists) and issues
-//        TMA loads: Q (once the consumers release the previous one), then K and V tiles into a
-//        STAGES-deep ring with separate full (transaction bytes) and empty (consumer arrivals) barriers for
-//        K and V; each stage's block index goes to shared memory before its K load is armed.
+//   WG0  producer: one thread claims the items, hands each to the consumers in a shared-memory slot (the
+//        item and its tile count; -1 ends the loop), walks its KV schedule (a block range, or the mask's
+//        lists) and issues TMA loads: Q (once the consumers release the previous one), then K and V tiles
+//        into a STAGES-deep ring with separate full (transaction bytes) and empty (consumer arrivals)
+//        barriers for K and V; each stage's block index goes to shared memory before its K load is armed.
 //   WG1+ consumers: two (BLOCK_M 128) or three (192, head dim 64), each owning 64 query rows, or (WG_SPLIT,
 //        BLOCK_M 64) two sharing the block's rows, each taking every other KV tile, merged at the end
 //        through shared memory (named barriers consumers + 2 and + 3). Iteration t
@@ -42,10 +46,10 @@
 //
 // Shared memory (bytes), STAGES = 2. SharedStorage rounds up to its 1024-byte alignment; the host adds
 // 1024 more so the dynamic base can be aligned (bsk_cupy/specs.py computes the same, SMEM_BYTES checks it):
-//   | HEAD_DIM | BLOCK_M x BLOCK_N | Q      | K ring | V ring | barriers + block ids | launched with |
-//   | 64       | 128 x 128         | 16 384 | 32 768 | 32 768 | 80 + 12              | 83 968        |
-//   | 64       | 192 x 128         | 24 576 | 32 768 | 32 768 | 80 + 12              | 92 160        |
-//   | 128      | 128 x 128         | 32 768 | 65 536 | 65 536 | 80 + 12              | 165 888       |
+//   | HEAD_DIM | BLOCK_M x BLOCK_N | Q      | K ring | V ring | barriers, ids, slots | launched with |
+//   | 64       | 128 x 128         | 16 384 | 32 768 | 32 768 | 80 + 8 + 40 + 4      | 83 968        |
+//   | 64       | 192 x 128         | 24 576 | 32 768 | 32 768 | 80 + 8 + 40 + 4      | 92 160        |
+//   | 128      | 128 x 128         | 32 768 | 65 536 | 65 536 | 80 + 8 + 40 + 4      | 165 888       |
 // plus, with WG_SPLIT (64-row blocks: Q 8 192 / 16 384), the exchange of 128 x (HEAD_DIM / 2 + 4) floats:
 // launched with 94 208 bytes at head dim 64, 184 320 at 128.
 #include "common/prelude.cuh"
@@ -107,10 +111,14 @@ constexpr bool kPingPong = PINGPONG != 0 && !kSplitWarpgroups;  // split warpgro
 constexpr int kFragmentFloats = kChunks * 32;                   // O accumulator floats per consumer thread
 // WG_SPLIT exchange: warpgroup 1's O fragments, then its two rows' max and partial sum, per thread.
 constexpr int kExchangeFloats = kSplitWarpgroups ? 128 * (kFragmentFloats + 4) : 1;
-// Register budgets after setmaxnreg, of the SM's 65 536: two consumers 128 * (24 + 2 * 240) = 64 512,
-// three 128 * (32 + 3 * 160) = 65 536.
-constexpr int kProducerRegisters = kConsumers == 2 ? 24 : 32;
-constexpr int kConsumerRegisters = kConsumers == 2 ? 240 : 160;
+// Register budgets after setmaxnreg. They must fit what the CTA was launched with, kThreads times the
+// per-thread cap of __launch_bounds__(kThreads, 1) (65 536 / kThreads rounded down to a multiple of 8):
+// setmaxnreg.inc waits for registers the other warpgroups released, so an over-budget claim hangs.
+// Two consumers: 128 * (24 + 2 * 240) = 64 512 = 384 * 168; three: 128 * (32 + 3 * 160) = 65 536 = 512 * 128.
+constexpr int kProducerRegisters = kConsumers == 2 ? 40 : 32;
+constexpr int kConsumerRegisters = kConsumers == 2 ? 232 : 160;
+static_assert(128 * (kProducerRegisters + kConsumers * kConsumerRegisters) <= kThreads * ((65536 / kThreads) & ~7),
+              "setmaxnreg budgets exceed the registers the CTA is launched with");
 
 static_assert(kHeadDim == 64 || kHeadDim == 128, "HEAD_DIM must be 64 or 128");
 static_assert(kSplitWarpgroups ? (kBlockM == 64 && kStages == 2)
@@ -160,9 +168,30 @@ struct Params {
     // Work items: (query block, split) x heads x batch, walked by gridDim.x CTAs (persistent when fewer).
     int num_heads;             // query heads
     int batch;
+    // Persistent CTAs claim items past their first from work_counter[0] (work_counter[1] counts the CTAs
+    // that are done; the last resets both to 0). nullptr: CTA c takes items c, c + gridDim.x, ...
+    uint32_t* work_counter;
     // (the struct is padded to 576 bytes: TmaDescriptor is 64-byte aligned)
 };
 static_assert(sizeof(Params) == 576, "Params layout drifted from bsk_cupy/launch.py");
+// One unit of work: a query block (or one split of it) of one head. Items are numbered with the
+// (query block, split) pair fastest, query blocks in reverse so that the longest causal blocks start first
+// and CTAs working at the same time share a head's K and V in L2; each CTA's first is its blockIdx.x.
+struct WorkItem {
+    int m_block;
+    int split;
+    int head;
+    int batch;
+};
+
+// The item a round of the consumers works on, with its KV tile count (-1: no more items). Written by the
+// producer before the round's q_full; two slots, because the consumers still read a round's item in its
+// epilogue after they let the producer start the next round.
+struct ItemSlot {
+    WorkItem item;
+    int tiles;
+};
+
 struct SharedStorage {
     alignas(1024) uint8_t q[kQBytes];
     alignas(1024) uint8_t k[kStages][kKVTileBytes];
@@ -174,6 +203,7 @@ struct SharedStorage {
     uint64_t k_empty[kStages];
     uint64_t v_empty[kStages];
     int kv_block[kStages];     // KV block held by each stage (written by the producer before k_full)
+    ItemSlot items[2];         // by round parity
     int combine;               // split-KV: this CTA combines the parts
     alignas(16) float exchange[kExchangeFloats];
 };
@@ -183,21 +213,26 @@ static_assert(sizeof(SharedStorage) + 1024 == SMEM_BYTES, "shared-memory size dr
 
 BSK_DEVICE int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
-// One unit of work: a query block (or one split of it) of one head. Items are numbered with the
-// (query block, split) pair fastest, query blocks in reverse so that the longest causal blocks start first
-// and CTAs working at the same time share a head's K and V in L2; CTA c takes items c, c + gridDim.x, ...
-struct WorkItem {
-    int m_block;
-    int split;
-    int head;
-    int batch;
-};
 
 BSK_DEVICE int m_blocks(const Params& p) { return ceil_div(p.seqlen_q, kBlockM); }
 BSK_DEVICE int work_items(const Params& p) { return m_blocks(p) * p.num_splits * p.num_heads * p.batch; }
 
-// Parity of the Q barriers' phase for item `index`: one phase per item of this CTA, tiles or not.
-BSK_DEVICE uint32_t q_parity(int index) { return ((index - blockIdx.x) / gridDim.x) & 1; }
+// The CTA's work item after `index`: the next unclaimed one (work counter) or `index + gridDim.x`. Claimed in
+// index order, so the longest causal query blocks of each head go first, as with one CTA per item.
+BSK_DEVICE int next_item(const Params& p, int index) {
+    if (p.work_counter == nullptr) return index + gridDim.x;
+    return static_cast<int>(atomicAdd(p.work_counter, 1u)) + gridDim.x;
+}
+
+// Called once per CTA after its last claim: the last CTA resets the work counter for the next launch (no
+// CTA claims after its own call, so none can see the reset early).
+BSK_DEVICE void retire(const Params& p) {
+    if (p.work_counter == nullptr) return;
+    if (atomicAdd(p.work_counter + 1, 1u) == gridDim.x - 1) {
+        p.work_counter[0] = 0;
+        p.work_counter[1] = 0;
+    }
+}
 
 BSK_DEVICE WorkItem work_item(const Params& p, int index) {
     const int per_head = m_blocks(p) * p.num_splits;
@@ -272,15 +307,14 @@ BSK_DEVICE void load_chunk(void* dst, const TmaDescriptor* desc, uint64_t* bar, 
 // counts the uses of stage s so far mod 2, the parity of that stage's barrier phase.
 BSK_DEVICE uint32_t stage_parity(uint32_t ring, int stage) { return (ring >> stage) & 1; }
 
-// Producer, work item `index`: its Q, then its K/V tiles into the ring (`ring` as above, updated). One
-// thread. An item without tiles only cycles the Q barriers. K and V of a stage have their own full/empty
-// barriers: K is released right after S = Q K^T, V only after O += P V, so the next K can land earlier.
-// The block index of each stage goes to shared memory before its K load is armed (mbarrier arrive
-// releases it).
+// Producer, one work item (its Q buffer already released): its Q, then its K/V tiles into the ring (`ring`
+// as above, updated). One thread. An item without tiles only cycles the Q barriers. K and V of a stage have
+// their own full/empty barriers: K is released right after S = Q K^T, V only after O += P V, so the next K
+// can land earlier. The block index of each stage goes to shared memory before its K load is armed
+// (mbarrier arrive releases it).
 BSK_DEVICE void load(const Params& p, SharedStorage& smem, const KvSchedule& sched, const WorkItem& item,
-                     int index, uint32_t& ring) {
+                     uint32_t& ring) {
     const int kv_head = item.head / p.heads_per_kv, batch = item.batch;
-    mbar_wait(&smem.q_empty, q_parity(index) ^ 1);
     if (sched.count() == 0) {
         mbar_arrive(&smem.q_full);
         return;
@@ -610,19 +644,20 @@ BSK_DEVICE bool merge_warpgroups(SharedStorage& smem, float (&o)[kChunks][32], R
     return true;
 }
 
-// Consumer warpgroup `wg` (0-based among consumers), work item `index`: 64 query rows of the block over
-// its KV tiles (`ring` as in `load`, updated). The item is decoded again for the epilogue rather than
-// kept live through the tile loop (three consumers have 160 registers each).
+// Consumer warpgroup `wg` (0-based among consumers), the work item in `slot` (its Q barrier passed): 64
+// query rows of the block over its KV tiles (`ring` as in `load`, updated). The item is read again from
+// shared memory for the epilogue rather than kept live through the tile loop (three consumers have 160
+// registers each).
 // Intra-warpgroup pipelining (FlashAttention-3): iteration t issues S_t = Q K_t^T and O += P_{t-1} V_{t-1}
 // together, waits for S_t only, and runs the softmax of S_t while P_{t-1} V_{t-1} is still on the tensor
 // cores. O is rescaled for tile t-1 just before that product is issued (nothing is in flight on O then).
-BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, int index, uint32_t& ring) {
-    const int item_tiles = kv_schedule(p, work_item(p, index)).count();
+BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, const ItemSlot& slot, uint32_t& ring) {
+    const int item_tiles = slot.tiles;
     // This warpgroup's tiles and the stage of its u-th: all of them, or (WG_SPLIT) every other one.
     const int tiles = kSplitWarpgroups ? (item_tiles + 1 - wg) / 2 : item_tiles;
     auto stage_of = [wg](int u) { return kSplitWarpgroups ? wg : u % kStages; };
     const int row_offset = kSplitWarpgroups ? 0 : wg * kRowsPerWarpgroup;
-    const int wg_first_row = work_item(p, index).m_block * kBlockM + row_offset;
+    const int wg_first_row = slot.item.m_block * kBlockM + row_offset;
     const uint32_t q_wg = smem_addr(smem.q) + row_offset * kChunkRowBytes;
 
     float o[kChunks][32];
@@ -632,7 +667,6 @@ BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, int index,
         for (int e = 0; e < 32; ++e) o[c][e] = 0.f;
     }
     RowState st = {{BSK_NEG_INF, BSK_NEG_INF}, {0.f, 0.f}, {1.f, 1.f}};
-    mbar_wait(&smem.q_full, q_parity(index));
     if (tiles == 0) mbar_arrive(&smem.q_empty);
     if (tiles > 0) {
         float s[kBlockN / 2];
@@ -686,7 +720,7 @@ BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, int index,
         mbar_arrive(&smem.v_empty[last_stage]);
     }
     if (kSplitWarpgroups && !merge_warpgroups(smem, o, st, wg, p.scale_log2)) return;
-    const WorkItem item = work_item(p, index);
+    const WorkItem item = slot.item;
     const int row0 = thread_row(wg_first_row);
     if (p.num_splits > 1) {
         split_store(p, smem, o, st, row0, item.m_block, item.split, item.head, item.batch);
@@ -731,24 +765,40 @@ extern "C" __global__ void __launch_bounds__(attn::kThreads, 1) attn_fwd_sm90(co
     grid_dependents_launch();
     __syncthreads();
 
-    // Producer and consumers walk the same work items and track the same ring phases; an item with no
+    // The producer claims the work items and hands each to the consumers with its Q (an ItemSlot, then
+    // q_full), ending with a slot of -1 tiles; both sides track the same ring phases. An item with no
     // tiles loads nothing (its rows are written as 0 / -inf).
-    const int items = work_items(p);
-    uint32_t ring = 0;
+    // (Nothing is kept across setmaxnreg or the item loops that can be recomputed: the producer has 24-32
+    // registers, three consumers 160 each, and ptxas spills a value live across either.)
     if (warpgroup == 0) {
         warpgroup_release_registers<kProducerRegisters>();
         if (threadIdx.x != 0) return;
-        for (int index = blockIdx.x; index < items; index += gridDim.x) {
+        uint32_t ring = 0;
+        for (int index = blockIdx.x, round = 0;; index = next_item(p, index), ++round) {
+            mbar_wait(&smem.q_empty, (round & 1) ^ 1);
+            ItemSlot& slot = smem.items[round & 1];
+            if (index >= work_items(p)) {
+                slot.tiles = -1;
+                mbar_arrive(&smem.q_full);
+                break;
+            }
             const WorkItem item = work_item(p, index);
             const KvSchedule sched = kv_schedule(p, item);
-            load(p, smem, sched, item, index, ring);
+            slot.item = item;
+            slot.tiles = sched.count();
+            load(p, smem, sched, item, ring);
         }
+        retire(p);
     } else {
         warpgroup_claim_registers<kConsumerRegisters>();
         const int wg = warpgroup - 1;
+        uint32_t ring = 0;  // bit 31: the Q barriers' phase (one per round), below it the K/V stages
         if (wg == kConsumers - 1) scheduler_pass(wg);  // warpgroup 0 goes first
-        for (int index = blockIdx.x; index < items; index += gridDim.x) {
-            compute(p, smem, wg, index, ring);
+        for (;; ring ^= 1u << 31) {
+            mbar_wait(&smem.q_full, ring >> 31);
+            const ItemSlot& slot = smem.items[ring >> 31];
+            if (slot.tiles < 0) break;
+            compute(p, smem, wg, slot, ring);
         }
     }
 }

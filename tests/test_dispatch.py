@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bsk_cupy.dispatch import choose_splits, persistent_ctas, select_spec, split_warpgroups_spec
+from bsk_cupy.dispatch import choose_splits, select_spec, split_warpgroups_spec
 from bsk_cupy.validation import AttentionProblem
 
 
@@ -29,13 +29,6 @@ def test_tile_height(shape, block_m):
 
 def test_block_masks_keep_128_row_tiles():
     assert select_spec(problem(2, 16, 16384, 64), sms=132, masked=True).block_m == 128
-
-
-def test_persistent_grid_only_for_equal_items():
-    assert persistent_ctas(problem(4, 32, 4096, 128), 132, masked=False) == 132
-    assert persistent_ctas(problem(4, 32, 4096, 128, causal=True), 132, masked=False) is None
-    assert persistent_ctas(problem(4, 32, 4096, 128, window=(256, 0)), 132, masked=False) is None
-    assert persistent_ctas(problem(4, 32, 4096, 128), 132, masked=True) is None
 
 
 def _variant(prob, masked=False):

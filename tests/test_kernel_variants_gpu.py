@@ -24,10 +24,12 @@ from bsk_cupy.launch import LaunchPlan  # noqa: E402
 from bsk_cupy.reference import attention_reference, window_keys  # noqa: E402
 from bsk_cupy.validation import check_attention_args  # noqa: E402
 
-# Spec fields, plus "ctas": a cap on the grid, so that persistent CTAs walk several work items each.
+# Spec fields, plus "ctas": a cap on the grid, so that persistent CTAs walk several work items each
+# (claimed from a device counter, or handed out statically with "dynamic": False).
 VARIANTS = {
     "m128": {"block_m": 128},
     "m128_persistent": {"block_m": 128, "ctas": 5},
+    "m128_persistent_static": {"block_m": 128, "ctas": 5, "dynamic": False},
     "m192": {"block_m": 192},
     "m192_persistent": {"block_m": 192, "ctas": 3},
     "wgsplit": {"block_m": 64, "split_warpgroups": True},
@@ -65,13 +67,15 @@ def test_variant_matches_float64(variant, case, head_dim):
     problem = check_attention_args(*infos, causal=causal, scale=None, layout="bhsd", window=window)
     fields = dict(VARIANTS[variant])
     max_ctas = fields.pop("ctas", None)
+    dynamic = fields.pop("dynamic", True)
     try:
         spec = dataclasses.replace(select_spec(problem), **fields)
     except ValueError:
         pytest.skip(f"{variant} does not exist at head_dim {head_dim}")
     if spec.split_warpgroups and splits > 1:
         pytest.skip("split warpgroups do not combine with split-KV")
-    plan = LaunchPlan(load_kernel(spec, 0), problem, *infos, num_splits=splits, max_ctas=max_ctas)
+    plan = LaunchPlan(load_kernel(spec, 0), problem, *infos, num_splits=splits, max_ctas=max_ctas,
+                      dynamic=dynamic)
     out = torch.full_like(q, float("nan"))
     lse = torch.full((2, hq, sq), float("nan"), device="cuda", dtype=torch.float32)
     plan.launch(out.data_ptr(), lse.data_ptr(), torch.cuda.current_stream().cuda_stream)
@@ -108,8 +112,9 @@ def test_programmatic_launch_waits_for_the_previous_kernel(shape):
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("splits", [1, 3])
 def test_persistent_ctas_match_one_cta_per_item_bit_for_bit(causal, splits):
-    """Block-sparse rows of every length (empty ones too) walked by 3 persistent CTAs give the same bits as
-    one CTA per work item: items are computed alike whichever CTA takes them."""
+    """Block-sparse rows of every length (empty ones too) walked by 3 persistent CTAs (items claimed from the
+    device counter, or handed out statically) give the same bits as one CTA per work item: items are
+    computed alike whichever CTA takes them."""
     from bsk_cupy.mask_operand import mask_operand
 
     sq, sk, hq, hkv = 1100, 1300, 4, 2
@@ -123,15 +128,17 @@ def test_persistent_ctas_match_one_cta_per_item_bit_for_bit(causal, splits):
     kernel = load_kernel(select_spec(problem, masked=True), 0)
     operand = mask_operand(mask, problem)
     results = []
-    for max_ctas in (None, 3):
-        plan = LaunchPlan(kernel, problem, *infos, mask=operand, num_splits=splits, max_ctas=max_ctas)
+    for max_ctas, dynamic in ((None, False), (3, True), (3, False)):
+        plan = LaunchPlan(kernel, problem, *infos, mask=operand, num_splits=splits, max_ctas=max_ctas,
+                          dynamic=dynamic)
         out = torch.full_like(q, float("nan"))
         lse = torch.full((2, hq, sq), float("nan"), device="cuda", dtype=torch.float32)
         plan.launch(out.data_ptr(), lse.data_ptr(), torch.cuda.current_stream().cuda_stream)
         results.append((out, lse))
     torch.cuda.synchronize()
-    (out_a, lse_a), (out_b, lse_b) = results
-    assert not torch.isnan(out_a).any() and not torch.isnan(out_b).any()
-    assert torch.equal(out_a, out_b)
-    assert torch.equal(lse_a, lse_b)
+    (out_a, lse_a), *others = results
+    assert not torch.isnan(out_a).any()
+    for out_b, lse_b in others:
+        assert torch.equal(out_a, out_b)
+        assert torch.equal(lse_a, lse_b)
     assert torch.all(out_a[0, :2, 256:384] == 0) and torch.all(lse_a[0, :2, 256:384] == float("-inf"))

@@ -16,7 +16,8 @@ from bsk_cupy import launch
 
 def test_param_groups_follow_each_other_inside_576_bytes():
     groups = [(launch._OFF_TAIL, launch._TAIL_FORMAT), (launch._OFF_WINDOW, launch._WINDOW_FORMAT),
-              (launch._OFF_MASK, launch._MASK_FORMAT), (launch._OFF_SPLIT, launch._SPLIT_FORMAT)]
+              (launch._OFF_MASK, launch._MASK_FORMAT), (launch._OFF_SPLIT, launch._SPLIT_FORMAT),
+              (launch._OFF_WORK, launch._WORK_FORMAT)]
     assert launch._OFF_TMA == (0, 128, 256) and launch._OFF_OUT == 384 and launch._OFF_LSE == 392
     end = launch._OFF_LSE + 8
     for offset, fmt in groups:

@@ -1,13 +1,21 @@
 """Where the eager (host) time of one torch call goes: each step of attention_forward timed alone.
 
-Run on the H100: ``PYTHONPATH=. python tools/host_overhead.py``. Prints microseconds per step (median of
-repeats of 200 calls, synchronised between repeats so that launches never wait for a full queue: host time
-only) for the headline shape B1 H8 S512 D64.
+Run on the H100: ``PYTHONPATH=. python tools/host_overhead.py [PROFILE.txt]``. Prints microseconds per
+step (median of repeats of 200 calls, synchronised between repeats so that launches never wait for a full
+queue: host time only) for the headline shape B1 H8 S512 D64; then ``attention_forward`` back to back under
+the conditions that differ between this loop and ``bsk_cupy.bench`` (keyword arguments, a CUDA graph
+captured first, the cyclic garbage collector), with the GPU time of the same calls from CUDA events; with a
+path, a cProfile of 5000 calls sorted by own time is written there.
 """
 
 from __future__ import annotations
 
+import cProfile
+import gc
+import io
+import pstats
 import statistics
+import sys
 import time
 
 import torch
@@ -69,6 +77,60 @@ def main() -> None:
     for name, launch_plan in (("PDL", plan), ("no PDL", plain)):
         fn = call_with(launch_plan)
         print(f"{name:32s} eager {eager_time_us(fn):7.2f} us   graph {graph_time_us(fn):7.2f} us")
+    conditions(q, k, v)
+    if len(sys.argv) > 1:
+        write_profile(lambda: bsk.attention_forward(q, k, v, causal=False), sys.argv[1])
+
+
+def gpu_us_per_call(fn, calls: int = 50, repeats: int = 15) -> float:
+    """GPU time per call of ``calls`` eager calls, between CUDA events around them (gaps included)."""
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    samples = []
+    for _ in range(repeats):
+        torch.cuda.synchronize()
+        start.record()
+        for _ in range(calls):
+            fn()
+        stop.record()
+        stop.synchronize()
+        samples.append(start.elapsed_time(stop) * 1000.0 / calls)
+    return statistics.median(samples)
+
+
+def conditions(q, k, v) -> None:
+    def plain():
+        return bsk.attention_forward(q, k, v)
+
+    def keyword():
+        return bsk.attention_forward(q, k, v, causal=False)
+
+    print("attention_forward back to back: host-only / eager (bench) / GPU between events, us per call")
+
+    def row(name, fn):
+        print(f"{name:32s} {per_call_us(fn):7.2f} {eager_time_us(fn):7.2f} {gpu_us_per_call(fn):7.2f}")
+
+    row("positional", plain)
+    row("causal=False keyword", keyword)
+    graph_time_us(keyword)
+    row("after a graph capture", keyword)
+    gc.disable()
+    row("gc disabled", keyword)
+    gc.enable()
+
+
+def write_profile(fn, path: str, calls: int = 5000) -> None:
+    fn()
+    torch.cuda.synchronize()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(calls):
+        fn()
+    torch.cuda.synchronize()
+    profiler.disable()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(25)
+    with open(path, "w") as f:
+        f.write(text.getvalue())
 
 
 if __name__ == "__main__":
