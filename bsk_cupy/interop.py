@@ -198,23 +198,24 @@ class TorchFastCall:
     def __init__(self, plan, like, out_shape: tuple, lse_shape: tuple | None):
         import torch
 
-        self._torch = torch
-        self._plan = plan
+        self._is_grad_enabled = torch.is_grad_enabled
+        self._torch_c = torch._C  # _cuda_getCurrentRawStream: the current stream without a Stream object
+        self._float32 = torch.float32
+        self._launch = plan.launch
         self._out_shape = out_shape
         self._lse_shape = lse_shape
-        self._dtype = like.dtype            # dtype and device are part of the fast-path key
-        self._device = like.device
         self._device_index = like.device.index
 
     def __call__(self, q, k, v):
-        torch = self._torch
-        if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
+        # outputs take q's dtype and device (both part of the fast-path key) through new_empty, which skips
+        # the dtype / device argument parsing of torch.empty
+        if (q.requires_grad or k.requires_grad or v.requires_grad) and self._is_grad_enabled():
             raise NotImplementedError(_NO_BACKWARD)
-        out = torch.empty(self._out_shape, dtype=self._dtype, device=self._device)
-        stream = torch._C._cuda_getCurrentRawStream(self._device_index)
+        out = q.new_empty(self._out_shape)
+        stream = self._torch_c._cuda_getCurrentRawStream(self._device_index)
         if self._lse_shape is None:
-            self._plan.launch(out.data_ptr(), 0, stream)
+            self._launch(out.data_ptr(), 0, stream)
             return out
-        lse = torch.empty(self._lse_shape, dtype=torch.float32, device=self._device)
-        self._plan.launch(out.data_ptr(), lse.data_ptr(), stream)
+        lse = q.new_empty(self._lse_shape, dtype=self._float32)
+        self._launch(out.data_ptr(), lse.data_ptr(), stream)
         return out, lse

