@@ -114,7 +114,7 @@ constexpr int kExchangeFloats = kSplitWarpgroups ? 128 * (kFragmentFloats + 4) :
 // Register budgets after setmaxnreg. They must fit what the CTA was launched with, kThreads times the
 // per-thread cap of __launch_bounds__(kThreads, 1) (65 536 / kThreads rounded down to a multiple of 8):
 // setmaxnreg.inc waits for registers the other warpgroups released, so an over-budget claim hangs.
-// Two consumers: 128 * (24 + 2 * 240) = 64 512 = 384 * 168; three: 128 * (32 + 3 * 160) = 65 536 = 512 * 128.
+// Two consumers: 128 * (40 + 2 * 232) = 64 512 = 384 * 168; three: 128 * (32 + 3 * 160) = 65 536 = 512 * 128.
 constexpr int kProducerRegisters = kConsumers == 2 ? 40 : 32;
 constexpr int kConsumerRegisters = kConsumers == 2 ? 232 : 160;
 static_assert(128 * (kProducerRegisters + kConsumers * kConsumerRegisters) <= kThreads * ((65536 / kThreads) & ~7),
