@@ -6,10 +6,11 @@ A variant is ``name`` or ``name:field=value,field=value`` over :class:`bsk_cupy.
 (e.g. ``default`` and ``serial:pingpong=0``); ``splits=N`` forces N-way split-KV instead of the heuristic,
 ``pdl=0`` launches without programmatic dependent launch, ``ctas=N`` caps the grid at N persistent CTAs
 (``ctas=0``: one per SM) that claim items from a device counter (``dyn=0``: static hand-out); a variant
-illegal for a shape (``block_m=192`` at D 128) shows as "-" there. Each variant is launched through its own LaunchPlan on the
-same inputs, so the only difference is the compiled kernel. The output is checked against SDPA's math
-backend in float32 (on the first two heads, to bound memory) after poisoning it with NaN; GPU time is the
-median of CUDA-graph replays (bsk_cupy.bench.graph_time_us), cuDNN timed in the same run.
+illegal for a shape (``block_m=192`` at D 128) shows as "-" there. Each variant is launched through its
+own LaunchPlan on the same inputs, so the only difference is the compiled kernel. The output is checked
+against SDPA's math backend in float32 (on the first two heads, to bound memory) after poisoning it with
+NaN; GPU time is the median of CUDA-graph replays (bsk_cupy.bench.graph_time_us), cuDNN timed in the same
+run.
 
 ``--density d`` runs every shape under a random 128 x 128 block mask instead (each block kept with
 probability d, the diagonal always; one mask per query head, seed fixed); the reference then is SDPA's math
@@ -26,11 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np
 import torch  # before NVRTC/CuPy (DESIGN.md)
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
-
-import numpy as np
 
 from bsk_cupy import BlockMask, interop
 from bsk_cupy.bench import TARGET_CONFIGS, graph_time_us
