@@ -107,6 +107,15 @@ def split_warpgroups_spec(problem: AttentionProblem, spec: KernelSpec, splits: i
     return dataclasses.replace(spec, block_m=64, split_warpgroups=True)
 
 
+def mask_tile_spec(spec: KernelSpec, mask_block: int | None) -> KernelSpec:
+    """``spec`` with tiles of a block mask's size: 64 x 64 masks run on split warpgroups with 64-key tiles
+    (the two consumers of a 64-row query block take alternate listed blocks); 128 x 128 masks and calls
+    without a mask keep ``spec``."""
+    if mask_block != 64:
+        return spec
+    return dataclasses.replace(spec, block_m=64, block_n=64, split_warpgroups=True)
+
+
 def get_plan(problem: AttentionProblem, q: ArrayInfo, k: ArrayInfo, v: ArrayInfo, mask=None) -> LaunchPlan:
     """The launch plan for this problem on these buffers (tensor maps encode the pointers); ``mask`` is a
     :class:`~bsk_cupy.mask_operand.MaskOperand` or None."""
@@ -119,7 +128,8 @@ def get_plan(problem: AttentionProblem, q: ArrayInfo, k: ArrayInfo, v: ArrayInfo
     sms, masked = sm_count(problem.device), mask is not None
     spec = select_spec(problem, sms, masked)
     splits = choose_splits(problem, spec, sms, masked)
-    spec = split_warpgroups_spec(problem, spec, splits, sms, masked)
+    spec = mask_tile_spec(split_warpgroups_spec(problem, spec, splits, sms, masked),
+                          mask.block if masked else None)
     plan = LaunchPlan(load_kernel(spec, problem.device), problem, q, k, v, mask=mask, num_splits=splits,
                       max_ctas=persistent_ctas(sms))
     with _plans_lock:

@@ -247,7 +247,7 @@ class LaunchPlan(PackedLaunch):
     """Grid, block, shared memory and packed parameters for one problem on fixed input buffers.
 
     ``mask`` (a :class:`~bsk_cupy.mask_operand.MaskOperand`, whose arrays the plan keeps alive) restricts
-    each query block to the KV blocks it lists (128-row query blocks only); ``num_splits > 1`` splits every
+    each query block to the KV blocks it lists (its block size is the spec's tile); ``num_splits > 1`` splits every
     query block's KV tiles over that many CTAs (split-KV). The kernel walks its work items (query block,
     split, head, batch) with ``max_ctas`` CTAs at most (None: one CTA per item); when there are more items
     than CTAs, each CTA claims its next item from a device counter as it finishes one (``dynamic``, the
@@ -260,8 +260,9 @@ class LaunchPlan(PackedLaunch):
                  v: ArrayInfo, mask=None, num_splits: int = 1, max_ctas: int | None = None,
                  dynamic: bool = True, programmatic: bool = True):
         spec = kernel.spec
-        if mask is not None and spec.block_m != 128:
-            raise ValueError(f"block masks need 128-row query blocks; {spec.name} has {spec.block_m}")
+        if mask is not None and (spec.block_m, spec.block_n) != (mask.block, mask.block):
+            raise ValueError(f"a {mask.block} x {mask.block} block mask needs {mask.block} x {mask.block} tiles; "
+                             f"{spec.name} has {spec.block_m} x {spec.block_n}")
         if spec.split_warpgroups and num_splits != 1:
             raise ValueError(f"{spec.name} splits KV tiles between its warpgroups; num_splits must be 1")
         m_blocks = math.ceil(problem.seqlen_q / spec.block_m)

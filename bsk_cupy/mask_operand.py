@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from .block_mask import BlockMask
 from .validation import AttentionProblem
 
-KERNEL_BLOCK = (128, 128)  # the kernel's query-block rows and KV-tile keys
+KERNEL_BLOCKS = (128, 64)  # square mask blocks the kernel runs: 128 x 128 tiles, or 64 x 64 (split warpgroups)
 
 _uploads: dict[int, tuple] = {}
 _uploads_lock = threading.Lock()
@@ -35,6 +35,7 @@ class MaskOperand:
     stride_h: int
     kv_blocks: int             # nKB, the row length of the index arrays
     head_div: int              # the mask head of query head h is h // head_div
+    block: int                 # the mask's square block size: the kernel's query-block rows and tile keys
     arrays: tuple = field(default=(), compare=False, repr=False)  # the device arrays: kept alive with it
 
 
@@ -72,17 +73,19 @@ def mask_operand(mask, problem: AttentionProblem) -> MaskOperand:
     TypeError
         ``mask`` is not a BlockMask, or its arrays are not int32.
     ValueError
-        Block size other than 128 x 128, sequence lengths, batch or head counts that do not match q / k.
+        Block size other than 128 x 128 or 64 x 64, sequence lengths, batch or head counts that do not match
+        q / k.
     """
     if not isinstance(mask, BlockMask):
         raise TypeError(f"block_mask must be a bsk_cupy.BlockMask or None, got {type(mask).__name__}")
-    if tuple(mask.block_size) != KERNEL_BLOCK:
-        raise ValueError(f"block_mask.block_size must be {KERNEL_BLOCK} for attention_forward (the kernel's "
-                         f"tile), got {tuple(mask.block_size)}")
+    block = mask.block_size[0]
+    if mask.block_size[1] != block or block not in KERNEL_BLOCKS:
+        raise ValueError(f"block_mask.block_size must be (128, 128) or (64, 64) for attention_forward (the "
+                         f"kernel's tiles), got {tuple(mask.block_size)}")
     if tuple(mask.seq_lengths) != (problem.seqlen_q, problem.seqlen_k):
         raise ValueError(f"block_mask.seq_lengths is {tuple(mask.seq_lengths)} but (Sq, Sk) is "
                          f"({problem.seqlen_q}, {problem.seqlen_k})")
-    n_qb, n_kb = math.ceil(problem.seqlen_q / KERNEL_BLOCK[0]), math.ceil(problem.seqlen_k / KERNEL_BLOCK[1])
+    n_qb, n_kb = math.ceil(problem.seqlen_q / block), math.ceil(problem.seqlen_k / block)
     mask_b, mask_h, mask_qb, mask_kb = mask.shape
     if (mask_qb, mask_kb) != (n_qb, n_kb):
         raise ValueError(f"block_mask has {mask_qb} x {mask_kb} blocks; (Sq, Sk) needs {n_qb} x {n_kb}")
@@ -108,4 +111,4 @@ def mask_operand(mask, problem: AttentionProblem) -> MaskOperand:
         full_num_ptr=0 if full_num is None else full_num.data.ptr,
         full_idx_ptr=0 if full_idx is None else full_idx.data.ptr,
         stride_b=0 if mask_b == 1 else mask_h * n_qb, stride_h=0 if mask_h == 1 else n_qb,
-        kv_blocks=n_kb, head_div=head_div, arrays=arrays)
+        kv_blocks=n_kb, head_div=head_div, block=block, arrays=arrays)

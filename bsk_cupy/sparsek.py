@@ -122,11 +122,11 @@ def _reused_mask(problem) -> BlockMask:
     return mask
 
 
-def sparsek_attention(q, k, v, scores, topk: int, *, causal: bool = True, local_blocks: int = 1,
-                      pool: str = "max", scale: float | None = None, layout: str = "bhsd",
+def sparsek_attention(q, k, v, scores, topk: int, *, block_size: int = 128, causal: bool = True,
+                      local_blocks: int = 1, pool: str = "max", scale: float | None = None, layout: str = "bhsd",
                       return_lse: bool = False):
     """SparseK top-k sparse attention: :func:`sparsek_select` on ``scores``, then block-sparse
-    :func:`~bsk_cupy.attention_forward` over the selected 128 x 128 blocks, on the caller's stream.
+    :func:`~bsk_cupy.attention_forward` over the selected blocks, on the caller's stream.
 
     Parameters
     ----------
@@ -135,8 +135,9 @@ def sparsek_attention(q, k, v, scores, topk: int, *, causal: bool = True, local_
     scores : CUDA array, (B, Hkv, Sk)
         Per-key importance (SparseK's scoring-network output); the query heads of a GQA group share their
         KV head's selection.
-    topk, local_blocks, pool
-        As in :func:`sparsek_select` (block size 128, ``seqlen_q`` = Sq).
+    topk, block_size, local_blocks, pool
+        As in :func:`sparsek_select` (``seqlen_q`` = Sq): ``block_size`` 128 or 64 keys and query rows per
+        block; 64 runs on 64 x 64 tiles (finer selection, lower tensor-core efficiency per block).
     causal : bool
         Selects among causal candidates and applies the causal element mask inside the kept blocks.
     scale, layout, return_lse
@@ -158,7 +159,7 @@ def sparsek_attention(q, k, v, scores, topk: int, *, causal: bool = True, local_
         raise ValueError(f"q must be 4-D (B, Hq, Sq, D) or (B, Sq, Hq, D), got shape {q_shape}")
     s_q = q_shape[2 if check_layout(layout) == "bhsd" else 1]
     operand = interop.describe("scores", scores)
-    problem = check_sparsek_args(operand.info, topk, seqlen_q=s_q, block_size=128, causal=causal,
+    problem = check_sparsek_args(operand.info, topk, seqlen_q=s_q, block_size=block_size, causal=causal,
                                  local_blocks=local_blocks, pool=pool)
     require_hopper(problem.device)
     mask = _reused_mask(problem)

@@ -37,7 +37,8 @@ class KernelSpec:
         Bottom-right-aligned causal mask.
     block_m, block_n : int
         Query rows per CTA (64 per consumer warpgroup: 128, or 192 at head dim 64; 64 with
-        ``split_warpgroups``) and keys per KV tile.
+        ``split_warpgroups``) and keys per KV tile (128, or 64 with ``split_warpgroups``: the 64 x 64
+        tiles that run 64 x 64 block masks).
     stages : int
         Depth of the K/V shared-memory ring.
     pingpong : bool
@@ -67,6 +68,8 @@ class KernelSpec:
                 raise ValueError(f"split_warpgroups needs block_m 64 and 2 stages; got {self.block_m}, {self.stages}")
         elif self.block_m not in (128, 192) or (self.block_m == 192 and self.head_dim != 64):
             raise ValueError(f"block_m must be 128, or 192 at head_dim 64; got {self.block_m} at {self.head_dim}")
+        if self.block_n not in ((64, 128) if self.split_warpgroups else (128,)):
+            raise ValueError(f"block_n must be 128, or 64 with split_warpgroups; got {self.block_n}")
 
     @property
     def name(self) -> str:
@@ -120,11 +123,11 @@ class KernelSpec:
 def all_specs() -> list[KernelSpec]:
     """Every attention variant the dispatcher can choose (:func:`all_kernel_specs` adds the other kernel
     families): 128-row tiles for both head dims, 192-row tiles at head dim 64, and 64-row tiles with split
-    warpgroups for both."""
+    warpgroups for both, with 128-key tiles or (for 64 x 64 block masks) 64-key ones."""
     tall = [KernelSpec(head_dim=64, dtype=t, causal=c, block_m=192)
             for t in DTYPE_CODES for c in (False, True)]
-    split = [KernelSpec(head_dim=d, dtype=t, causal=c, block_m=64, split_warpgroups=True)
-             for d in HEAD_DIMS for t in DTYPE_CODES for c in (False, True)]
+    split = [KernelSpec(head_dim=d, dtype=t, causal=c, block_m=64, block_n=n, split_warpgroups=True)
+             for n in (128, 64) for d in HEAD_DIMS for t in DTYPE_CODES for c in (False, True)]
     return [KernelSpec(head_dim=d, dtype=t, causal=c)
             for d in HEAD_DIMS for t in DTYPE_CODES for c in (False, True)] + tall + split
 

@@ -51,7 +51,8 @@
 //   | 64       | 192 x 128         | 24 576 | 32 768 | 32 768 | 80 + 8 + 40 + 4      | 92 160        |
 //   | 128      | 128 x 128         | 32 768 | 65 536 | 65 536 | 80 + 8 + 40 + 4      | 165 888       |
 // plus, with WG_SPLIT (64-row blocks: Q 8 192 / 16 384), the exchange of 128 x (HEAD_DIM / 2 + 4) floats:
-// launched with 94 208 bytes at head dim 64, 184 320 at 128.
+// launched with 94 208 bytes at head dim 64, 184 320 at 128; with WG_SPLIT and BLOCK_N 64 (the 64 x 64 tiles
+// of 64 x 64 block masks; S = Q K^T by m64n64k16) the K/V tiles halve: 62 464 and 119 808.
 #include "common/prelude.cuh"
 #include "common/mbarrier.cuh"
 #include "common/numeric.cuh"
@@ -125,7 +126,8 @@ static_assert(kSplitWarpgroups ? (kBlockM == 64 && kStages == 2)
                                : (kBlockM == 128 || (kBlockM == 192 && kHeadDim == 64)),
               "BLOCK_M must be 128 (two consumer warpgroups), 192 at HEAD_DIM 64 (three), or 64 with WG_SPLIT "
               "(two sharing the rows; STAGES 2)");
-static_assert(kBlockN == 128, "BLOCK_N must be 128 (one m64n128k16 wgmma per k-step of Q K^T)");
+static_assert(kBlockN == 128 || (kBlockN == 64 && kSplitWarpgroups),
+              "BLOCK_N must be 128, or 64 with WG_SPLIT (64 x 64 tiles for 64 x 64 block masks)");
 static_assert(kStages >= 2 && kStages <= 4, "STAGES must be 2, 3 or 4");
 static_assert(DTYPE == 0 || DTYPE == 1, "DTYPE must be 0 (float16) or 1 (bfloat16)");
 
@@ -352,6 +354,14 @@ struct RowState {
     float correction[2]; // factor O must be multiplied by before the next P V accumulates into it
 };
 
+// One k-step of S = Q K^T: the wgmma shape follows the tile width (the fragment holds BLOCK_N / 2 floats).
+BSK_DEVICE void qk_step(float (&s)[64], uint64_t desc_q, uint64_t desc_k, uint32_t accumulate) {
+    wgmma_m64n128k16_ss(s, desc_q, desc_k, accumulate);
+}
+BSK_DEVICE void qk_step(float (&s)[32], uint64_t desc_q, uint64_t desc_k, uint32_t accumulate) {
+    wgmma_m64n64k16_ss(s, desc_q, desc_k, accumulate);
+}
+
 // Issue S(64 x BLOCK_N) = Q_wg K^T as one wgmma group (both operands 128-byte-swizzled K-major in shared
 // memory). The caller fences before and waits after.
 BSK_DEVICE void issue_qk(float (&s)[kBlockN / 2], uint32_t q_wg, uint32_t k_tile) {
@@ -362,7 +372,7 @@ BSK_DEVICE void issue_qk(float (&s)[kBlockN / 2], uint32_t q_wg, uint32_t k_tile
                                                 kSwizzleAtomBytes);
         const uint64_t desc_k = smem_desc_sw128(k_tile + chunk * kBlockN * kChunkRowBytes + col_bytes, 16,
                                                 kSwizzleAtomBytes);
-        wgmma_m64n128k16_ss(s, desc_q, desc_k, kk > 0);
+        qk_step(s, desc_q, desc_k, kk > 0);
     }
     wgmma_commit();
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bsk_cupy.dispatch import choose_splits, select_spec, split_warpgroups_spec
+from bsk_cupy.dispatch import choose_splits, mask_tile_spec, select_spec, split_warpgroups_spec
 from bsk_cupy.validation import AttentionProblem
 
 
@@ -48,3 +48,12 @@ def test_split_warpgroups_for_grids_under_half_the_sms():
                               dtype="float16", causal=False, scale=0.125, layout="bhsd", device=0)
     spec, splits = _variant(decode)                                  # long KV: split-KV across CTAs instead
     assert splits == 16 and not spec.split_warpgroups
+
+
+def test_mask_blocks_of_64_run_on_64_by_64_split_warpgroup_tiles():
+    for prob in (problem(2, 16, 16384, 64), problem(1, 8, 512, 128, causal=True)):
+        spec = select_spec(prob, sms=132, masked=True)
+        assert mask_tile_spec(spec, 128) is spec and mask_tile_spec(spec, None) is spec
+        tiles = mask_tile_spec(spec, 64)
+        assert (tiles.block_m, tiles.block_n, tiles.split_warpgroups) == (64, 64, True)
+        assert (tiles.head_dim, tiles.causal) == (prob.head_dim, prob.causal)

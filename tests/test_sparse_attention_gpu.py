@@ -91,12 +91,13 @@ def _random_blocks(shape, density, seed):
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("with_full", [False, True])
 @pytest.mark.parametrize("on_device", [False, True])
-def test_block_mask(mask_heads, causal, with_full, on_device):
+@pytest.mark.parametrize("block", [128, 64])
+def test_block_mask(mask_heads, causal, with_full, on_device, block):
     b, hq, hkv, s, d = 2, 4, 2, 1000, 128
     q, k, v = _rand((b, hq, s, d), 10, torch.bfloat16), _rand((b, hkv, s, d), 11, torch.bfloat16), \
         _rand((b, hkv, s, d), 12, torch.bfloat16)
     h_mask = {"q": hq, "kv": hkv, "broadcast": 1}[mask_heads]
-    n = -(-s // 128)
+    n = -(-s // block)
     blocks = _random_blocks((b if mask_heads != "broadcast" else 1, h_mask, n, n), 0.4, 7)
     full = blocks & (np.random.default_rng(8).random(blocks.shape) < 0.5) if with_full else None
     if on_device:
@@ -104,14 +105,27 @@ def test_block_mask(mask_heads, causal, with_full, on_device):
         full_in = None if full is None else cupy.asarray(full)
     else:
         blocks_in, full_in = blocks, full
-    mask = bsk.BlockMask.from_dense(blocks_in, (s, s), full_blocks=full_in)
+    mask = bsk.BlockMask.from_dense(blocks_in, (s, s), block, full_blocks=full_in)
     _check(q, k, v, causal=causal, mask=mask)
 
 
-def test_block_mask_composes_with_window_and_uneven_lengths():
+@pytest.mark.parametrize("block", [128, 64])
+def test_block_mask_composes_with_window_and_uneven_lengths(block):
     q, k, v = _rand((1, 2, 333, 64), 20), _rand((1, 2, 900, 64), 21), _rand((1, 2, 900, 64), 22)
-    mask = bsk.BlockMask.from_dense(_random_blocks((1, 2, 3, 8), 0.6, 23), (333, 900))
+    shape = (1, 2, -(-333 // block), -(-900 // block))
+    mask = bsk.BlockMask.from_dense(_random_blocks(shape, 0.6, 23), (333, 900), block)
     _check(q, k, v, causal=True, window=(200, None), mask=mask)
+
+
+def test_block_masks_of_64_agree_with_the_same_pattern_in_128_blocks():
+    # a 128 x 128 pattern written as 64 x 64 blocks: the same keys in the same order, summed by the two
+    # warpgroups of a 64-row block instead of one 128-key tile per step, so only close, not equal
+    q, k, v = _rand((1, 4, 1024, 64), 24), _rand((1, 4, 1024, 64), 25), _rand((1, 4, 1024, 64), 26)
+    coarse = _random_blocks((1, 4, 8, 8), 0.5, 27)
+    fine = coarse.repeat(2, axis=2).repeat(2, axis=3)
+    out_128, _ = _check(q, k, v, mask=bsk.BlockMask.from_dense(coarse, (1024, 1024)))
+    out_64, _ = _check(q, k, v, mask=bsk.BlockMask.from_dense(fine, (1024, 1024), 64))
+    assert (out_128.float() - out_64.float()).abs().max().item() < 2e-3
 
 
 def test_sliding_window_block_mask_matches_window_argument():
@@ -160,7 +174,8 @@ def test_causal_reference_visibility_sanity():
 
 
 @pytest.mark.parametrize("causal", [False, True])
-def test_sparsek_attention_matches_the_oracle_selection(causal):
+@pytest.mark.parametrize("block", [128, 64])
+def test_sparsek_attention_matches_the_oracle_selection(causal, block):
     from bsk_cupy.reference import sparsek_blocks_reference
 
     b, hq, hkv, s, d = 2, 4, 2, 1000, 64
@@ -168,9 +183,11 @@ def test_sparsek_attention_matches_the_oracle_selection(causal):
     for seed in (73, 74):   # the second call rewrites the reused device mask
         scores = _rand((b, hkv, s), seed, torch.float32)
         _poison()
-        out, lse = bsk.sparsek_attention(q, k, v, scores, 2, causal=causal, local_blocks=1, return_lse=True)
-        keep = sparsek_blocks_reference(scores.cpu().numpy(), 2, seqlen_q=s, causal=causal, local_blocks=1)
-        visible = np.repeat(block_mask_keys(keep, (s, s), (128, 128)), hq // hkv, axis=1)
+        out, lse = bsk.sparsek_attention(q, k, v, scores, 2, block_size=block, causal=causal, local_blocks=1,
+                                         return_lse=True)
+        keep = sparsek_blocks_reference(scores.cpu().numpy(), 2, seqlen_q=s, block_size=block, causal=causal,
+                                        local_blocks=1)
+        visible = np.repeat(block_mask_keys(keep, (s, s), (block, block)), hq // hkv, axis=1)
         ref_out, ref_lse = attention_reference(to_numpy(q), to_numpy(k), to_numpy(v), causal=causal, mask=visible)
         assert np.abs(to_numpy(out) - ref_out).max() < 4e-3
         seen = np.isfinite(ref_lse)

@@ -45,7 +45,8 @@ def _mask(blocks, seq_lengths, block_size=128):
 
 @pytest.mark.parametrize("mask,match,exc", [
     ("not a mask", "block_mask must be a bsk_cupy.BlockMask", TypeError),
-    (_mask(np.ones((1, 1, 8, 8)), (512, 512), 64), r"block_size must be \(128, 128\)", ValueError),
+    (_mask(np.ones((1, 1, 4, 8)), (512, 512), (128, 64)), r"block_size must be \(128, 128\) or \(64, 64\)",
+     ValueError),
     (_mask(np.ones((1, 1, 4, 4)), (500, 512)), r"seq_lengths is \(500, 512\)", ValueError),
     (_mask(np.ones((2, 1, 4, 4)), (512, 512)), "batch dimension must be 1 or 1", ValueError),
     (_mask(np.ones((1, 3, 4, 4)), (512, 512)), "head dimension must be 1, Hq=8 or Hkv=2", ValueError),
