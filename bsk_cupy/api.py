@@ -40,9 +40,10 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
     q : CUDA array, (B, Hq, Sq, D) for ``layout="bhsd"`` or (B, Sq, Hq, D) for ``layout="bshd"``
         float16 or bfloat16; a torch tensor, CuPy array, JAX array or other DLPack CUDA array.
     k, v : CUDA arrays, (B, Hkv, Sk, D) or (B, Sk, Hkv, D)
-        Same framework, dtype and device as ``q``; ``Hq % Hkv == 0`` (GQA/MQA). D is 64 or 128;
-        any Sq, Sk >= 1. Strided views (e.g. slices of one packed qkv tensor) are read in place when the
-        last dimension is contiguous and the other strides are multiples of 8 elements.
+        Same framework, dtype and device as ``q``; ``Hq % Hkv == 0`` (GQA/MQA). D is 64, 128 or 256
+        (block masks: 64 or 128); any Sq, Sk >= 1. Strided views (e.g. slices of one packed qkv tensor) are
+        read in place when the last dimension is contiguous and the other strides are multiples of 8
+        elements.
     causal : bool
         Query i sees key j iff ``j <= i + (Sk - Sq)`` (bottom-right aligned, as FlashAttention). Equal to
         ``torch.nn.functional.scaled_dot_product_attention(is_causal=True)`` only when Sq == Sk.

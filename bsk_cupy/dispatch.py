@@ -99,10 +99,10 @@ def split_warpgroups_spec(problem: AttentionProblem, spec: KernelSpec, splits: i
     A grid of 128-row blocks that fills at most half the SMs, and is not split over KV (few tiles per
     block), leaves most SMs idle while each CTA walks its tiles: 64-row blocks give twice the CTAs, each
     warpgroup half the tiles, for a shared-memory merge of two partial results. Block masks (128-row query
-    blocks) keep 128.
+    blocks) keep 128; head dim 256 too (its merge buffer would not fit in shared memory).
     """
     items = math.ceil(problem.seqlen_q / spec.block_m) * problem.heads_q * problem.batch
-    if masked or splits != 1 or spec.block_m != 128 or 2 * items > sms:
+    if masked or splits != 1 or spec.block_m != 128 or spec.head_dim == 256 or 2 * items > sms:
         return spec
     return dataclasses.replace(spec, block_m=64, split_warpgroups=True)
 

@@ -14,7 +14,7 @@ from typing import ClassVar, Protocol
 
 DTYPE_CODES = {"float16": 0, "bfloat16": 1}
 DTYPE_SHORT = {"float16": "fp16", "bfloat16": "bf16"}
-HEAD_DIMS = (64, 128)
+HEAD_DIMS = (64, 128, 256)
 
 _SWIZZLE_ALIGN = 1024  # every TMA/wgmma tile starts on a 1024-byte swizzle-atom boundary
 
@@ -30,19 +30,21 @@ class KernelSpec:
     Parameters
     ----------
     head_dim : int
-        D, 64 or 128.
+        D, 64, 128 or 256.
     dtype : str
         ``"float16"`` or ``"bfloat16"`` (Q, K, V and O).
     causal : bool
         Bottom-right-aligned causal mask.
     block_m, block_n : int
         Query rows per CTA (64 per consumer warpgroup: 128, or 192 at head dim 64; 64 with
-        ``split_warpgroups``) and keys per KV tile (128, or 64 with ``split_warpgroups``: the 64 x 64
-        tiles that run 64 x 64 block masks).
+        ``split_warpgroups``) and keys per KV tile: 128, or 64 with ``split_warpgroups`` (the 64 x 64 tiles
+        that run 64 x 64 block masks) and at head dim 256 (where two stages of 128-key K and V tiles do not
+        fit next to Q). ``block_n`` None: 64 at head dim 256, else 128.
     stages : int
         Depth of the K/V shared-memory ring.
     pingpong : bool
-        Consumer warpgroups take turns issuing their GEMMs (FlashAttention-3 ping-pong).
+        Consumer warpgroups take turns issuing their GEMMs (FlashAttention-3 ping-pong). None: on, except at
+        head dim 256 (its 128-float O fragment leaves no registers for the turn-taking: ptxas spills).
     split_warpgroups : bool
         Two consumer warpgroups share a 64-row query block, each taking every other KV tile, and merge
         through shared memory (for grids too small to fill the GPU; no ping-pong, no split-KV).
@@ -52,13 +54,17 @@ class KernelSpec:
     dtype: str
     causal: bool
     block_m: int = 128
-    block_n: int = 128
+    block_n: int | None = None
     stages: int = 2
-    pingpong: bool = True
+    pingpong: bool | None = None
     split_warpgroups: bool = False
     family: str = "attn_fwd_sm90"
 
     def __post_init__(self) -> None:
+        if self.block_n is None:
+            object.__setattr__(self, "block_n", 64 if self.head_dim == 256 else 128)
+        if self.pingpong is None:
+            object.__setattr__(self, "pingpong", self.head_dim != 256)
         if self.dtype not in DTYPE_CODES:
             raise ValueError(f"dtype must be one of {sorted(DTYPE_CODES)}, got {self.dtype!r}")
         if self.head_dim not in HEAD_DIMS:
@@ -68,7 +74,11 @@ class KernelSpec:
                 raise ValueError(f"split_warpgroups needs block_m 64 and 2 stages; got {self.block_m}, {self.stages}")
         elif self.block_m not in (128, 192) or (self.block_m == 192 and self.head_dim != 64):
             raise ValueError(f"block_m must be 128, or 192 at head_dim 64; got {self.block_m} at {self.head_dim}")
-        if self.block_n not in ((64, 128) if self.split_warpgroups else (128,)):
+        if self.head_dim == 256:
+            if self.block_n != 64 or self.split_warpgroups:
+                raise ValueError(f"head_dim 256 runs 128 x 64 tiles (block_n 64, no split_warpgroups); got "
+                                 f"block_n {self.block_n}, split_warpgroups {self.split_warpgroups}")
+        elif self.block_n not in ((64, 128) if self.split_warpgroups else (128,)):
             raise ValueError(f"block_n must be 128, or 64 with split_warpgroups; got {self.block_n}")
 
     @property
@@ -122,12 +132,12 @@ class KernelSpec:
 
 def all_specs() -> list[KernelSpec]:
     """Every attention variant the dispatcher can choose (:func:`all_kernel_specs` adds the other kernel
-    families): 128-row tiles for both head dims, 192-row tiles at head dim 64, and 64-row tiles with split
-    warpgroups for both, with 128-key tiles or (for 64 x 64 block masks) 64-key ones."""
+    families): 128-row tiles for every head dim (128 x 64 at 256), 192-row tiles at head dim 64, and 64-row
+    tiles with split warpgroups at 64 and 128, with 128-key tiles or (for 64 x 64 block masks) 64-key ones."""
     tall = [KernelSpec(head_dim=64, dtype=t, causal=c, block_m=192)
             for t in DTYPE_CODES for c in (False, True)]
     split = [KernelSpec(head_dim=d, dtype=t, causal=c, block_m=64, block_n=n, split_warpgroups=True)
-             for n in (128, 64) for d in HEAD_DIMS for t in DTYPE_CODES for c in (False, True)]
+             for n in (128, 64) for d in (64, 128) for t in DTYPE_CODES for c in (False, True)]
     return [KernelSpec(head_dim=d, dtype=t, causal=c)
             for d in HEAD_DIMS for t in DTYPE_CODES for c in (False, True)] + tall + split
 

@@ -112,6 +112,8 @@ ACCURACY_CASES = [
     ("d64 fp16 causal", 2, 4, 4, 1000, 1000, 64, "float16", True, "bhsd"),
     ("d128 bf16", 2, 4, 4, 1000, 1000, 128, "bfloat16", False, "bhsd"),
     ("d128 bf16 causal", 2, 4, 4, 1000, 1000, 128, "bfloat16", True, "bhsd"),
+    ("d256 fp16", 2, 4, 4, 1000, 1000, 256, "float16", False, "bhsd"),
+    ("d256 bf16 causal", 2, 4, 4, 1000, 1000, 256, "bfloat16", True, "bhsd"),
     ("odd lengths Sq 113 Sk 4097 causal", 1, 2, 2, 113, 4097, 128, "float16", True, "bhsd"),
     ("Sq 4097 Sk 7 causal (empty rows)", 1, 2, 2, 4097, 7, 64, "bfloat16", True, "bhsd"),
     ("single query", 2, 4, 4, 1, 1000, 64, "float16", False, "bhsd"),

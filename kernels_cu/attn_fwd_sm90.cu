@@ -50,6 +50,7 @@
 //   | 64       | 128 x 128         | 16 384 | 32 768 | 32 768 | 80 + 8 + 40 + 4      | 83 968        |
 //   | 64       | 192 x 128         | 24 576 | 32 768 | 32 768 | 80 + 8 + 40 + 4      | 92 160        |
 //   | 128      | 128 x 128         | 32 768 | 65 536 | 65 536 | 80 + 8 + 40 + 4      | 165 888       |
+//   | 256      | 128 x 64          | 65 536 | 65 536 | 65 536 | 80 + 8 + 40 + 4      | 198 656       |
 // plus, with WG_SPLIT (64-row blocks: Q 8 192 / 16 384), the exchange of 128 x (HEAD_DIM / 2 + 4) floats:
 // launched with 94 208 bytes at head dim 64, 184 320 at 128; with WG_SPLIT and BLOCK_N 64 (the 64 x 64 tiles
 // of 64 x 64 block masks; S = Q K^T by m64n64k16) the K/V tiles halve: 62 464 and 119 808.
@@ -121,13 +122,15 @@ constexpr int kConsumerRegisters = kConsumers == 2 ? 232 : 160;
 static_assert(128 * (kProducerRegisters + kConsumers * kConsumerRegisters) <= kThreads * ((65536 / kThreads) & ~7),
               "setmaxnreg budgets exceed the registers the CTA is launched with");
 
-static_assert(kHeadDim == 64 || kHeadDim == 128, "HEAD_DIM must be 64 or 128");
-static_assert(kSplitWarpgroups ? (kBlockM == 64 && kStages == 2)
+static_assert(kHeadDim == 64 || kHeadDim == 128 || kHeadDim == 256, "HEAD_DIM must be 64, 128 or 256");
+static_assert(kSplitWarpgroups ? (kBlockM == 64 && kStages == 2 && kHeadDim != 256)
                                : (kBlockM == 128 || (kBlockM == 192 && kHeadDim == 64)),
               "BLOCK_M must be 128 (two consumer warpgroups), 192 at HEAD_DIM 64 (three), or 64 with WG_SPLIT "
-              "(two sharing the rows; STAGES 2)");
-static_assert(kBlockN == 128 || (kBlockN == 64 && kSplitWarpgroups),
-              "BLOCK_N must be 128, or 64 with WG_SPLIT (64 x 64 tiles for 64 x 64 block masks)");
+              "(two sharing the rows; STAGES 2; not at HEAD_DIM 256)");
+// 64-key tiles: WG_SPLIT's 64 x 64 tiles (64 x 64 block masks), and HEAD_DIM 256, whose 128-key K and V
+// tiles would not fit twice in shared memory next to Q (64 KB each).
+static_assert(kHeadDim == 256 ? kBlockN == 64 : (kBlockN == 128 || (kBlockN == 64 && kSplitWarpgroups)),
+              "BLOCK_N must be 128, 64 with WG_SPLIT, and 64 at HEAD_DIM 256");
 static_assert(kStages >= 2 && kStages <= 4, "STAGES must be 2, 3 or 4");
 static_assert(DTYPE == 0 || DTYPE == 1, "DTYPE must be 0 (float16) or 1 (bfloat16)");
 

@@ -40,7 +40,7 @@ def _pairs():
 
 
 @pytest.mark.parametrize("dtype", list(DTYPES))
-@pytest.mark.parametrize("head_dim", [64, 128])
+@pytest.mark.parametrize("head_dim", [64, 128, 256])
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("seqlens", _pairs(), ids=lambda p: f"q{p[0]}k{p[1]}")
 def test_matches_float64_reference(dtype, head_dim, causal, seqlens):
@@ -63,7 +63,7 @@ def test_gqa_and_mqa(heads_kv, causal):
     _check(q, k, v, causal)
 
 
-@pytest.mark.parametrize("head_dim", [64, 128])
+@pytest.mark.parametrize("head_dim", [64, 128, 256])
 def test_bshd_views_of_packed_qkv(head_dim):
     """q, k, v sliced from one (B, S, 3, H, D) tensor are read in place in the 'bshd' layout."""
     qkv = _rand((batch_size(), 517, 3, 4, head_dim), "bfloat16", 21)

@@ -34,6 +34,8 @@ VARIANTS = {
     "m192_persistent": {"block_m": 192, "ctas": 3},
     "wgsplit": {"block_m": 64, "split_warpgroups": True},
     "wgsplit_persistent": {"block_m": 64, "split_warpgroups": True, "ctas": 3},
+    "wgsplit_n64": {"block_m": 64, "block_n": 64, "split_warpgroups": True},   # the 64 x 64 mask tiles
+    "wgsplit_n64_persistent": {"block_m": 64, "block_n": 64, "split_warpgroups": True, "ctas": 3},
 }
 
 # (Sq, Sk, causal, window, splits, heads_q, heads_kv, q_gain): q_gain scales Q so that scores span far more
@@ -55,7 +57,7 @@ def _rand(shape, seed, gain=1.0):
     return (gain * torch.randn(shape, device="cuda", dtype=torch.float32, generator=gen)).to(torch.float16)
 
 
-@pytest.mark.parametrize("head_dim", [64, 128])
+@pytest.mark.parametrize("head_dim", [64, 128, 256])
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_variant_matches_float64(variant, case, head_dim):

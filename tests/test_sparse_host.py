@@ -56,6 +56,11 @@ def test_mask_operand_rejects(mask, match, exc):
         mask_operand(mask, problem(hkv=2))
 
 
+def test_block_masks_are_refused_at_head_dim_256():
+    with pytest.raises(ValueError, match="not supported at head dim 256"):
+        mask_operand(_mask(np.ones((1, 1, 4, 4)), (512, 512)), problem(d=256))
+
+
 def test_window_and_block_reference_masks():
     # window (None, 0) is the causal mask; (0, 0) the diagonal only
     assert np.array_equal(window_keys(7, 9, (None, 0)), visible_keys(7, 9, True))
