@@ -12,9 +12,10 @@ against SDPA's math backend in float32 (on the first two heads, to bound memory)
 NaN; GPU time is the median of CUDA-graph replays (bsk_cupy.bench.graph_time_us), cuDNN timed in the same
 run.
 
-``--density d`` runs every shape under a random 128 x 128 block mask instead (each block kept with
-probability d, the diagonal always; one mask per query head, seed fixed); the reference then is SDPA's math
-backend with the equivalent element mask, and cuDNN stays dense (its column shows the unmasked time).
+``--density d`` runs every shape under a random block mask instead (``--mask-block`` 128 or 64: its square
+block size; each block kept with probability d, the diagonal always; one mask per query head, seed
+fixed); the reference then is SDPA's math backend with the equivalent element mask, and cuDNN stays dense
+(its column shows the unmasked time).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from bsk_cupy import BlockMask, interop
 from bsk_cupy.bench import TARGET_CONFIGS, graph_time_us
 from bsk_cupy.compile.module import load_kernel
-from bsk_cupy.dispatch import choose_splits, select_spec, sm_count
+from bsk_cupy.dispatch import choose_splits, mask_tile_spec, select_spec, sm_count
 from bsk_cupy.launch import LaunchPlan
 from bsk_cupy.mask_operand import mask_operand
 from bsk_cupy.validation import check_attention_args
@@ -60,17 +61,17 @@ def parse_config(text: str) -> tuple:
     return (b, h, sq, sk, d, bool(causal))
 
 
-def random_mask(b: int, h: int, sq: int, sk: int, density: float) -> tuple[BlockMask, torch.Tensor]:
-    """A random 128 x 128 block mask (diagonal kept) and its element mask for the first two heads."""
-    nq, nk = -(-sq // 128), -(-sk // 128)
+def random_mask(b: int, h: int, sq: int, sk: int, density: float, block: int) -> tuple[BlockMask, torch.Tensor]:
+    """A random block mask (diagonal kept) and its element mask for the first two heads."""
+    nq, nk = -(-sq // block), -(-sk // block)
     blocks = np.random.default_rng(0).random((b, h, nq, nk)) < density
     blocks[..., np.arange(min(nq, nk)), np.arange(min(nq, nk))] = True
     dense = torch.from_numpy(blocks[:, :2]).cuda()
-    elements = dense.repeat_interleave(128, 2).repeat_interleave(128, 3)[..., :sq, :sk]
-    return BlockMask.from_dense(blocks, seq_lengths=(sq, sk)), elements
+    elements = dense.repeat_interleave(block, 2).repeat_interleave(block, 3)[..., :sq, :sk]
+    return BlockMask.from_dense(blocks, seq_lengths=(sq, sk), block_size=block), elements
 
 
-def run_config(config, variants, density: float | None = None) -> dict:
+def run_config(config, variants, density: float | None = None, mask_block: int = 128) -> dict:
     b, h, sq, sk, d, causal = config
     q = torch.randn(b, h, sq, d, device="cuda", dtype=torch.float16)
     k, v = (torch.randn(b, h, sk, d, device="cuda", dtype=torch.float16) for _ in range(2))
@@ -78,7 +79,7 @@ def run_config(config, variants, density: float | None = None) -> dict:
     problem = check_attention_args(*infos, causal=causal, scale=None, layout="bhsd")
     mask, ref_mask = None, None
     if density is not None:
-        block_mask, ref_mask = random_mask(b, h, sq, sk, density)
+        block_mask, ref_mask = random_mask(b, h, sq, sk, density, mask_block)
         if causal:
             ref_mask = ref_mask & torch.ones(sq, sk, dtype=torch.bool, device="cuda").tril(sk - sq)
         mask = mask_operand(block_mask, problem)
@@ -86,7 +87,7 @@ def run_config(config, variants, density: float | None = None) -> dict:
         ref = F.scaled_dot_product_attention(*(x[:, :2].float() for x in (q, k, v)), attn_mask=ref_mask,
                                              is_causal=causal and ref_mask is None)
     ref = torch.nan_to_num(ref)  # rows with no visible key: ours are 0, the math backend's NaN
-    row = {"config": list(config), "density": density}
+    row = {"config": list(config), "density": density, "mask_block": mask_block if density else None}
 
     def cudnn():
         with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
@@ -102,7 +103,8 @@ def run_config(config, variants, density: float | None = None) -> dict:
         if max_ctas == 0:
             max_ctas = sm_count(problem.device)
         try:
-            spec = dataclasses.replace(select_spec(problem, masked=mask is not None), **overrides)
+            spec = mask_tile_spec(select_spec(problem, masked=mask is not None), None if mask is None else mask.block)
+            spec = dataclasses.replace(spec, **overrides)
         except ValueError:
             row[name] = None
             continue
@@ -128,10 +130,11 @@ def main() -> None:
     parser.add_argument("--config", action="append", type=parse_config, metavar="B,H,SQ,SK,D,CAUSAL",
                         help="shapes to run instead of the speed targets (repeatable)")
     parser.add_argument("--density", type=float, help="run under a random block mask of this density")
+    parser.add_argument("--mask-block", type=int, default=128, choices=(128, 64), help="the mask's block size")
     args = parser.parse_args()
     variants = [parse_variant(v) for v in args.variants]
     configs = args.config or [(b, h, s, s, d, c) for b, h, s, d, c in TARGET_CONFIGS]
-    rows = [run_config(c, variants, args.density) for c in configs]
+    rows = [run_config(c, variants, args.density, args.mask_block) for c in configs]
     if args.json:
         args.json.write_text(json.dumps({"gpu": torch.cuda.get_device_name(), "rows": rows}, indent=1))
     head = f"{'B H Sq Sk D causal':<24}{'cuDNN us':>10}" + "".join(f"{n + ' us':>14}{'TFLOPS':>8}{'err':>9}"
