@@ -15,10 +15,11 @@ The only module that knows torch, JAX and CuPy types (imported lazily, never at 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from .validation import ArrayInfo
+from .validation import ArrayInfo, byte_span, check_out
 
 _DLPACK_CUDA = 2  # DLDeviceType kDLCUDA
 
@@ -189,33 +190,57 @@ _NO_BACKWARD = ("attention_forward has no backward yet: call it under torch.no_g
 
 
 class TorchFastCall:
-    """The per-call work for torch inputs whose plan is known: grad check, allocate, launch.
+    """The per-call work for torch inputs whose plan is known: grad check, allocate (or check ``out``),
+    launch.
 
     Every torch call goes through here (the first one right after validation), so this is the one place
-    that refuses inputs needing gradients.
+    that refuses inputs needing gradients and checks caller-provided outputs.
     """
 
-    def __init__(self, plan, like, out_shape: tuple, lse_shape: tuple | None):
+    def __init__(self, plan, like, problem, inputs: tuple[ArrayInfo, ...], lse_shape: tuple | None):
         import torch
 
         self._is_grad_enabled = torch.is_grad_enabled
         self._torch_c = torch._C  # _cuda_getCurrentRawStream: the current stream without a Stream object
         self._float32 = torch.float32
         self._launch = plan.launch
-        self._out_shape = out_shape
+        self._problem = problem
+        self._inputs = inputs
+        self._input_spans = tuple(byte_span(info) for info in inputs)
+        self._out_shape = problem.out_shape
+        self._out_bytes = 2 * math.prod(problem.out_shape)  # float16 / bfloat16
         self._lse_shape = lse_shape
-        self._device_index = like.device.index
+        self._device_index = like.get_device()  # the CUDA index (what out.get_device() must equal)
 
-    def __call__(self, q, k, v):
+    def _checked_out(self, q, out) -> int:
+        """``out``'s pointer once it is a contiguous tensor of the output's shape, dtype and device that
+        overlaps no input (the common case costs a few attribute reads)."""
+        if (type(out) is type(q) and not out.requires_grad and out.dtype == q.dtype and out.shape == self._out_shape
+                and out.get_device() == self._device_index and out.is_contiguous()):
+            start = out.data_ptr()
+            end = start + self._out_bytes
+            (q_lo, q_hi), (k_lo, k_hi), (v_lo, v_hi) = self._input_spans
+            if (end <= q_lo or q_hi <= start) and (end <= k_lo or k_hi <= start) and (end <= v_lo or v_hi <= start):
+                return start
+        if getattr(out, "requires_grad", False):
+            raise ValueError("out must not require grad: it is written outside autograd")
+        check_out(describe("out", out).info, self._problem, self._inputs)  # raises with the reason
+        raise TypeError(f"out must be a {type(q).__name__} like q, got a {type(out).__name__}")
+
+    def __call__(self, q, k, v, out=None):
         # outputs take q's dtype and device (both part of the fast-path key) through new_empty, which skips
         # the dtype / device argument parsing of torch.empty
         if (q.requires_grad or k.requires_grad or v.requires_grad) and self._is_grad_enabled():
             raise NotImplementedError(_NO_BACKWARD)
-        out = q.new_empty(self._out_shape)
+        if out is None:
+            out = q.new_empty(self._out_shape)
+            out_ptr = out.data_ptr()
+        else:
+            out_ptr = self._checked_out(q, out)
         stream = self._torch_c._cuda_getCurrentRawStream(self._device_index)
         if self._lse_shape is None:
-            self._launch(out.data_ptr(), 0, stream)
+            self._launch(out_ptr, 0, stream)
             return out
         lse = q.new_empty(self._lse_shape, dtype=self._float32)
-        self._launch(out.data_ptr(), lse.data_ptr(), stream)
+        self._launch(out_ptr, lse.data_ptr(), stream)
         return out, lse

@@ -160,3 +160,48 @@ def check_attention_args(q: ArrayInfo, k: ArrayInfo, v: ArrayInfo, *, causal, sc
     return AttentionProblem(batch=b, heads_q=hq, heads_kv=hkv, seqlen_q=sq, seqlen_k=sk, head_dim=d,
                             dtype=q.dtype, causal=causal, scale=check_scale(scale, d), layout=layout,
                             device=q.device, window=check_window(window))
+
+
+def byte_span(info: ArrayInfo) -> tuple[int, int]:
+    """[start, end) of the bytes an array's elements occupy (strides >= 0, as every accepted array has)."""
+    if any(n == 0 for n in info.shape):
+        return info.ptr, info.ptr
+    last = sum((n - 1) * stride for n, stride in zip(info.shape, info.strides))
+    return info.ptr, info.ptr + (last + 1) * _ELEMENT_BYTES
+
+
+def check_out(out: ArrayInfo, problem: AttentionProblem, inputs: tuple[ArrayInfo, ...]) -> None:
+    """Check a caller-provided output buffer against the problem.
+
+    Raises
+    ------
+    TypeError
+        ``out`` from another framework than q, or of another dtype.
+    ValueError
+        Wrong shape or device, not contiguous, or overlapping q, k or v (the kernel reads those while it
+        writes ``out``).
+    """
+    if out.framework != inputs[0].framework:
+        raise TypeError(f"out must be a {inputs[0].framework} array like q, got a {out.framework} one")
+    if out.dtype != problem.dtype:
+        raise TypeError(f"out must have q's dtype {problem.dtype}, got {out.dtype}")
+    if tuple(out.shape) != problem.out_shape:
+        raise ValueError(f"out must have q's shape {problem.out_shape}, got {tuple(out.shape)}")
+    if out.device != problem.device:
+        raise ValueError(f"out must be on q's device cuda:{problem.device}, got {_device_name(out.device)}")
+    expected, step = [], 1
+    for n in reversed(out.shape):
+        expected.append(step)
+        step *= n
+    if any(n > 1 and stride != want for n, stride, want in zip(out.shape, out.strides, reversed(expected))):
+        raise ValueError(f"out must be contiguous; got strides {out.strides} (elements) for shape {out.shape}")
+    start, end = byte_span(out)
+    for name, info in zip(("q", "k", "v"), inputs):
+        lo, hi = byte_span(info)
+        if start < hi and lo < end:
+            raise ValueError(f"out overlaps {name}: the kernel reads {name} while it writes out; pass a "
+                             f"separate buffer")
+
+
+def _device_name(device: int | None) -> str:
+    return "host memory" if device is None else f"cuda:{device}"

@@ -100,6 +100,30 @@ def test_repeat_is_bit_identical():
         assert torch.equal(first, bsk.attention_forward(q, k, k, causal=True))
 
 
+def test_out_buffer_gets_the_same_bits_as_a_fresh_output():
+    q = _rand((2, 4, 1000, 128), "bfloat16", 63)
+    k = _rand((2, 4, 1000, 128), "bfloat16", 64)
+    fresh, lse = bsk.attention_forward(q, k, k, causal=True, return_lse=True)
+    given = torch.full_like(q, float("nan"))
+    for _ in range(2):   # the first call plans, the second takes the fast path
+        result, lse_given = bsk.attention_forward(q, k, k, causal=True, return_lse=True, out=given)
+        assert result is given and torch.equal(given, fresh) and torch.equal(lse_given, lse)
+    with pytest.raises(ValueError, match="out overlaps q"):
+        bsk.attention_forward(q, k, k, causal=True, out=q)
+    with pytest.raises(ValueError, match="must have q's shape"):
+        bsk.attention_forward(q, k, k, causal=True, out=given[:, :2])
+
+
+def test_cupy_out_buffer():
+    cupy = pytest.importorskip("cupy")
+    qc = cupy.from_dlpack(_rand((1, 4, 333, 64), "float16", 94))
+    given = cupy.empty_like(qc)
+    assert bsk.attention_forward(qc, qc, qc, out=given) is given
+    assert cupy.array_equal(given, bsk.attention_forward(qc, qc, qc))
+    with pytest.raises(TypeError, match="out must be a cupy array like q"):
+        bsk.attention_forward(qc, qc, qc, out=torch.empty(1, 4, 333, 64, device="cuda", dtype=torch.float16))
+
+
 def test_runs_on_the_callers_stream():
     q = _rand((1, 4, 512, 64), "float16", 71)
     side = torch.cuda.Stream()
@@ -163,6 +187,8 @@ def test_jax_round_trip():
     assert isinstance(lse, jax.Array) and lse.dtype == jnp.float32
     ref_out, _ = reference_for(q, q, q, True)
     assert np.abs(np.asarray(out, dtype=np.float64) - ref_out).max() < 1e-2
+    with pytest.raises(TypeError, match="out is for torch tensors and CuPy arrays"):
+        bsk.attention_forward(qj, qj, qj, out=qj)
 
 
 def test_gpu_argument_errors():

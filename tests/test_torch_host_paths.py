@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 
 import bsk_cupy as bsk  # noqa: E402
 from bsk_cupy import interop  # noqa: E402
+from bsk_cupy.validation import AttentionProblem  # noqa: E402
 
 
 class RecordingPlan:
@@ -20,21 +21,69 @@ class RecordingPlan:
         self.calls.append((out_ptr, lse_ptr, stream))
 
 
+def fast_call(plan, q, k, v, lse_shape=None):
+    """A TorchFastCall over CPU tensors (the problem's device None, as their ArrayInfo's)."""
+    infos = tuple(interop.describe(n, x).info for n, x in (("q", q), ("k", k), ("v", v)))
+    b, h, s, d = q.shape
+    problem = AttentionProblem(batch=b, heads_q=h, heads_kv=k.shape[1], seqlen_q=s, seqlen_k=k.shape[2],
+                               head_dim=d, dtype="float16", causal=False, scale=0.125, layout="bhsd", device=None)
+    return interop.TorchFastCall(plan, q, problem, infos, lse_shape)
+
+
 def test_fast_call_allocates_and_launches_on_the_current_stream():
     q = torch.randn(1, 2, 8, 64, dtype=torch.float16)
     plan = RecordingPlan()
     with mock.patch.object(torch._C, "_cuda_getCurrentRawStream", lambda index: 77, create=True):
-        out, lse = interop.TorchFastCall(plan, q, (1, 2, 8, 64), (1, 2, 8))(q, q, q)
-        only_out = interop.TorchFastCall(plan, q, (1, 2, 8, 64), None)(q, q, q)
+        out, lse = fast_call(plan, q, q, q, (1, 2, 8))(q, q, q)
+        only_out = fast_call(plan, q, q, q)(q, q, q)
     assert out.shape == q.shape and out.dtype == q.dtype and lse.dtype == torch.float32
     assert plan.calls[0] == (out.data_ptr(), lse.data_ptr(), 77)
     assert plan.calls[1] == (only_out.data_ptr(), 0, 77)
 
 
+def test_fast_call_writes_into_a_given_out():
+    q = torch.randn(1, 2, 8, 64, dtype=torch.float16)
+    given = torch.empty_like(q)
+    plan = RecordingPlan()
+    with mock.patch.object(torch._C, "_cuda_getCurrentRawStream", lambda index: 5, create=True):
+        assert fast_call(plan, q, q, q)(q, q, q, given) is given
+    assert plan.calls == [(given.data_ptr(), 0, 5)]
+
+
+@pytest.mark.parametrize("make,exc,match", [
+    (lambda q: torch.empty(1, 2, 8, 32, dtype=torch.float16), ValueError, "out must have q's shape"),
+    (lambda q: torch.empty_like(q, dtype=torch.bfloat16), TypeError, "out must have q's dtype float16"),
+    (lambda q: torch.empty(1, 2, 64, 8, dtype=torch.float16).transpose(2, 3), ValueError, "must be contiguous"),
+    (lambda q: q, ValueError, "out overlaps q"),
+    (lambda q: torch.empty_like(q, requires_grad=True), ValueError, "must not require grad"),
+    (lambda q: q.numpy().copy(), TypeError, "out must be a torch array like q"),
+])
+def test_fast_call_refuses_a_bad_out(make, exc, match):
+    q = torch.randn(1, 2, 8, 64, dtype=torch.float16)
+    plan = RecordingPlan()
+    with pytest.raises(exc, match=match):
+        fast_call(plan, q, q.clone(), q.clone())(q, q, q, make(q))
+    assert plan.calls == []
+
+
+def test_fast_call_refuses_an_out_that_partly_overlaps_an_input():
+    shape, n = (1, 2, 8, 64), 2 * 8 * 64
+    buffer = torch.randn(2 * n, dtype=torch.float16)
+    k = buffer[:n].view(shape)
+    out = buffer[n // 2:n // 2 + n].view(shape)       # the second half of k and beyond
+    q = torch.randn(shape, dtype=torch.float16)
+    with pytest.raises(ValueError, match="out overlaps k"):
+        fast_call(RecordingPlan(), q, k, k)(q, k, k, out)
+    plan = RecordingPlan()
+    with mock.patch.object(torch._C, "_cuda_getCurrentRawStream", lambda index: 5, create=True):
+        fast_call(plan, q, k, k)(q, k, k, buffer[n:].view(shape))   # adjacent, not overlapping
+    assert plan.calls == [(buffer[n:].data_ptr(), 0, 5)]
+
+
 def test_fast_call_refuses_inputs_that_need_gradients():
     q = torch.randn(1, 2, 8, 64, dtype=torch.float16, requires_grad=True)
     with pytest.raises(NotImplementedError, match="no backward"):
-        interop.TorchFastCall(RecordingPlan(), q, (1, 2, 8, 64), None)(q, q, q)
+        fast_call(RecordingPlan(), q.detach(), q.detach(), q.detach())(q, q, q)
 
 
 def test_call_key_changes_with_any_geometry():

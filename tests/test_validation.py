@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import bsk_cupy as bsk
-from bsk_cupy.validation import ArrayInfo, check_attention_args
+from bsk_cupy.validation import ArrayInfo, check_attention_args, check_out
 
 
 def contiguous_strides(shape):
@@ -99,3 +99,31 @@ def test_return_lse_must_be_bool():
     x = np.zeros((1, 2, 8, 64), dtype=np.float16)
     with pytest.raises(TypeError, match="return_lse"):
         bsk.attention_forward(x, x, x, return_lse="yes")
+
+
+def _inputs():
+    q = info((2, 4, 100, 64), ptr=1 << 20)
+    k = info((2, 4, 300, 64), ptr=1 << 24)
+    return q, k, k
+
+
+@pytest.mark.parametrize("out,exc,match", [
+    (info((2, 4, 100, 64), ptr=1 << 28), None, None),
+    (info((2, 4, 100, 64), framework="cupy", ptr=1 << 28), TypeError, "out must be a torch array like q"),
+    (info((2, 4, 100, 64), dtype="bfloat16", ptr=1 << 28), TypeError, "dtype float16"),
+    (info((2, 4, 101, 64), ptr=1 << 28), ValueError, r"shape \(2, 4, 100, 64\)"),
+    (info((2, 4, 100, 64), device=1, ptr=1 << 28), ValueError, "device cuda:0, got cuda:1"),
+    (info((2, 4, 100, 64), device=None, ptr=1 << 28), ValueError, "got host memory"),
+    (info((2, 4, 100, 64), strides=(25600, 64, 256, 1), ptr=1 << 28), ValueError, "must be contiguous"),
+    (info((2, 4, 100, 64), ptr=(1 << 24) + 2 * 64 * 300 * 8 - 2), ValueError, "out overlaps k"),
+    (info((2, 4, 100, 64), ptr=(1 << 24) + 2 * 64 * 300 * 8), None, None),       # right after k
+    (info((2, 4, 100, 64), ptr=(1 << 20) - 2 * 51200), None, None),              # right before q
+])
+def test_out_buffer_checks(out, exc, match):
+    q, k, v = _inputs()
+    problem = check_attention_args(q, k, v, causal=False, scale=None, layout="bhsd")
+    if exc is None:
+        check_out(out, problem, (q, k, v))
+    else:
+        with pytest.raises(exc, match=match):
+            check_out(out, problem, (q, k, v))

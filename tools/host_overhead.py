@@ -4,8 +4,8 @@ Run on the H100: ``PYTHONPATH=. python tools/host_overhead.py [PROFILE.txt]``. P
 step (median of repeats of 200 calls, synchronised between repeats so that launches never wait for a full
 queue: host time only) for the headline shape B1 H8 S512 D64; then ``attention_forward`` back to back under
 the conditions that differ between this loop and ``bsk_cupy.bench`` (keyword arguments, a CUDA graph
-captured first, the cyclic garbage collector), with the GPU time of the same calls from CUDA events; with a
-path, a cProfile of 5000 calls sorted by own time is written there.
+captured first, the cyclic garbage collector) and with ``out=`` (no allocation), with the GPU time of the
+same calls from CUDA events; with a path, a cProfile of 5000 calls sorted by own time is written there.
 """
 
 from __future__ import annotations
@@ -104,6 +104,11 @@ def conditions(q, k, v) -> None:
     def keyword():
         return bsk.attention_forward(q, k, v, causal=False)
 
+    given = torch.empty_like(q)
+
+    def into_out():
+        return bsk.attention_forward(q, k, v, out=given)
+
     print("attention_forward back to back: host-only / eager (bench) / GPU between events, us per call")
 
     def row(name, fn):
@@ -116,6 +121,7 @@ def conditions(q, k, v) -> None:
     gc.disable()
     row("gc disabled", keyword)
     gc.enable()
+    row("out= a preallocated tensor", into_out)
 
 
 def write_profile(fn, path: str, calls: int = 5000) -> None:
