@@ -94,6 +94,7 @@ def run_config(config, variants, density: float | None = None, mask_block: int =
             return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
 
     try:
+        cudnn()  # eagerly first: a shape cuDNN refuses must not fail inside a graph capture
         row["cudnn_us"] = graph_time_us(cudnn)
     except RuntimeError:  # cuDNN does not take this shape on this build
         row["cudnn_us"] = None
