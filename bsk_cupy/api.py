@@ -40,10 +40,9 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
     q : CUDA array, (B, Hq, Sq, D) for ``layout="bhsd"`` or (B, Sq, Hq, D) for ``layout="bshd"``
         float16 or bfloat16; a torch tensor, CuPy array, JAX array or other DLPack CUDA array.
     k, v : CUDA arrays, (B, Hkv, Sk, D) or (B, Sk, Hkv, D)
-        Same framework, dtype and device as ``q``; ``Hq % Hkv == 0`` (GQA/MQA). D is 64, 128 or 256
-        (block masks: 64 or 128); any Sq, Sk >= 1. Strided views (e.g. slices of one packed qkv tensor) are
-        read in place when the last dimension is contiguous and the other strides are multiples of 8
-        elements.
+        Same framework, dtype and device as ``q``; ``Hq % Hkv == 0`` (GQA/MQA). D is 64, 128 or 256;
+        any Sq, Sk >= 1. Strided views (e.g. slices of one packed qkv tensor) are read in place when the
+        last dimension is contiguous and the other strides are multiples of 8 elements.
     causal : bool
         Query i sees key j iff ``j <= i + (Sk - Sq)`` (bottom-right aligned, as FlashAttention). Equal to
         ``torch.nn.functional.scaled_dot_product_attention(is_causal=True)`` only when Sq == Sk.
@@ -53,9 +52,9 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
     return_lse : bool
         Also return the log-sum-exp of the scaled scores.
     block_mask : bsk_cupy.BlockMask, optional
-        Compute only the KV blocks it lists for each (batch, head, 128-row query block); block size 128 x 128,
-        batch dimension 1 or B, head dimension 1, Hq (per query head) or Hkv (per KV head, shared by the
-        query heads of a GQA group). ``causal`` and ``window`` still mask elements inside listed blocks. Host
+        Compute only the KV blocks it lists for each (batch, head, query block); block size 128 x 128, or
+        64 x 64 at head dim 64 and 128, batch dimension 1 or B, head dimension 1, Hq (per query head) or
+        Hkv (per KV head, shared by the query heads of a GQA group). ``causal`` and ``window`` still mask elements inside listed blocks. Host
         masks are validated and copied to the GPU once per mask object; device masks are used in place.
     window : (int or None, int or None), optional
         ``(left, right)``: query i sees key j only if ``i + off - left <= j <= i + off + right`` with

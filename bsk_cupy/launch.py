@@ -260,9 +260,9 @@ class LaunchPlan(PackedLaunch):
                  v: ArrayInfo, mask=None, num_splits: int = 1, max_ctas: int | None = None,
                  dynamic: bool = True, programmatic: bool = True):
         spec = kernel.spec
-        if mask is not None and (spec.block_m, spec.block_n) != (mask.block, mask.block):
-            raise ValueError(f"a {mask.block} x {mask.block} block mask needs {mask.block} x {mask.block} tiles; "
-                             f"{spec.name} has {spec.block_m} x {spec.block_n}")
+        if mask is not None and (spec.block_m, spec.block_n * spec.tiles_per_mask_block) != (mask.block, mask.block):
+            raise ValueError(f"a {mask.block} x {mask.block} block mask needs {mask.block}-row tiles covering "
+                             f"{mask.block} keys; {spec.name} has {spec.block_m} x {spec.block_n}")
         if spec.split_warpgroups and num_splits != 1:
             raise ValueError(f"{spec.name} splits KV tiles between its warpgroups; num_splits must be 1")
         m_blocks = math.ceil(problem.seqlen_q / spec.block_m)

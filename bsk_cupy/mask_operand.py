@@ -78,13 +78,13 @@ def mask_operand(mask, problem: AttentionProblem) -> MaskOperand:
     """
     if not isinstance(mask, BlockMask):
         raise TypeError(f"block_mask must be a bsk_cupy.BlockMask or None, got {type(mask).__name__}")
-    if problem.head_dim == 256:
-        raise ValueError("block_mask is not supported at head dim 256 (its 128 x 64 tiles do not match 128 x 128 "
-                         "or 64 x 64 mask blocks); use head dim 64 or 128, or a window")
     block = mask.block_size[0]
     if mask.block_size[1] != block or block not in KERNEL_BLOCKS:
         raise ValueError(f"block_mask.block_size must be (128, 128) or (64, 64) for attention_forward (the "
                          f"kernel's tiles), got {tuple(mask.block_size)}")
+    if problem.head_dim == 256 and block != 128:
+        raise ValueError("block_mask.block_size must be (128, 128) at head dim 256 (64 x 64 blocks run on "
+                         "split-warpgroup tiles, which head dim 256 does not fit in shared memory)")
     if tuple(mask.seq_lengths) != (problem.seqlen_q, problem.seqlen_k):
         raise ValueError(f"block_mask.seq_lengths is {tuple(mask.seq_lengths)} but (Sq, Sk) is "
                          f"({problem.seqlen_q}, {problem.seqlen_k})")

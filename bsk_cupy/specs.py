@@ -82,6 +82,12 @@ class KernelSpec:
             raise ValueError(f"block_n must be 128, or 64 with split_warpgroups; got {self.block_n}")
 
     @property
+    def tiles_per_mask_block(self) -> int:
+        """KV tiles per listed block-mask block (the kernel's ``kTilesPerMaskBlock``): 2 when 128-row tiles
+        have 64 keys (head dim 256), else 1."""
+        return 2 if self.block_n == 64 and not self.split_warpgroups else 1
+
+    @property
     def name(self) -> str:
         """Readable variant key, e.g. ``attn_fwd_sm90.d128.bf16.causal.m128n128s2``."""
         mask = "causal" if self.causal else "full"

@@ -16,8 +16,9 @@
 // as a 4-D TMA tensor map over (d, s, h, b) whose last three dimensions are ordered by stride, and
 // `Params::coord_order_*` says where s, h and b sit. Query head h reads KV head h / heads_per_kv (GQA/MQA).
 // O has Q's shape and the caller's layout (strides in Params); LSE is float32 (B, Hq, Sq), contiguous.
-// Block mask: FlexAttention's int32 lists (counts (B', H', nQB), indices (B', H', nQB, nKB)), 128 x 128
-// blocks, broadcast through zero strides, mask head = query head / mask_head_div.
+// Block mask: FlexAttention's int32 lists (counts (B', H', nQB), indices (B', H', nQB, nKB)), BLOCK_M-row
+// blocks of BLOCK_M keys (128 x 128; 64 x 64 with WG_SPLIT's 64 x 64 tiles; at HEAD_DIM 256 each 128-key
+// block is two 64-key tiles), broadcast through zero strides, mask head = query head / mask_head_div.
 // Shared-memory tiles are stored as HEAD_DIM/64 chunks of [rows][64] 16-bit elements with the 128-byte
 // swizzle that TMA writes and wgmma reads (each 8-row x 128-byte atom is 1024-byte aligned).
 //
@@ -247,20 +248,28 @@ BSK_DEVICE WorkItem work_item(const Params& p, int index) {
 
 // The KV blocks one CTA visits: positions [begin, end) of its query block's list. Dense: the list is the
 // block range the causal / window masks leave; block mask: its partial then its full blocks.
+// Block-mask blocks are 128 x 128, or 64 x 64 on WG_SPLIT's 64 x 64 tiles; at HEAD_DIM 256 (128 x 64 tiles)
+// each listed 128-key block is two consecutive KV tiles.
+constexpr int kTilesPerMaskBlock = (kBlockN == 64 && !kSplitWarpgroups) ? 2 : 1;
+
 struct KvSchedule {
     int begin;
     int end;
-    const int* partial;        // nullptr: dense, position == block
+    const int* partial;        // nullptr: dense, position == KV tile
     const int* full;
-    int num_partial;
+    int num_partial;           // listed partial blocks (each kTilesPerMaskBlock positions)
     int kv_blocks;             // block mask row length; listed blocks are clamped to [0, kv_blocks]
 
     BSK_DEVICE int count() const { return end - begin; }
+    // The KV tile at `position`: of the listed block position / kTilesPerMaskBlock, its (position %
+    // kTilesPerMaskBlock)-th tile.
     BSK_DEVICE int block(int position) const {
         if (partial == nullptr) return position;
-        const int listed = position < num_partial ? partial[position] : full[position - num_partial];
+        const int entry = position / kTilesPerMaskBlock;
+        const int listed = entry < num_partial ? partial[entry] : full[entry - num_partial];
         // A block past the last (or negative: huge as unsigned) reads zeros through TMA and is fully masked.
-        return static_cast<int>(min(static_cast<uint32_t>(listed), static_cast<uint32_t>(kv_blocks)));
+        const int clamped = static_cast<int>(min(static_cast<uint32_t>(listed), static_cast<uint32_t>(kv_blocks)));
+        return clamped * kTilesPerMaskBlock + position % kTilesPerMaskBlock;
     }
 };
 
@@ -280,6 +289,7 @@ BSK_DEVICE KvSchedule kv_schedule(const Params& p, const WorkItem& item) {
             sched.full = p.mask_full_idx + row * p.mask_kv_blocks;
             total += min(max(p.mask_full_num[row], 0), p.mask_kv_blocks);
         }
+        total *= kTilesPerMaskBlock;
     } else {
         const int shift = p.seqlen_k - p.seqlen_q;
         const int first_row = m_block * kBlockM, last_row = min(first_row + kBlockM, p.seqlen_q) - 1;

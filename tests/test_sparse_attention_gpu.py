@@ -117,6 +117,15 @@ def test_block_mask_composes_with_window_and_uneven_lengths(block):
     _check(q, k, v, causal=True, window=(200, None), mask=mask)
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_block_mask_at_head_dim_256(causal):
+    # 128-key blocks over 64-key tiles: each listed block is two tiles
+    q, k, v = _rand((1, 2, 700, 256), 28), _rand((1, 2, 700, 256), 29), _rand((1, 2, 700, 256), 30)
+    blocks = _random_blocks((1, 2, 6, 6), 0.5, 31)
+    full = blocks & (np.random.default_rng(32).random(blocks.shape) < 0.5)
+    _check(q, k, v, causal=causal, mask=bsk.BlockMask.from_dense(blocks, (700, 700), full_blocks=full))
+
+
 def test_block_masks_of_64_agree_with_the_same_pattern_in_128_blocks():
     # a 128 x 128 pattern written as 64 x 64 blocks: the same keys in the same order, summed by the two
     # warpgroups of a 64-row block instead of one 128-key tile per step, so only close, not equal

@@ -56,9 +56,9 @@ def test_mask_operand_rejects(mask, match, exc):
         mask_operand(mask, problem(hkv=2))
 
 
-def test_block_masks_are_refused_at_head_dim_256():
-    with pytest.raises(ValueError, match="not supported at head dim 256"):
-        mask_operand(_mask(np.ones((1, 1, 4, 4)), (512, 512)), problem(d=256))
+def test_64_blocks_are_refused_at_head_dim_256():
+    with pytest.raises(ValueError, match=r"must be \(128, 128\) at head dim 256"):
+        mask_operand(_mask(np.ones((1, 1, 8, 8)), (512, 512), 64), problem(d=256))
 
 
 def test_window_and_block_reference_masks():
