@@ -1,6 +1,6 @@
 """The speed-target analysis used by validate and benchmarks/perf.py (pure arithmetic, no GPU)."""
 
-from bsk_cupy.bench import TARGET_CONFIGS, BenchRow, analyze, load_targets
+from bsk_cupy.bench import TARGET_CONFIGS, BenchRow, analyze, format_table, load_targets
 
 
 def _row(config, us, eager_us=10.0):
@@ -26,3 +26,12 @@ def test_rate_targets_use_causal_halved_flops():
     (ok,) = analyze([_row(config, at_target * 0.99)])
     (missed,) = analyze([_row(config, at_target * 1.05)])
     assert ok.met and not missed.met and missed.measured < 560
+
+
+def test_table_shows_the_eager_time_with_out_next_to_the_plain_one():
+    plain = _row((1, 8, 512, 64, False), 7.0, eager_us=20.0)
+    with_out = BenchRow(1, 8, 512, 64, False, "float16", ours_us=7.0, ours_eager_us=20.0, cudnn_us=9.0,
+                        flash_us=None, ours_eager_out_us=14.5)
+    header, _, first, second = format_table([plain, with_out]).splitlines()
+    assert header.split(" | ")[6:8] == ["ours µs (eager)", "eager, out="]
+    assert first.split(" | ")[6:8] == ["20.0", "—"] and second.split(" | ")[6:8] == ["20.0", "14.5"]
