@@ -231,10 +231,14 @@ BSK_DEVICE int next_item(const Params& p, int index) {
 }
 
 // Called once per CTA after its last claim: the last CTA resets the work counter for the next launch (no
-// CTA claims after its own call, so none can see the reset early).
+// CTA claims after its own call, so none can see the reset early). The fences order each CTA's last claim
+// before its count (release) and every count before the reset (acquire) in the PTX memory model; the
+// returned claim values already imply that order in practice.
 BSK_DEVICE void retire(const Params& p) {
     if (p.work_counter == nullptr) return;
+    __threadfence();
     if (atomicAdd(p.work_counter + 1, 1u) == gridDim.x - 1) {
+        __threadfence();
         p.work_counter[0] = 0;
         p.work_counter[1] = 0;
     }
