@@ -26,7 +26,7 @@ _WINDOW_FORMAT = "<ii"       # window_lo, window_hi
 _OFF_WINDOW = 448
 _MASK_FORMAT = "<QQQQqqii"   # num, idx, full_num, full_idx pointers, stride_b, stride_h, kv_blocks, head_div
 _OFF_MASK = 456
-_SPLIT_FORMAT = "<QQQiii4x"  # split_o, split_ml, split_counter, num_splits, num_heads, batch, padding
+_SPLIT_FORMAT = "<QQQiiii"   # split_o, split_ml, split_counter, num_splits, num_heads, batch, num_items
 _OFF_SPLIT = 512
 _WORK_FORMAT = "<Q"          # work_counter (persistent CTAs claiming items), after num_heads and batch
 _OFF_WORK = 552
@@ -292,7 +292,7 @@ class LaunchPlan(PackedLaunch):
                                             problem.head_dim, spec.threads - 128)
         split_pointers = self.workspace.pointers() if self.workspace is not None else (0, 0, 0)
         struct.pack_into(_SPLIT_FORMAT, self._params, _OFF_SPLIT, *split_pointers, num_splits, problem.heads_q,
-                         problem.batch)
+                         problem.batch, items)
         self.work_counter = WorkCounter(problem.device) if dynamic and ctas < items else None
         struct.pack_into(_WORK_FORMAT, self._params, _OFF_WORK,
                          self.work_counter.pointer if self.work_counter is not None else 0)

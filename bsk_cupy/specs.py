@@ -44,7 +44,7 @@ class KernelSpec:
         Depth of the K/V shared-memory ring.
     pingpong : bool
         Consumer warpgroups take turns issuing their GEMMs (FlashAttention-3 ping-pong). None: on, except at
-        head dim 256 (its 128-float O fragment leaves no registers for the turn-taking: ptxas spills).
+        head dim 256 (not measured there yet; it compiles without spills at 240 consumer registers).
     split_warpgroups : bool
         Two consumer warpgroups share a 64-row query block, each taking every other KV tile, and merge
         through shared memory (for grids too small to fill the GPU; no ping-pong, no split-KV).
@@ -115,8 +115,9 @@ class KernelSpec:
         """Dynamic shared memory: Q tile, K and V rings, mbarriers, plus 1024 bytes to align the base."""
         q_bytes = self.block_m * self.head_dim * 2
         kv_tile = self.block_n * self.head_dim * 2
-        # mbarriers, stage block ids, two work-item slots (5 ints each), the split-KV combine flag
-        barriers = 8 * (2 + 4 * self.stages) + 4 * self.stages + 2 * 20 + 4
+        # mbarriers (Q, claim, K/V), stage block ids, two work-item slots (5 ints each), the claim (a work
+        # item and a KV schedule: 48 bytes), the split-KV combine flag
+        barriers = 8 * (4 + 4 * self.stages) + 4 * self.stages + 2 * 20 + 48 + 4
         exchange = 4 * (128 * (self.head_dim // 2 + 4) if self.split_warpgroups else 1)  # 16-byte aligned
         storage = _round_up(q_bytes + 2 * self.stages * kv_tile + _round_up(barriers, 16) + exchange, _SWIZZLE_ALIGN)
         return storage + _SWIZZLE_ALIGN

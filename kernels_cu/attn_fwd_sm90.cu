@@ -31,11 +31,12 @@
 // launch: barrier set-up overlaps the previous kernel, global memory waits for it (common/pdl.cuh).
 //
 // Warpgroups (128 threads each, setmaxnreg budgets in the constants below).
-//   WG0  producer: one thread claims the items, hands each to the consumers in a shared-memory slot (the
-//        item and its tile count; -1 ends the loop), walks its KV schedule (a block range, or the mask's
-//        lists) and issues TMA loads: Q (once the consumers release the previous one), then K and V tiles
-//        into a STAGES-deep ring with separate full (transaction bytes) and empty (consumer arrivals)
-//        barriers for K and V; each stage's block index goes to shared memory before its K load is armed.
+//   WG0  producer: one thread (warp 1) claims the items and decodes each (its KV schedule: a block range,
+//        or the mask's lists) into shared memory; another (warp 0) hands each to the consumers in a
+//        shared-memory slot (the item and its tile count; -1 ends the loop) and issues TMA loads: Q (once
+//        the consumers release the previous one), then K and V tiles into a STAGES-deep ring with
+//        separate full (transaction bytes) and empty (consumer arrivals) barriers for K and V; each
+//        stage's block index goes to shared memory before its K load is armed.
 //   WG1+ consumers: two (BLOCK_M 128) or three (192, head dim 64), each owning 64 query rows, or (WG_SPLIT,
 //        BLOCK_M 64) two sharing the block's rows, each taking every other KV tile, merged at the end
 //        through shared memory (named barriers consumers + 2 and + 3). Iteration t
@@ -48,10 +49,10 @@
 // Shared memory (bytes), STAGES = 2. SharedStorage rounds up to its 1024-byte alignment; the host adds
 // 1024 more so the dynamic base can be aligned (bsk_cupy/specs.py computes the same, SMEM_BYTES checks it):
 //   | HEAD_DIM | BLOCK_M x BLOCK_N | Q      | K ring | V ring | barriers, ids, slots | launched with |
-//   | 64       | 128 x 128         | 16 384 | 32 768 | 32 768 | 80 + 8 + 40 + 4      | 83 968        |
-//   | 64       | 192 x 128         | 24 576 | 32 768 | 32 768 | 80 + 8 + 40 + 4      | 92 160        |
-//   | 128      | 128 x 128         | 32 768 | 65 536 | 65 536 | 80 + 8 + 40 + 4      | 165 888       |
-//   | 256      | 128 x 64          | 65 536 | 65 536 | 65 536 | 80 + 8 + 40 + 4      | 198 656       |
+//   | 64       | 128 x 128         | 16 384 | 32 768 | 32 768 | 96 + 8 + 40 + 52     | 83 968        |
+//   | 64       | 192 x 128         | 24 576 | 32 768 | 32 768 | 96 + 8 + 40 + 52     | 92 160        |
+//   | 128      | 128 x 128         | 32 768 | 65 536 | 65 536 | 96 + 8 + 40 + 52     | 165 888       |
+//   | 256      | 128 x 64          | 65 536 | 65 536 | 65 536 | 96 + 8 + 40 + 52     | 198 656       |
 // plus, with WG_SPLIT (64-row blocks: Q 8 192 / 16 384), the exchange of 128 x (HEAD_DIM / 2 + 4) floats:
 // launched with 94 208 bytes at head dim 64, 184 320 at 128; with WG_SPLIT and BLOCK_N 64 (the 64 x 64 tiles
 // of 64 x 64 block masks; S = Q K^T by m64n64k16) the K/V tiles halve: 62 464 and 119 808.
@@ -117,9 +118,9 @@ constexpr int kExchangeFloats = kSplitWarpgroups ? 128 * (kFragmentFloats + 4) :
 // Register budgets after setmaxnreg. They must fit what the CTA was launched with, kThreads times the
 // per-thread cap of __launch_bounds__(kThreads, 1) (65 536 / kThreads rounded down to a multiple of 8):
 // setmaxnreg.inc waits for registers the other warpgroups released, so an over-budget claim hangs.
-// Two consumers: 128 * (40 + 2 * 232) = 64 512 = 384 * 168; three: 128 * (32 + 3 * 160) = 65 536 = 512 * 128.
-constexpr int kProducerRegisters = kConsumers == 2 ? 40 : 32;
-constexpr int kConsumerRegisters = kConsumers == 2 ? 232 : 160;
+// Two consumers: 128 * (24 + 2 * 240) = 64 512 = 384 * 168; three: 128 * (32 + 3 * 160) = 65 536 = 512 * 128.
+constexpr int kProducerRegisters = kConsumers == 2 ? 24 : 32;
+constexpr int kConsumerRegisters = kConsumers == 2 ? 240 : 160;
 static_assert(128 * (kProducerRegisters + kConsumers * kConsumerRegisters) <= kThreads * ((65536 / kThreads) & ~7),
               "setmaxnreg budgets exceed the registers the CTA is launched with");
 
@@ -174,6 +175,7 @@ struct Params {
     // Work items: (query block, split) x heads x batch, walked by gridDim.x CTAs (persistent when fewer).
     int num_heads;             // query heads
     int batch;
+    int num_items;             // m_blocks * num_splits * num_heads * batch
     // Persistent CTAs claim items past their first from work_counter[0] (work_counter[1] counts the CTAs
     // that are done; the last resets both to 0). nullptr: CTA c takes items c, c + gridDim.x, ...
     uint32_t* work_counter;
@@ -189,66 +191,6 @@ struct WorkItem {
     int head;
     int batch;
 };
-
-// The item a round of the consumers works on, with its KV tile count (-1: no more items). Written by the
-// producer before the round's q_full; two slots, because the consumers still read a round's item in its
-// epilogue after they let the producer start the next round.
-struct ItemSlot {
-    WorkItem item;
-    int tiles;
-};
-
-struct SharedStorage {
-    alignas(1024) uint8_t q[kQBytes];
-    alignas(1024) uint8_t k[kStages][kKVTileBytes];
-    alignas(1024) uint8_t v[kStages][kKVTileBytes];
-    uint64_t q_full;
-    uint64_t q_empty;          // consumers are done with Q (persistent CTAs reload it per work item)
-    uint64_t k_full[kStages];
-    uint64_t v_full[kStages];
-    uint64_t k_empty[kStages];
-    uint64_t v_empty[kStages];
-    int kv_block[kStages];     // KV block held by each stage (written by the producer before k_full)
-    ItemSlot items[2];         // by round parity
-    int combine;               // split-KV: this CTA combines the parts
-    alignas(16) float exchange[kExchangeFloats];
-};
-#ifdef SMEM_BYTES
-static_assert(sizeof(SharedStorage) + 1024 == SMEM_BYTES, "shared-memory size drifted from bsk_cupy/specs.py");
-#endif
-
-BSK_DEVICE int ceil_div(int a, int b) { return (a + b - 1) / b; }
-
-
-BSK_DEVICE int m_blocks(const Params& p) { return ceil_div(p.seqlen_q, kBlockM); }
-BSK_DEVICE int work_items(const Params& p) { return m_blocks(p) * p.num_splits * p.num_heads * p.batch; }
-
-// The CTA's work item after `index`: the next unclaimed one (work counter) or `index + gridDim.x`. Claimed in
-// index order, so the longest causal query blocks of each head go first, as with one CTA per item.
-BSK_DEVICE int next_item(const Params& p, int index) {
-    if (p.work_counter == nullptr) return index + gridDim.x;
-    return static_cast<int>(atomicAdd(p.work_counter, 1u)) + gridDim.x;
-}
-
-// Called once per CTA after its last claim: the last CTA resets the work counter for the next launch (no
-// CTA claims after its own call, so none can see the reset early). The fences order each CTA's last claim
-// before its count (release) and every count before the reset (acquire) in the PTX memory model; the
-// returned claim values already imply that order in practice.
-BSK_DEVICE void retire(const Params& p) {
-    if (p.work_counter == nullptr) return;
-    __threadfence();
-    if (atomicAdd(p.work_counter + 1, 1u) == gridDim.x - 1) {
-        __threadfence();
-        p.work_counter[0] = 0;
-        p.work_counter[1] = 0;
-    }
-}
-
-BSK_DEVICE WorkItem work_item(const Params& p, int index) {
-    const int per_head = m_blocks(p) * p.num_splits;
-    const int x = per_head - 1 - index % per_head, head_batch = index / per_head;
-    return {x / p.num_splits, x % p.num_splits, head_batch % p.num_heads, head_batch / p.num_heads};
-}
 
 // The KV blocks one CTA visits: positions [begin, end) of its query block's list. Dense: the list is the
 // block range the causal / window masks leave; block mask: its partial then its full blocks.
@@ -276,6 +218,73 @@ struct KvSchedule {
         return clamped * kTilesPerMaskBlock + position % kTilesPerMaskBlock;
     }
 };
+
+// One claimed work item as the claiming thread decodes it for the loader; `sched.count()` -1: no more.
+struct Claim {
+    WorkItem item;
+    KvSchedule sched;
+};
+
+// The item a round of the consumers works on, with its KV tile count (-1: no more items). Written by the
+// producer before the round's q_full; two slots, because the consumers still read a round's item in its
+// epilogue after they let the producer start the next round.
+struct ItemSlot {
+    WorkItem item;
+    int tiles;
+};
+
+struct SharedStorage {
+    alignas(1024) uint8_t q[kQBytes];
+    alignas(1024) uint8_t k[kStages][kKVTileBytes];
+    alignas(1024) uint8_t v[kStages][kKVTileBytes];
+    uint64_t q_full;
+    uint64_t q_empty;          // consumers are done with Q (persistent CTAs reload it per work item)
+    uint64_t claim_full;       // the claiming thread wrote `claim`
+    uint64_t claim_empty;      // the loader issued every load of it
+    uint64_t k_full[kStages];
+    uint64_t v_full[kStages];
+    uint64_t k_empty[kStages];
+    uint64_t v_empty[kStages];
+    int kv_block[kStages];     // KV block held by each stage (written by the producer before k_full)
+    ItemSlot items[2];         // by round parity
+    Claim claim;               // the loader's next work item, decoded by the claiming thread
+    int combine;               // split-KV: this CTA combines the parts
+    alignas(16) float exchange[kExchangeFloats];
+};
+#ifdef SMEM_BYTES
+static_assert(sizeof(SharedStorage) + 1024 == SMEM_BYTES, "shared-memory size drifted from bsk_cupy/specs.py");
+#endif
+
+BSK_DEVICE int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+BSK_DEVICE int m_blocks(const Params& p) { return ceil_div(p.seqlen_q, kBlockM); }
+
+// The CTA's work item after `index`: the next unclaimed one (work counter) or `index + gridDim.x`. Claimed in
+// index order, so the longest causal query blocks of each head go first, as with one CTA per item.
+BSK_DEVICE int next_item(const Params& p, int index) {
+    if (p.work_counter == nullptr) return index + gridDim.x;
+    return static_cast<int>(atomicAdd(p.work_counter, 1u)) + gridDim.x;
+}
+
+// Called once per CTA after its last claim: the last CTA resets the work counter for the next launch (no
+// CTA claims after its own call, so none can see the reset early). The fences order each CTA's last claim
+// before its count (release) and every count before the reset (acquire) in the PTX memory model; the
+// returned claim values already imply that order in practice.
+BSK_DEVICE void retire(const Params& p) {
+    if (p.work_counter == nullptr) return;
+    __threadfence();
+    if (atomicAdd(p.work_counter + 1, 1u) == gridDim.x - 1) {
+        __threadfence();
+        p.work_counter[0] = 0;
+        p.work_counter[1] = 0;
+    }
+}
+
+BSK_DEVICE WorkItem work_item(const Params& p, int index) {
+    const int per_head = m_blocks(p) * p.num_splits;
+    const int x = per_head - 1 - index % per_head, head_batch = index / per_head;
+    return {x / p.num_splits, x % p.num_splits, head_batch % p.num_heads, head_batch / p.num_heads};
+}
 
 BSK_DEVICE int diagonal_hi(const Params& p) { return kCausal ? min(p.window_hi, 0) : p.window_hi; }
 
@@ -309,6 +318,30 @@ BSK_DEVICE KvSchedule kv_schedule(const Params& p, const WorkItem& item) {
     sched.end = sched.begin + stop;
     sched.begin += start;
     return sched;
+}
+
+// Claiming thread (producer warp 1, lane 0): claims the CTA's work items, decodes each into `smem.claim`
+// for the loader (thread 0), and ends with a claim of -1 tiles, then retires. It claims the next item when
+// the loader has issued every load of the last, the moment the loader would otherwise do it itself; the
+// atomic, its 64-bit address and the decode's runtime divisions stay out of the loader's registers (with
+// them the loader spills at the 24 registers that leave two consumers 240).
+BSK_DEVICE void claim_items(const Params& p, SharedStorage& smem) {
+    for (int index = blockIdx.x, round = 0;; ++round) {
+        if (round > 0) {
+            mbar_wait(&smem.claim_empty, (round - 1) & 1);
+            index = next_item(p, index);
+        }
+        if (index >= p.num_items) {  // a parameter: nothing to keep live across the claims
+            smem.claim.sched.begin = 0;
+            smem.claim.sched.end = -1;
+            mbar_arrive(&smem.claim_full);
+            break;
+        }
+        smem.claim.item = work_item(p, index);
+        smem.claim.sched = kv_schedule(p, smem.claim.item);
+        mbar_arrive(&smem.claim_full);
+    }
+    retire(p);
 }
 
 // TMA load of one 64-column chunk of a (d, s, h, b) tensor whose map orders s, h, b by stride.
@@ -775,6 +808,8 @@ extern "C" __global__ void __launch_bounds__(attn::kThreads, 1) attn_fwd_sm90(co
     if (threadIdx.x == 0) {
         mbar_init(&smem.q_full, 1);
         mbar_init(&smem.q_empty, kConsumerThreads);
+        mbar_init(&smem.claim_full, 1);
+        mbar_init(&smem.claim_empty, 1);
         for (int s = 0; s < kStages; ++s) {
             mbar_init(&smem.k_full[s], 1);
             mbar_init(&smem.v_full[s], 1);
@@ -799,23 +834,23 @@ extern "C" __global__ void __launch_bounds__(attn::kThreads, 1) attn_fwd_sm90(co
     // registers, three consumers 160 each, and ptxas spills a value live across either.)
     if (warpgroup == 0) {
         warpgroup_release_registers<kProducerRegisters>();
+        if (threadIdx.x == 32) claim_items(p, smem);
         if (threadIdx.x != 0) return;
         uint32_t ring = 0;
-        for (int index = blockIdx.x, round = 0;; index = next_item(p, index), ++round) {
+        for (int round = 0;; ++round) {
+            mbar_wait(&smem.claim_full, round & 1);
             mbar_wait(&smem.q_empty, (round & 1) ^ 1);
             ItemSlot& slot = smem.items[round & 1];
-            if (index >= work_items(p)) {
-                slot.tiles = -1;
+            const Claim& claim = smem.claim;
+            slot.tiles = claim.sched.count();
+            if (slot.tiles < 0) {
                 mbar_arrive(&smem.q_full);
                 break;
             }
-            const WorkItem item = work_item(p, index);
-            const KvSchedule sched = kv_schedule(p, item);
-            slot.item = item;
-            slot.tiles = sched.count();
-            load(p, smem, sched, item, ring);
+            slot.item = claim.item;
+            load(p, smem, claim.sched, claim.item, ring);
+            mbar_arrive(&smem.claim_empty);  // every load of this item is issued: decode the next
         }
-        retire(p);
     } else {
         warpgroup_claim_registers<kConsumerRegisters>();
         const int wg = warpgroup - 1;
