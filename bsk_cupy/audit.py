@@ -22,6 +22,8 @@ REQUIRED_SASS: dict[str, tuple[str, ...]] = {
     "attn_fwd_sm90": ("HGMMA", "UTMALDG"),
     "sparsek_select": (),
 }
+# ... and a bulk-store epilogue its bulk copy (cp.async.bulk global <- shared)
+BULK_STORE_SASS = "UBLKCP"
 _REGISTERS = re.compile(r"Used (\d+) registers")
 _SPILLS = re.compile(r"(\d+) bytes spill stores, (\d+) bytes spill loads")
 _STACK = re.compile(r"(\d+) bytes stack frame")
@@ -114,8 +116,9 @@ def resource_usage(cubin_path) -> dict[str, int]:
 
 def audit_spec(spec: VariantSpec, required: tuple[str, ...] | None = None) -> AuditRecord:
     """Compile ``spec`` (through the cache) and check its resources and machine code; ``required`` defaults to
-    ``REQUIRED_SASS[spec.family]``."""
-    required = REQUIRED_SASS[spec.family] if required is None else required
+    ``REQUIRED_SASS[spec.family]``, plus ``BULK_STORE_SASS`` for a variant with a bulk-store epilogue."""
+    if required is None:
+        required = REQUIRED_SASS[spec.family] + ((BULK_STORE_SASS,) if getattr(spec, "bulk_store", False) else ())
     record = AuditRecord(name=spec.name)
     try:
         result = build(spec)
@@ -140,7 +143,7 @@ def audit_spec(spec: VariantSpec, required: tuple[str, ...] | None = None) -> Au
         record.note = ("NVRTC returned no ptxas report (on a GPU machine the driver's ComputeCache can serve a "
                        "repeated compile); spills checked from the cubin's LOCAL/STACK usage, ptxas warnings "
                        "not checked here (CI, with no driver, checks them)")
-    record.sass_has = sorted(op for op in opcodes if op in required or op.startswith(("HGMMA", "UTMA", "SYNCS")))
+    record.sass_has = sorted(op for op in opcodes if op in required or op.startswith(("HGMMA", "UTMA", "UBLK", "SYNCS")))
     record.missing = [op for op in required if op not in opcodes]
     record.ok = (not record.error and not record.warnings and not record.missing and record.spill_stores == 0
                  and record.spill_loads == 0 and record.stack_bytes == 0)

@@ -213,14 +213,15 @@ class TorchFastCall:
         self._device_index = like.get_device()  # the CUDA index (what out.get_device() must equal)
 
     def _checked_out(self, q, out) -> int:
-        """``out``'s pointer once it is a contiguous tensor of the output's shape, dtype and device that
-        overlaps no input (the common case costs a few attribute reads)."""
+        """``out``'s pointer once it is a contiguous, 16-byte aligned tensor of the output's shape, dtype and
+        device that overlaps no input (the common case costs a few attribute reads)."""
         if (type(out) is type(q) and not out.requires_grad and out.dtype == q.dtype and out.shape == self._out_shape
                 and out.get_device() == self._device_index and out.is_contiguous()):
             start = out.data_ptr()
             end = start + self._out_bytes
             (q_lo, q_hi), (k_lo, k_hi), (v_lo, v_hi) = self._input_spans
-            if (end <= q_lo or q_hi <= start) and (end <= k_lo or k_hi <= start) and (end <= v_lo or v_hi <= start):
+            if ((end <= q_lo or q_hi <= start) and (end <= k_lo or k_hi <= start) and (end <= v_lo or v_hi <= start)
+                    and not start & 15):
                 return start
         if getattr(out, "requires_grad", False):
             raise ValueError("out must not require grad: it is written outside autograd")

@@ -43,11 +43,15 @@ class KernelSpec:
     stages : int
         Depth of the K/V shared-memory ring.
     pingpong : bool
-        Consumer warpgroups take turns issuing their GEMMs (FlashAttention-3 ping-pong). None: on, except at
-        head dim 256 (not measured there yet; it compiles without spills at 240 consumer registers).
+        Consumer warpgroups take turns issuing their GEMMs (FlashAttention-3 ping-pong). On by default, head
+        dim 256 too (H100, B4 H16 S4096 D256: 2077 -> 1947 us, causal 1157 -> 1141; RESULTS.md, fifth session).
     split_warpgroups : bool
         Two consumer warpgroups share a 64-row query block, each taking every other KV tile, and merge
         through shared memory (for grids too small to fill the GPU; no ping-pong, no split-KV).
+    bulk_store : bool
+        Bulk-store epilogue (an A/B candidate, off by default): each warpgroup stages its output rows in
+        shared memory and one thread copies them out with a single ``cp.async.bulk`` (TMA) where the rows
+        of a head are contiguous, instead of storing from registers. Not at head dim 256 (no room).
     """
 
     head_dim: int
@@ -56,15 +60,16 @@ class KernelSpec:
     block_m: int = 128
     block_n: int | None = None
     stages: int = 2
-    pingpong: bool | None = None
+    pingpong: bool = True
     split_warpgroups: bool = False
+    bulk_store: bool = False
     family: str = "attn_fwd_sm90"
 
     def __post_init__(self) -> None:
         if self.block_n is None:
             object.__setattr__(self, "block_n", 64 if self.head_dim == 256 else 128)
-        if self.pingpong is None:
-            object.__setattr__(self, "pingpong", self.head_dim != 256)
+        if self.bulk_store and self.head_dim == 256:
+            raise ValueError("bulk_store does not fit at head_dim 256 (its staging rows next to the tiles)")
         if self.dtype not in DTYPE_CODES:
             raise ValueError(f"dtype must be one of {sorted(DTYPE_CODES)}, got {self.dtype!r}")
         if self.head_dim not in HEAD_DIMS:
@@ -93,7 +98,8 @@ class KernelSpec:
         mask = "causal" if self.causal else "full"
         return (f"{self.family}.d{self.head_dim}.{DTYPE_SHORT[self.dtype]}.{mask}"
                 f".m{self.block_m}n{self.block_n}s{self.stages}{'' if self.pingpong else '.serial'}"
-                f"{'.wgsplit' if self.split_warpgroups else ''}")
+                f"{'.wgsplit' if self.split_warpgroups else ''}"
+                f"{'.bulkstore' if self.bulk_store else ''}")
 
     @property
     def source(self) -> str:
@@ -118,8 +124,12 @@ class KernelSpec:
         # mbarriers (Q, claim, K/V), stage block ids, two work-item slots (5 ints each), the claim (a work
         # item and a KV schedule: 48 bytes), the split-KV combine flag
         barriers = 8 * (4 + 4 * self.stages) + 4 * self.stages + 2 * 20 + 48 + 4
-        exchange = 4 * (128 * (self.head_dim // 2 + 4) if self.split_warpgroups else 1)  # 16-byte aligned
-        storage = _round_up(q_bytes + 2 * self.stages * kv_tile + _round_up(barriers, 16) + exchange, _SWIZZLE_ALIGN)
+        exchange = 4 * (128 * (self.head_dim // 2 + 4) if self.split_warpgroups else 4)
+        # bulk-store staging: 64 rows per storing warpgroup
+        staging = (1 if self.split_warpgroups else self.consumers) * 64 * 2 * self.head_dim
+        staging = staging if self.bulk_store else 16
+        storage = _round_up(q_bytes + 2 * self.stages * kv_tile + _round_up(barriers, 16) + exchange + staging,
+                            _SWIZZLE_ALIGN)
         return storage + _SWIZZLE_ALIGN
 
     def defines(self) -> dict[str, int]:
@@ -133,6 +143,7 @@ class KernelSpec:
             "STAGES": self.stages,
             "PINGPONG": int(self.pingpong),
             "WG_SPLIT": int(self.split_warpgroups),
+            "BULK_STORE": int(self.bulk_store),
             "SMEM_BYTES": self.smem_bytes,
         }
 

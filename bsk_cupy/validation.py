@@ -178,8 +178,8 @@ def check_out(out: ArrayInfo, problem: AttentionProblem, inputs: tuple[ArrayInfo
     TypeError
         ``out`` from another framework than q, or of another dtype.
     ValueError
-        Wrong shape or device, not contiguous, or overlapping q, k or v (the kernel reads those while it
-        writes ``out``).
+        Wrong shape or device, not contiguous, overlapping q, k or v (the kernel reads those while it
+        writes ``out``), or not 16-byte aligned.
     """
     if out.framework != inputs[0].framework:
         raise TypeError(f"out must be a {inputs[0].framework} array like q, got a {out.framework} one")
@@ -201,6 +201,9 @@ def check_out(out: ArrayInfo, problem: AttentionProblem, inputs: tuple[ArrayInfo
         if start < hi and lo < end:
             raise ValueError(f"out overlaps {name}: the kernel reads {name} while it writes out; pass a "
                              f"separate buffer")
+    if out.ptr % _TMA_ALIGN_BYTES:
+        raise ValueError(f"out must start at a 16-byte aligned address, as q does; it starts "
+                         f"{out.ptr % _TMA_ALIGN_BYTES} bytes past one")
 
 
 def _device_name(device: int | None) -> str:

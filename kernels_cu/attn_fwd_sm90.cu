@@ -44,18 +44,21 @@
 //        N-major), waits for S_t only, masks, and runs the softmax of S_t while the PV product runs
 //        (FlashAttention-3 intra-warpgroup pipelining); the consumers also take turns, in a ring, issuing
 //        GEMMs (ping-pong, named barriers 1..consumers). Epilogue: O / l and LSE to global memory, or the
-//        split-KV partials and, in the last split, the combine (the next named barrier).
+//        split-KV partials and, in the last split, the combine (the next named barrier). With BULK_STORE
+//        O goes out through shared memory, one cp.async.bulk per warpgroup where the rows are contiguous.
 //
 // Shared memory (bytes), STAGES = 2. SharedStorage rounds up to its 1024-byte alignment; the host adds
-// 1024 more so the dynamic base can be aligned (bsk_cupy/specs.py computes the same, SMEM_BYTES checks it):
-//   | HEAD_DIM | BLOCK_M x BLOCK_N | Q      | K ring | V ring | barriers, ids, slots | launched with |
-//   | 64       | 128 x 128         | 16 384 | 32 768 | 32 768 | 96 + 8 + 40 + 52     | 83 968        |
-//   | 64       | 192 x 128         | 24 576 | 32 768 | 32 768 | 96 + 8 + 40 + 52     | 92 160        |
-//   | 128      | 128 x 128         | 32 768 | 65 536 | 65 536 | 96 + 8 + 40 + 52     | 165 888       |
-//   | 256      | 128 x 64          | 65 536 | 65 536 | 65 536 | 96 + 8 + 40 + 52     | 198 656       |
-// plus, with WG_SPLIT (64-row blocks: Q 8 192 / 16 384), the exchange of 128 x (HEAD_DIM / 2 + 4) floats:
-// launched with 94 208 bytes at head dim 64, 184 320 at 128; with WG_SPLIT and BLOCK_N 64 (the 64 x 64 tiles
-// of 64 x 64 block masks; S = Q K^T by m64n64k16) the K/V tiles halve: 62 464 and 119 808.
+// 1024 more so the dynamic base can be aligned (bsk_cupy/specs.py computes the same, SMEM_BYTES checks it).
+// Staging is 16 bytes, or with BULK_STORE 64 rows of HEAD_DIM * 2 bytes per storing warpgroup:
+//   | HEAD_DIM | BLOCK_M x BLOCK_N | Q      | K ring | V ring | barriers etc. | staging | launched with |
+//   | 64       | 128 x 128         | 16 384 | 32 768 | 32 768 | 208 + 16      | 16      | 83 968        |
+//   | 64       | 192 x 128         | 24 576 | 32 768 | 32 768 | 208 + 16      | 16      | 92 160        |
+//   | 128      | 128 x 128         | 32 768 | 65 536 | 65 536 | 208 + 16      | 16      | 165 888       |
+//   | 256      | 128 x 64          | 65 536 | 65 536 | 65 536 | 208 + 16      | 16      | 198 656       |
+// WG_SPLIT (64-row blocks: Q 8 192 / 16 384) adds the exchange of 128 x (HEAD_DIM / 2 + 4) floats instead
+// of 16 bytes: launched with 94 208 bytes at head dim 64, 184 320 at 128; with BLOCK_N 64 (the 64 x 64
+// tiles of 64 x 64 block masks; S = Q K^T by m64n64k16) the K/V tiles halve: 61 440 and 118 784.
+// BULK_STORE adds 8 192 (head dim 64) or 16 384 bytes per storing warpgroup.
 #include "common/prelude.cuh"
 #include "common/mbarrier.cuh"
 #include "common/numeric.cuh"
@@ -84,6 +87,9 @@
 #endif
 #ifndef WG_SPLIT
 #define WG_SPLIT 0
+#endif
+#ifndef BULK_STORE
+#define BULK_STORE 0
 #endif
 
 namespace attn {
@@ -114,7 +120,14 @@ constexpr int kStageConsumerThreads = kSplitWarpgroups ? 128 : kConsumerThreads;
 constexpr bool kPingPong = PINGPONG != 0 && !kSplitWarpgroups;  // split warpgroups run unequal tile counts
 constexpr int kFragmentFloats = kChunks * 32;                   // O accumulator floats per consumer thread
 // WG_SPLIT exchange: warpgroup 1's O fragments, then its two rows' max and partial sum, per thread.
-constexpr int kExchangeFloats = kSplitWarpgroups ? 128 * (kFragmentFloats + 4) : 1;
+constexpr int kExchangeFloats = kSplitWarpgroups ? 128 * (kFragmentFloats + 4) : 4;
+// Bulk-store epilogue (BULK_STORE, an A/B candidate): each storing warpgroup stages its 64 output rows in
+// shared memory in the output's own row-major order and, when the rows of a head lie back to back in
+// global memory, one thread copies them out with a single cp.async.bulk. Not at HEAD_DIM 256: the staging
+// rows do not fit next to its tiles.
+constexpr bool kBulkStore = BULK_STORE != 0;
+constexpr int kStoreWarpgroups = kSplitWarpgroups ? 1 : kConsumers;
+constexpr int kStagingBytes = kBulkStore ? kStoreWarpgroups * kRowsPerWarpgroup * kHeadDim * 2 : 16;
 // Register budgets after setmaxnreg. They must fit what the CTA was launched with, kThreads times the
 // per-thread cap of __launch_bounds__(kThreads, 1) (65 536 / kThreads rounded down to a multiple of 8):
 // setmaxnreg.inc waits for registers the other warpgroups released, so an over-budget claim hangs.
@@ -134,6 +147,7 @@ static_assert(kSplitWarpgroups ? (kBlockM == 64 && kStages == 2 && kHeadDim != 2
 static_assert(kHeadDim == 256 ? kBlockN == 64 : (kBlockN == 128 || (kBlockN == 64 && kSplitWarpgroups)),
               "BLOCK_N must be 128, 64 with WG_SPLIT, and 64 at HEAD_DIM 256");
 static_assert(kStages >= 2 && kStages <= 4, "STAGES must be 2, 3 or 4");
+static_assert(!kBulkStore || kHeadDim != 256, "BULK_STORE: the staging rows do not fit at HEAD_DIM 256");
 static_assert(DTYPE == 0 || DTYPE == 1, "DTYPE must be 0 (float16) or 1 (bfloat16)");
 
 // Kernel parameters; the host packs the same bytes (bsk_cupy/launch.py, PARAMS_LAYOUT).
@@ -250,6 +264,7 @@ struct SharedStorage {
     Claim claim;               // the loader's next work item, decoded by the claiming thread
     int combine;               // split-KV: this CTA combines the parts
     alignas(16) float exchange[kExchangeFloats];
+    alignas(16) uint8_t staging[kStagingBytes];  // bulk-store epilogue: output rows on their way out
 };
 #ifdef SMEM_BYTES
 static_assert(sizeof(SharedStorage) + 1024 == SMEM_BYTES, "shared-memory size drifted from bsk_cupy/specs.py");
@@ -536,30 +551,75 @@ BSK_DEVICE float quad_sum(float x) {
     return x + __shfl_xor_sync(0xffffffffu, x, 2);
 }
 
-// Epilogue: O / l in the output dtype, LSE in natural log. `row_max_log2` and `row_sum` are whole-row values.
-BSK_DEVICE void store(const Params& p, const float (&o)[kChunks][32], const float (&row_max_log2)[2],
-                      const float (&row_sum)[2], int row0, int head, int batch) {
-    const int lane = threadIdx.x % 32;
+// Named barriers of the bulk-store epilogue, one per storing warpgroup (after the WG_SPLIT exchange's).
+constexpr uint32_t kStoreBarrier = 1 + kConsumers + 3;
+
+// Whether the rows of each head lie back to back in the output, 16-byte aligned, as one cp.async.bulk
+// per warpgroup needs (else the epilogue stores directly from registers).
+BSK_DEVICE bool rows_contiguous(const Params& p) {
+    const uint64_t bits = reinterpret_cast<uint64_t>(p.out) | static_cast<uint64_t>(p.out_stride_b | p.out_stride_h) * 2;
+    return p.out_stride_s == kHeadDim && (bits & 15) == 0;
+}
+
+// Epilogue of consumer warpgroup `wg`, whose 64 rows start at `wg_first_row`: O / l in the output dtype,
+// LSE in natural log. `row_max_log2` and `row_sum` are whole-row values. With the bulk store, the
+// warpgroup's first thread issues the copy; its shared-memory reads are awaited before the next epilogue
+// rewrites the staging rows and before the consumer exits.
+BSK_DEVICE void store(const Params& p, SharedStorage& smem, int wg, const float (&o)[kChunks][32],
+                      const float (&row_max_log2)[2], const float (&row_sum)[2], int wg_first_row, int head,
+                      int batch) {
+    const int lane = threadIdx.x % 32, tid = threadIdx.x % 128, row0 = thread_row(wg_first_row);
     uint16_t* out = p.out + batch * p.out_stride_b + head * p.out_stride_h;
+    float inv[2];
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
         const float sum = row_sum[i];
         const int row = row0 + 8 * i;
+        inv[i] = sum > 0.f ? 1.f / sum : 0.f;
+        if (p.lse != nullptr && lane % 4 == 0 && row < p.seqlen_q) {
+            const float lse_log2 = sum > 0.f ? row_max_log2[i] + log2f(sum) : BSK_NEG_INF;
+            p.lse[(static_cast<int64_t>(batch) * p.num_heads + head) * p.seqlen_q + row] = lse_log2 * 0.69314718056f;
+        }
+    }
+    if (kBulkStore && rows_contiguous(p)) {
+        uint8_t* staging = smem.staging + (kSplitWarpgroups ? 0 : wg) * kRowsPerWarpgroup * kHeadDim * 2;
+        if (tid == 0) bulk_wait_read();  // the previous item's rows have left the staging buffer
+        named_barrier_sync(kStoreBarrier + wg, 128);
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            uint8_t* staged_row = staging + (row0 + 8 * i - wg_first_row) * kHeadDim * 2;
+#pragma unroll
+            for (int c = 0; c < kChunks; ++c) {
+#pragma unroll
+                for (int j = 0; j < 8; ++j) {
+                    const int col = c * kChunkElems + 8 * j + 2 * (lane % 4);
+                    *reinterpret_cast<uint32_t*>(staged_row + col * 2) =
+                        pack_pair(o[c][4 * j + 2 * i] * inv[i], o[c][4 * j + 2 * i + 1] * inv[i]);
+                }
+            }
+        }
+        fence_proxy_async_shared();
+        named_barrier_sync(kStoreBarrier + wg, 128);
+        const int rows = min(kRowsPerWarpgroup, p.seqlen_q - wg_first_row);
+        if (tid == 0 && rows > 0) {
+            bulk_store(out + static_cast<int64_t>(wg_first_row) * kHeadDim, staging, rows * kHeadDim * 2);
+            bulk_commit();
+        }
+        return;
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int row = row0 + 8 * i;
         if (row >= p.seqlen_q) continue;
-        const float inv = sum > 0.f ? 1.f / sum : 0.f;
         uint16_t* out_row = out + row * p.out_stride_s;
 #pragma unroll
         for (int c = 0; c < kChunks; ++c) {
 #pragma unroll
             for (int j = 0; j < 8; ++j) {
                 const int col = c * kChunkElems + 8 * j + 2 * (lane % 4);
-                const uint32_t packed = pack_pair(o[c][4 * j + 2 * i] * inv, o[c][4 * j + 2 * i + 1] * inv);
-                *reinterpret_cast<uint32_t*>(out_row + col) = packed;
+                *reinterpret_cast<uint32_t*>(out_row + col) =
+                    pack_pair(o[c][4 * j + 2 * i] * inv[i], o[c][4 * j + 2 * i + 1] * inv[i]);
             }
-        }
-        if (p.lse != nullptr && lane % 4 == 0) {
-            const float lse_log2 = sum > 0.f ? row_max_log2[i] + log2f(sum) : BSK_NEG_INF;
-            p.lse[(static_cast<int64_t>(batch) * p.num_heads + head) * p.seqlen_q + row] = lse_log2 * 0.69314718056f;
         }
     }
 }
@@ -578,8 +638,8 @@ BSK_DEVICE float load_global_cg(const float* ptr) {
 //   M = max_s m_s,  L = sum_s 2^(m_s - M) l_s,  O = sum_s 2^(m_s - M) O_s / L.
 constexpr uint32_t kCombineBarrier = 1 + kConsumers;  // after the ping-pong barriers
 
-BSK_DEVICE void split_store(const Params& p, SharedStorage& smem, float (&o)[kChunks][32], const RowState& st,
-                            int row0, int m_block, int split, int head, int batch) {
+BSK_DEVICE void split_store(const Params& p, SharedStorage& smem, int wg, float (&o)[kChunks][32],
+                            const RowState& st, int wg_first_row, int m_block, int split, int head, int batch) {
     const int tid = threadIdx.x - 128;
     const int64_t tile = (static_cast<int64_t>(batch) * p.num_heads + head) * m_blocks(p) + m_block;
     const int64_t part = tile * p.num_splits + split;
@@ -638,7 +698,7 @@ BSK_DEVICE void split_store(const Params& p, SharedStorage& smem, float (&o)[kCh
             }
         }
     }
-    store(p, o, row_max, row_sum, row0, head, batch);
+    store(p, smem, wg, o, row_max, row_sum, wg_first_row, head, batch);
 }
 
 // Ping-pong between the consumer warpgroups (as in FlashAttention-3): they take turns, in a ring, issuing
@@ -781,9 +841,8 @@ BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, const Item
     }
     if (kSplitWarpgroups && !merge_warpgroups(smem, o, st, wg, p.scale_log2)) return;
     const WorkItem item = slot.item;
-    const int row0 = thread_row(wg_first_row);
     if (p.num_splits > 1) {
-        split_store(p, smem, o, st, row0, item.m_block, item.split, item.head, item.batch);
+        split_store(p, smem, wg, o, st, wg_first_row, item.m_block, item.split, item.head, item.batch);
         return;
     }
     float row_max_log2[2], row_sum[2];
@@ -792,7 +851,7 @@ BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, const Item
         row_max_log2[i] = st.max[i] * p.scale_log2;
         row_sum[i] = quad_sum(st.sum[i]);
     }
-    store(p, o, row_max_log2, row_sum, row0, item.head, item.batch);
+    store(p, smem, wg, o, row_max_log2, row_sum, wg_first_row, item.head, item.batch);
 }
 
 }  // namespace attn
@@ -862,5 +921,6 @@ extern "C" __global__ void __launch_bounds__(attn::kThreads, 1) attn_fwd_sm90(co
             if (slot.tiles < 0) break;
             compute(p, smem, wg, slot, ring);
         }
+        if (kBulkStore && threadIdx.x % 128 == 0) bulk_wait_read();  // the staging rows outlive no copy
     }
 }

@@ -114,6 +114,19 @@ def test_out_buffer_gets_the_same_bits_as_a_fresh_output():
         bsk.attention_forward(q, k, k, causal=True, out=given[:, :2])
 
 
+def test_unaligned_out_is_refused():
+    """The kernel writes the output in 4-byte pieces: an out= view 2 bytes off (a contiguous slice of a
+    larger buffer) would fault; it is refused, on the first call and on the fast path after a good one."""
+    q = _rand((1, 4, 333, 64), "float16", 81)
+    good = torch.empty_like(q)
+    backing = torch.empty(q.numel() + 8, device="cuda", dtype=torch.float16)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="out must start at a 16-byte aligned address"):
+            bsk.attention_forward(q, q, q, out=backing[1:q.numel() + 1].view(q.shape))
+        assert bsk.attention_forward(q, q, q, out=good) is good
+    assert torch.equal(good, bsk.attention_forward(q, q, q))
+
+
 def test_cupy_out_buffer():
     cupy = pytest.importorskip("cupy")
     qc = cupy.from_dlpack(_rand((1, 4, 333, 64), "float16", 94))

@@ -10,7 +10,7 @@ import pytest
 from bsk_cupy.audit import audit_spec, parse_ptxas_log
 from bsk_cupy.cli import main
 from bsk_cupy.device import gpu_available
-from bsk_cupy.specs import all_kernel_specs, all_specs
+from bsk_cupy.specs import KernelSpec, all_kernel_specs, all_specs
 
 pytest.importorskip("cuda.bindings.nvrtc")
 
@@ -54,6 +54,12 @@ def test_broken_kernel_fails_the_audit(tmp_path, monkeypatch):
     monkeypatch.setattr(source, "kernels_dir", lambda: tmp_path)
     record = audit_spec(all_specs()[0])
     assert not record.ok and "undefined_call" in record.error
+
+
+def test_bulk_store_variant_has_its_bulk_copy():
+    spec = KernelSpec(head_dim=64, dtype="float16", causal=False, bulk_store=True)
+    record = audit_spec(spec)
+    assert record.ok and "UBLKCP" in record.sass_has, record.as_dict()
 
 
 def test_kernel_without_wgmma_fails_the_audit(tmp_path, monkeypatch):

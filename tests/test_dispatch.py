@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bsk_cupy.dispatch import choose_splits, mask_tile_spec, select_spec, split_warpgroups_spec
-from bsk_cupy.specs import KernelSpec
+from bsk_cupy.specs import KernelSpec, all_specs
 from bsk_cupy.validation import AttentionProblem
 
 
@@ -60,13 +60,23 @@ def test_mask_blocks_of_64_run_on_64_by_64_split_warpgroup_tiles():
         assert (tiles.head_dim, tiles.causal) == (prob.head_dim, prob.causal)
 
 
-def test_head_dim_256_runs_128_by_64_tiles_without_ping_pong():
-    # two stages of 128-key K and V tiles do not fit next to a 64 KB Q tile; ping-pong spills (audit)
+def test_head_dim_256_runs_128_by_64_tiles_with_ping_pong():
+    # two stages of 128-key K and V tiles do not fit next to a 64 KB Q tile
     for prob in (problem(1, 8, 512, 256), problem(4, 32, 4096, 256, causal=True)):
         spec, splits = _variant(prob)
-        assert (spec.block_m, spec.block_n, spec.pingpong, spec.split_warpgroups) == (128, 64, False, False)
+        assert (spec.block_m, spec.block_n, spec.pingpong, spec.split_warpgroups) == (128, 64, True, False)
         assert spec.smem_bytes <= 227 * 1024
     with pytest.raises(ValueError, match="head_dim 256 runs 128 x 64 tiles"):
         KernelSpec(head_dim=256, dtype="float16", causal=False, block_n=128)
     with pytest.raises(ValueError, match="head_dim 256 runs 128 x 64 tiles"):
         KernelSpec(head_dim=256, dtype="float16", causal=False, block_m=64, split_warpgroups=True)
+
+
+def test_bulk_store_epilogue_is_an_opt_in_variant():
+    for spec in all_specs():
+        assert not spec.bulk_store and "bulkstore" not in spec.name and spec.defines()["BULK_STORE"] == 0
+    bulk = KernelSpec(head_dim=128, dtype="float16", causal=False, bulk_store=True)
+    assert bulk.name.endswith(".bulkstore") and bulk.defines()["BULK_STORE"] == 1
+    assert bulk.smem_bytes == KernelSpec(head_dim=128, dtype="float16", causal=False).smem_bytes + 32768
+    with pytest.raises(ValueError, match="bulk_store does not fit at head_dim 256"):
+        KernelSpec(head_dim=256, dtype="float16", causal=False, bulk_store=True)

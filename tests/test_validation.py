@@ -118,6 +118,7 @@ def _inputs():
     (info((2, 4, 100, 64), ptr=(1 << 24) + 2 * 64 * 300 * 8 - 2), ValueError, "out overlaps k"),
     (info((2, 4, 100, 64), ptr=(1 << 24) + 2 * 64 * 300 * 8), None, None),       # right after k
     (info((2, 4, 100, 64), ptr=(1 << 20) - 2 * 51200), None, None),              # right before q
+    (info((2, 4, 100, 64), ptr=(1 << 28) + 2), ValueError, "16-byte aligned address, as q does; it starts 2"),
 ])
 def test_out_buffer_checks(out, exc, match):
     q, k, v = _inputs()

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# One device run closing a kernel change: the whole GPU test suite, the host-overhead breakdown (with a
-# cProfile of the eager path), compute-sanitizer memcheck on every launch mode, then `bsk-cupy validate`
-# (its report copied to $OUT). Each step has its own time limit; logs under $OUT.
+# One device run closing a kernel change: the whole GPU test suite (4 pytest workers, JAX without its memory
+# preallocation), the host-overhead breakdown (with a cProfile of the eager path), compute-sanitizer
+# memcheck on every launch mode, then `bsk-cupy validate` (its report copied to $OUT). Each step has its own time limit; logs under $OUT.
 #   OUT=/tmp/out BSK_CACHE_DIR=$PWD/.bskcache tools/gpu_checkpoint.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
-export PYTHONPATH=. PYTHONUNBUFFERED=1 BSK_CACHE_DIR=${BSK_CACHE_DIR:-/tmp/bskc}
+export PYTHONPATH=. PYTHONUNBUFFERED=1 BSK_CACHE_DIR=${BSK_CACHE_DIR:-/tmp/bskc} XLA_PYTHON_CLIENT_PREALLOCATE=false
 out=${OUT:?set OUT to the log directory}
-timeout 330 python -m pytest -m gpu -q tests/ > "$out/tests.log" 2>&1
-echo "tests: exit $?"; tail -2 "$out/tests.log"
+timeout 240 python -m pytest -m gpu -q -n 4 -rfE -p no:cacheprovider tests/ > "$out/tests.log" 2>&1
+echo "tests: exit $?"; grep -E "^(FAILED|ERROR)" "$out/tests.log" | head -20; tail -1 "$out/tests.log"
 timeout 60 python tools/host_overhead.py "$out/eager_profile.txt" > "$out/host_overhead.log" 2>&1
 echo "host_overhead: exit $?"; tail -8 "$out/host_overhead.log"
 timeout 100 compute-sanitizer --tool memcheck python tools/sanitize_shapes.py > "$out/memcheck.log" 2>&1

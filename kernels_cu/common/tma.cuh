@@ -1,5 +1,6 @@
-// TMA (cp.async.bulk.tensor) wrappers. The tensor map lives in kernel parameter space
-// (a const __grid_constant__ struct member), so its generic address is passed straight through.
+// TMA wrappers: tensor loads (cp.async.bulk.tensor) and bulk stores (cp.async.bulk). The tensor map lives
+// in kernel parameter space (a const __grid_constant__ struct member), so its generic address is passed
+// straight through.
 #pragma once
 #include "prelude.cuh"
 
@@ -20,3 +21,20 @@ BSK_DEVICE void tma_load_4d(void* dst, const TmaDescriptor* desc, uint64_t* bar,
         "l"(reinterpret_cast<uint64_t>(desc)), "r"(smem_addr(bar)), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
         : "memory");
 }
+
+// Bulk (non-tensor) copy of `bytes` from shared to global memory, in this thread's open bulk group. Both
+// addresses 16-byte aligned, `bytes` a multiple of 16.
+BSK_DEVICE void bulk_store(void* dst, const void* src, uint32_t bytes) {
+    asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;" ::"l"(reinterpret_cast<uint64_t>(dst)),
+                 "r"(smem_addr(src)), "r"(bytes)
+                 : "memory");
+}
+
+// Close this thread's open bulk group.
+BSK_DEVICE void bulk_commit() { asm volatile("cp.async.bulk.commit_group;" ::: "memory"); }
+
+// Wait until this thread's bulk groups have read their shared-memory sources (which may then be rewritten).
+BSK_DEVICE void bulk_wait_read() { asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory"); }
+
+// Order this thread's shared-memory writes before the async proxy (TMA) reads them.
+BSK_DEVICE void fence_proxy_async_shared() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
