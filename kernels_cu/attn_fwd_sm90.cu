@@ -45,20 +45,21 @@
 //        (FlashAttention-3 intra-warpgroup pipelining); the consumers also take turns, in a ring, issuing
 //        GEMMs (ping-pong, named barriers 1..consumers). Epilogue: O / l and LSE to global memory, or the
 //        split-KV partials and, in the last split, the combine (the next named barrier). With BULK_STORE
-//        O goes out through shared memory, one cp.async.bulk per warpgroup where the rows are contiguous.
+//        (128- and 192-row tiles) O goes out through shared memory, one cp.async.bulk per warpgroup
+//        where the rows of a head are contiguous, else from registers.
 //
 // Shared memory (bytes), STAGES = 2. SharedStorage rounds up to its 1024-byte alignment; the host adds
 // 1024 more so the dynamic base can be aligned (bsk_cupy/specs.py computes the same, SMEM_BYTES checks it).
-// Staging is 16 bytes, or with BULK_STORE 64 rows of HEAD_DIM * 2 bytes per storing warpgroup:
+// Staging holds 64 rows of HEAD_DIM * 2 bytes per storing warpgroup with BULK_STORE, else 16 bytes:
 //   | HEAD_DIM | BLOCK_M x BLOCK_N | Q      | K ring | V ring | barriers etc. | staging | launched with |
-//   | 64       | 128 x 128         | 16 384 | 32 768 | 32 768 | 208 + 16      | 16      | 83 968        |
-//   | 64       | 192 x 128         | 24 576 | 32 768 | 32 768 | 208 + 16      | 16      | 92 160        |
-//   | 128      | 128 x 128         | 32 768 | 65 536 | 65 536 | 208 + 16      | 16      | 165 888       |
+//   | 64       | 128 x 128         | 16 384 | 32 768 | 32 768 | 208 + 16      | 16 384  | 100 352       |
+//   | 64       | 192 x 128         | 24 576 | 32 768 | 32 768 | 208 + 16      | 24 576  | 116 736       |
+//   | 128      | 128 x 128         | 32 768 | 65 536 | 65 536 | 208 + 16      | 32 768  | 198 656       |
 //   | 256      | 128 x 64          | 65 536 | 65 536 | 65 536 | 208 + 16      | 16      | 198 656       |
-// WG_SPLIT (64-row blocks: Q 8 192 / 16 384) adds the exchange of 128 x (HEAD_DIM / 2 + 4) floats instead
-// of 16 bytes: launched with 94 208 bytes at head dim 64, 184 320 at 128; with BLOCK_N 64 (the 64 x 64
-// tiles of 64 x 64 block masks; S = Q K^T by m64n64k16) the K/V tiles halve: 61 440 and 118 784.
-// BULK_STORE adds 8 192 (head dim 64) or 16 384 bytes per storing warpgroup.
+// WG_SPLIT (64-row blocks: Q 8 192 / 16 384; no BULK_STORE by default) has the exchange of 128 x (HEAD_DIM
+// / 2 + 4) floats instead of 16 bytes: launched with 94 208 bytes at head dim 64, 184 320 at 128; with
+// BLOCK_N 64 (the 64 x 64 tiles of 64 x 64 block masks; S = Q K^T by m64n64k16) the K/V tiles halve:
+// 61 440 and 118 784.
 #include "common/prelude.cuh"
 #include "common/mbarrier.cuh"
 #include "common/numeric.cuh"
@@ -121,10 +122,9 @@ constexpr bool kPingPong = PINGPONG != 0 && !kSplitWarpgroups;  // split warpgro
 constexpr int kFragmentFloats = kChunks * 32;                   // O accumulator floats per consumer thread
 // WG_SPLIT exchange: warpgroup 1's O fragments, then its two rows' max and partial sum, per thread.
 constexpr int kExchangeFloats = kSplitWarpgroups ? 128 * (kFragmentFloats + 4) : 4;
-// Bulk-store epilogue (BULK_STORE, an A/B candidate): each storing warpgroup stages its 64 output rows in
-// shared memory in the output's own row-major order and, when the rows of a head lie back to back in
-// global memory, one thread copies them out with a single cp.async.bulk. Not at HEAD_DIM 256: the staging
-// rows do not fit next to its tiles.
+// Bulk-store epilogue (BULK_STORE): each storing warpgroup stages its 64 output rows in shared memory in
+// the output's own row-major order and, when the rows of a head lie back to back in global memory, one
+// thread copies them out with a single cp.async.bulk. Not at HEAD_DIM 256: the staging rows do not fit.
 constexpr bool kBulkStore = BULK_STORE != 0;
 constexpr int kStoreWarpgroups = kSplitWarpgroups ? 1 : kConsumers;
 constexpr int kStagingBytes = kBulkStore ? kStoreWarpgroups * kRowsPerWarpgroup * kHeadDim * 2 : 16;
@@ -132,8 +132,11 @@ constexpr int kStagingBytes = kBulkStore ? kStoreWarpgroups * kRowsPerWarpgroup 
 // per-thread cap of __launch_bounds__(kThreads, 1) (65 536 / kThreads rounded down to a multiple of 8):
 // setmaxnreg.inc waits for registers the other warpgroups released, so an over-budget claim hangs.
 // Two consumers: 128 * (24 + 2 * 240) = 64 512 = 384 * 168; three: 128 * (32 + 3 * 160) = 65 536 = 512 * 128.
-constexpr int kProducerRegisters = kConsumers == 2 ? 24 : 32;
-constexpr int kConsumerRegisters = kConsumers == 2 ? 240 : 160;
+// WG_SPLIT's 64 x 64 tiles: NVRTC 13.0 spills 4-12 bytes of the loader at 24 registers (13.5 does not), and
+// their consumers fit 232.
+constexpr bool kRoomyProducer = kConsumers == 3 || (kSplitWarpgroups && kBlockN == 64);
+constexpr int kProducerRegisters = kRoomyProducer ? 32 : 24;
+constexpr int kConsumerRegisters = kConsumers == 3 ? 160 : (kRoomyProducer ? 232 : 240);
 static_assert(128 * (kProducerRegisters + kConsumers * kConsumerRegisters) <= kThreads * ((65536 / kThreads) & ~7),
               "setmaxnreg budgets exceed the registers the CTA is launched with");
 

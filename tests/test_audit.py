@@ -1,5 +1,6 @@
-"""Every attention variant compiles for sm_90a, spills nothing, draws no ptxas warning and uses HGMMA + TMA; the
-audit lists every registered variant (the SparseK selection variants are checked in test_sparsek_select.py)."""
+"""Every attention variant compiles for sm_90a, spills nothing, draws no ptxas warning and uses HGMMA + TMA (and
+the bulk copy of its epilogue where it has one); the audit lists every registered variant (the SparseK
+selection variants are checked in test_sparsek_select.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from bsk_cupy.audit import audit_spec, parse_ptxas_log
 from bsk_cupy.cli import main
 from bsk_cupy.device import gpu_available
-from bsk_cupy.specs import KernelSpec, all_kernel_specs, all_specs
+from bsk_cupy.specs import all_kernel_specs, all_specs
 
 pytest.importorskip("cuda.bindings.nvrtc")
 
@@ -23,6 +24,7 @@ def test_variant_passes_audit(spec):
         assert record.ptxas_report, record.as_dict()
     assert record.registers > 0 and record.shared_bytes >= spec.smem_bytes
     assert {"HGMMA", "UTMALDG"} <= set(record.sass_has)
+    assert ("UBLKCP" in record.sass_has) == spec.bulk_store  # the bulk-store epilogue's copy
 
 
 def test_audit_json_lists_every_variant(capsys):
@@ -56,12 +58,6 @@ def test_broken_kernel_fails_the_audit(tmp_path, monkeypatch):
     assert not record.ok and "undefined_call" in record.error
 
 
-def test_bulk_store_variant_has_its_bulk_copy():
-    spec = KernelSpec(head_dim=64, dtype="float16", causal=False, bulk_store=True)
-    record = audit_spec(spec)
-    assert record.ok and "UBLKCP" in record.sass_has, record.as_dict()
-
-
 def test_kernel_without_wgmma_fails_the_audit(tmp_path, monkeypatch):
     from bsk_cupy.compile import source
 
@@ -70,4 +66,4 @@ def test_kernel_without_wgmma_fails_the_audit(tmp_path, monkeypatch):
         'extern "C" __global__ void attn_fwd_sm90(float* x) { x[threadIdx.x] = 1.f; }\n')
     monkeypatch.setattr(source, "kernels_dir", lambda: tmp_path)
     record = audit_spec(all_specs()[0])
-    assert not record.ok and set(record.missing) == {"HGMMA", "UTMALDG"}
+    assert not record.ok and set(record.missing) == {"HGMMA", "UTMALDG", "UBLKCP"}

@@ -72,11 +72,16 @@ def test_head_dim_256_runs_128_by_64_tiles_with_ping_pong():
         KernelSpec(head_dim=256, dtype="float16", causal=False, block_m=64, split_warpgroups=True)
 
 
-def test_bulk_store_epilogue_is_an_opt_in_variant():
+def test_bulk_store_epilogue_on_128_and_192_row_tiles():
     for spec in all_specs():
-        assert not spec.bulk_store and "bulkstore" not in spec.name and spec.defines()["BULK_STORE"] == 0
-    bulk = KernelSpec(head_dim=128, dtype="float16", causal=False, bulk_store=True)
-    assert bulk.name.endswith(".bulkstore") and bulk.defines()["BULK_STORE"] == 1
-    assert bulk.smem_bytes == KernelSpec(head_dim=128, dtype="float16", causal=False).smem_bytes + 32768
+        assert spec.bulk_store == (not spec.split_warpgroups and spec.head_dim != 256), spec.name
+        assert "store" not in spec.name and spec.defines()["BULK_STORE"] == int(spec.bulk_store)
+        assert spec.smem_bytes <= 227 * 1024
+    plain = KernelSpec(head_dim=128, dtype="float16", causal=False, bulk_store=False)
+    assert plain.name.endswith(".registerstore") and plain.defines()["BULK_STORE"] == 0
+    assert KernelSpec(head_dim=128, dtype="float16", causal=False).smem_bytes == plain.smem_bytes + 32768
+    split = KernelSpec(head_dim=64, dtype="float16", causal=False, block_m=64, split_warpgroups=True,
+                       bulk_store=True)
+    assert split.name.endswith(".wgsplit.bulkstore")
     with pytest.raises(ValueError, match="bulk_store does not fit at head_dim 256"):
         KernelSpec(head_dim=256, dtype="float16", causal=False, bulk_store=True)

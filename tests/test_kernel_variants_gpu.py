@@ -30,7 +30,7 @@ VARIANTS = {
     "m128": {"block_m": 128},
     "m128_persistent": {"block_m": 128, "ctas": 5},
     "m128_persistent_static": {"block_m": 128, "ctas": 5, "dynamic": False},
-    "m128_bulkstore": {"block_m": 128, "bulk_store": True},   # the bulk-store epilogue (A/B candidate)
+    "m128_registerstore": {"block_m": 128, "bulk_store": False},   # the epilogue without the bulk store
     "wgsplit_bulkstore": {"block_m": 64, "split_warpgroups": True, "bulk_store": True},
     "m192": {"block_m": 192},
     "m192_persistent": {"block_m": 192, "ctas": 3},
