@@ -51,9 +51,11 @@ class KernelSpec:
     bulk_store : bool
         Bulk-store epilogue: each warpgroup stages its output rows in shared memory and one thread copies
         them out with a single ``cp.async.bulk`` (TMA) where the rows of a head are contiguous, instead of
-        storing from registers. None: on for 128- and 192-row tiles (H100, one CTA per item: B1 H16 S1024
-        D64 15.5 -> 14.0 us, B4 H32 S4096 D128 2111 -> 2100), off with split warpgroups (7.6 -> 7.8 us at
-        B1 H8 S512 D64: one warpgroup stores after the merge) and at head dim 256 (no room).
+        storing from registers. None: on for 128-row tiles (H100, persistent CTAs, same run: B1 H16 S1024
+        D64 15.5 -> 13.9 us, B1 H32 S2048 D64 93.3 -> 88.8, B4 H32 S4096 D128 2093 -> 2060), off for
+        192-row tiles (B2 H16 S16384 D64 4770 -> 4940: three warpgroups at 160 registers), with split
+        warpgroups (7.6 -> 7.8 us at B1 H8 S512 D64: one warpgroup stores after the merge) and at head dim
+        256 (no room).
     """
 
     head_dim: int
@@ -92,7 +94,7 @@ class KernelSpec:
 
     @property
     def _bulk_store_default(self) -> bool:
-        return not self.split_warpgroups and self.head_dim != 256
+        return self.block_m == 128 and self.head_dim != 256
 
     @property
     def tiles_per_mask_block(self) -> int:

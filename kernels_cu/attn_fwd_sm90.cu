@@ -45,21 +45,21 @@
 //        (FlashAttention-3 intra-warpgroup pipelining); the consumers also take turns, in a ring, issuing
 //        GEMMs (ping-pong, named barriers 1..consumers). Epilogue: O / l and LSE to global memory, or the
 //        split-KV partials and, in the last split, the combine (the next named barrier). With BULK_STORE
-//        (128- and 192-row tiles) O goes out through shared memory, one cp.async.bulk per warpgroup
-//        where the rows of a head are contiguous, else from registers.
+//        (128-row tiles) O goes out through shared memory, one cp.async.bulk per warpgroup where the
+//        rows of a head are contiguous, else from registers.
 //
 // Shared memory (bytes), STAGES = 2. SharedStorage rounds up to its 1024-byte alignment; the host adds
 // 1024 more so the dynamic base can be aligned (bsk_cupy/specs.py computes the same, SMEM_BYTES checks it).
-// Staging holds 64 rows of HEAD_DIM * 2 bytes per storing warpgroup with BULK_STORE, else 16 bytes:
+// Staging holds 64 rows of HEAD_DIM * 2 bytes per storing warpgroup with BULK_STORE (by default the
+// 128-row tiles at head dim 64 and 128; bsk_cupy/specs.py), else 16 bytes:
 //   | HEAD_DIM | BLOCK_M x BLOCK_N | Q      | K ring | V ring | barriers etc. | staging | launched with |
 //   | 64       | 128 x 128         | 16 384 | 32 768 | 32 768 | 208 + 16      | 16 384  | 100 352       |
-//   | 64       | 192 x 128         | 24 576 | 32 768 | 32 768 | 208 + 16      | 24 576  | 116 736       |
+//   | 64       | 192 x 128         | 24 576 | 32 768 | 32 768 | 208 + 16      | 16      | 92 160        |
 //   | 128      | 128 x 128         | 32 768 | 65 536 | 65 536 | 208 + 16      | 32 768  | 198 656       |
 //   | 256      | 128 x 64          | 65 536 | 65 536 | 65 536 | 208 + 16      | 16      | 198 656       |
-// WG_SPLIT (64-row blocks: Q 8 192 / 16 384; no BULK_STORE by default) has the exchange of 128 x (HEAD_DIM
-// / 2 + 4) floats instead of 16 bytes: launched with 94 208 bytes at head dim 64, 184 320 at 128; with
-// BLOCK_N 64 (the 64 x 64 tiles of 64 x 64 block masks; S = Q K^T by m64n64k16) the K/V tiles halve:
-// 61 440 and 118 784.
+// WG_SPLIT (64-row blocks: Q 8 192 / 16 384) has the exchange of 128 x (HEAD_DIM / 2 + 4) floats instead
+// of 16 bytes: launched with 94 208 bytes at head dim 64, 184 320 at 128; with BLOCK_N 64 (the 64 x 64
+// tiles of 64 x 64 block masks; S = Q K^T by m64n64k16) the K/V tiles halve: 61 440 and 118 784.
 #include "common/prelude.cuh"
 #include "common/mbarrier.cuh"
 #include "common/numeric.cuh"
