@@ -97,6 +97,12 @@ class KernelSpec:
         return self.block_m == 128 and self.head_dim != 256
 
     @property
+    def _store_suffix(self) -> str:
+        if self.bulk_store == self._bulk_store_default:
+            return ""
+        return ".bulkstore" if self.bulk_store else ".registerstore"
+
+    @property
     def tiles_per_mask_block(self) -> int:
         """KV tiles per listed block-mask block (the kernel's ``kTilesPerMaskBlock``): 2 when 128-row tiles
         have 64 keys (head dim 256), else 1."""
@@ -109,7 +115,7 @@ class KernelSpec:
         return (f"{self.family}.d{self.head_dim}.{DTYPE_SHORT[self.dtype]}.{mask}"
                 f".m{self.block_m}n{self.block_n}s{self.stages}{'' if self.pingpong else '.serial'}"
                 f"{'.wgsplit' if self.split_warpgroups else ''}"
-                f"{'' if self.bulk_store == self._bulk_store_default else '.bulkstore' if self.bulk_store else '.registerstore'}")
+                f"{self._store_suffix}")
 
     @property
     def source(self) -> str:

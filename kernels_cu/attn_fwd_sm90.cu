@@ -560,7 +560,8 @@ constexpr uint32_t kStoreBarrier = 1 + kConsumers + 3;
 // Whether the rows of each head lie back to back in the output, 16-byte aligned, as one cp.async.bulk
 // per warpgroup needs (else the epilogue stores directly from registers).
 BSK_DEVICE bool rows_contiguous(const Params& p) {
-    const uint64_t bits = reinterpret_cast<uint64_t>(p.out) | static_cast<uint64_t>(p.out_stride_b | p.out_stride_h) * 2;
+    const uint64_t head_strides = static_cast<uint64_t>(p.out_stride_b | p.out_stride_h) * 2;
+    const uint64_t bits = reinterpret_cast<uint64_t>(p.out) | head_strides;
     return p.out_stride_s == kHeadDim && (bits & 15) == 0;
 }
 
