@@ -54,16 +54,18 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
     block_mask : bsk_cupy.BlockMask, optional
         Compute only the KV blocks it lists for each (batch, head, query block); block size 128 x 128, or
         64 x 64 at head dim 64 and 128, batch dimension 1 or B, head dimension 1, Hq (per query head) or
-        Hkv (per KV head, shared by the query heads of a GQA group). ``causal`` and ``window`` still mask elements inside listed blocks. Host
-        masks are validated and copied to the GPU once per mask object; device masks are used in place.
+        Hkv (per KV head, shared by the query heads of a GQA group). ``causal`` and ``window`` still mask
+        elements inside listed blocks. Host masks are validated and copied to the GPU once per mask object;
+        device masks are used in place.
     window : (int or None, int or None), optional
         ``(left, right)``: query i sees key j only if ``i + off - left <= j <= i + off + right`` with
         ``off = Sk - Sq`` (sliding-window / local attention; None = unbounded). Only the KV tiles the window
         touches are visited, so the cost follows the window size.
     out : torch tensor or CuPy array, optional
-        Where to write the result: q's framework, shape, dtype and device, contiguous, overlapping none of
-        q, k, v (checked; ValueError / TypeError otherwise). Saves the allocation (on the torch path about a
-        third of the host time of a small call); it is returned. Not for JAX arrays (immutable).
+        Where to write the result: q's framework, shape, dtype and device, contiguous, 16-byte aligned,
+        overlapping none of q, k, v (checked; ValueError / TypeError otherwise). Saves the allocation (on
+        the torch path about a quarter of the host time of a small call); it is returned. Not for JAX
+        arrays (immutable).
 
     Returns
     -------

@@ -143,7 +143,8 @@ def audit_spec(spec: VariantSpec, required: tuple[str, ...] | None = None) -> Au
         record.note = ("NVRTC returned no ptxas report (on a GPU machine the driver's ComputeCache can serve a "
                        "repeated compile); spills checked from the cubin's LOCAL/STACK usage, ptxas warnings "
                        "not checked here (CI, with no driver, checks them)")
-    record.sass_has = sorted(op for op in opcodes if op in required or op.startswith(("HGMMA", "UTMA", "UBLK", "SYNCS")))
+    listed = ("HGMMA", "UTMA", "UBLK", "SYNCS")
+    record.sass_has = sorted(op for op in opcodes if op in required or op.startswith(listed))
     record.missing = [op for op in required if op not in opcodes]
     record.ok = (not record.error and not record.warnings and not record.missing and record.spill_stores == 0
                  and record.spill_loads == 0 and record.stack_bytes == 0)
