@@ -5,13 +5,14 @@
 # that warps spend stalled, by reason). ncu drops metrics this chip does not have without failing; the
 # summary says 'not reported' for those.
 #
-#   benchmarks/ncu_roofline.sh B H S D [causal] [OUTDIR]
+#   benchmarks/ncu_roofline.sh B H S D [causal] [OUTDIR] [DENSITY]
 #
-# Clocks are left as the card runs them (--clock-control none). Full CSV goes to OUTDIR/ncu_<shape>.csv.
+# DENSITY runs under a random 128 x 128 block mask (benchmarks/profile_one.py). Clocks are left as the card
+# runs them (--clock-control none). Full CSV goes to OUTDIR/ncu_<shape>.csv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-b=$1 h=$2 s=$3 d=$4 causal=${5:-0} out=${6:-.}
-tag="b${b}h${h}s${s}d${d}c${causal}"
+b=$1 h=$2 s=$3 d=$4 causal=${5:-0} out=${6:-.} density=${7:-}
+tag="b${b}h${h}s${s}d${d}c${causal}${density:+p$density}"
 export PYTHONPATH=.
 metrics=sm__throughput.avg.pct_of_peak_sustained_elapsed
 metrics+=,dram__throughput.avg.pct_of_peak_sustained_elapsed
@@ -22,7 +23,7 @@ metrics+=,sm__warps_active.avg.pct_of_peak_sustained_active
 metrics+=,gpu__time_duration.sum
 ncu --clock-control none --kernel-name attn_fwd_sm90 --launch-skip 3 --launch-count 1 \
     --metrics "$metrics" --section WarpStateStats --csv --page raw \
-    python3 benchmarks/profile_one.py "$b" "$h" "$s" "$d" "$causal" > "$out/ncu_${tag}.csv"
+    python3 benchmarks/profile_one.py "$b" "$h" "$s" "$d" "$causal" $density > "$out/ncu_${tag}.csv"
 python3 - "$out/ncu_${tag}.csv" <<'PY'
 import csv, sys
 rows = [r for r in csv.reader(l for l in open(sys.argv[1]) if l.startswith('"'))]
