@@ -565,6 +565,21 @@ BSK_DEVICE bool rows_contiguous(const Params& p) {
     return p.out_stride_s == kHeadDim && (bits & 15) == 0;
 }
 
+// This thread's share of output row half `i` (O / l in the output dtype) written to `row`, a row of 16-bit
+// elements in global or shared memory.
+BSK_DEVICE void write_row(uint16_t* row, const float (&o)[kChunks][32], int i, float inv) {
+    const int lane = threadIdx.x % 32;
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            const int col = c * kChunkElems + 8 * j + 2 * (lane % 4);
+            *reinterpret_cast<uint32_t*>(row + col) =
+                pack_pair(o[c][4 * j + 2 * i] * inv, o[c][4 * j + 2 * i + 1] * inv);
+        }
+    }
+}
+
 // Epilogue of consumer warpgroup `wg`, whose 64 rows start at `wg_first_row`: O / l in the output dtype,
 // LSE in natural log. `row_max_log2` and `row_sum` are whole-row values. With the bulk store, the
 // warpgroup's first thread issues the copy; its shared-memory reads are awaited before the next epilogue
@@ -586,22 +601,12 @@ BSK_DEVICE void store(const Params& p, SharedStorage& smem, int wg, const float 
         }
     }
     if (kBulkStore && rows_contiguous(p)) {
-        uint8_t* staging = smem.staging + (kSplitWarpgroups ? 0 : wg) * kRowsPerWarpgroup * kHeadDim * 2;
+        uint16_t* staging = reinterpret_cast<uint16_t*>(smem.staging) +
+                            (kSplitWarpgroups ? 0 : wg) * kRowsPerWarpgroup * kHeadDim;
         if (tid == 0) bulk_wait_read();  // the previous item's rows have left the staging buffer
         named_barrier_sync(kStoreBarrier + wg, 128);
 #pragma unroll
-        for (int i = 0; i < 2; ++i) {
-            uint8_t* staged_row = staging + (row0 + 8 * i - wg_first_row) * kHeadDim * 2;
-#pragma unroll
-            for (int c = 0; c < kChunks; ++c) {
-#pragma unroll
-                for (int j = 0; j < 8; ++j) {
-                    const int col = c * kChunkElems + 8 * j + 2 * (lane % 4);
-                    *reinterpret_cast<uint32_t*>(staged_row + col * 2) =
-                        pack_pair(o[c][4 * j + 2 * i] * inv[i], o[c][4 * j + 2 * i + 1] * inv[i]);
-                }
-            }
-        }
+        for (int i = 0; i < 2; ++i) write_row(staging + (row0 + 8 * i - wg_first_row) * kHeadDim, o, i, inv[i]);
         fence_proxy_async_shared();
         named_barrier_sync(kStoreBarrier + wg, 128);
         const int rows = min(kRowsPerWarpgroup, p.seqlen_q - wg_first_row);
@@ -614,17 +619,7 @@ BSK_DEVICE void store(const Params& p, SharedStorage& smem, int wg, const float 
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
         const int row = row0 + 8 * i;
-        if (row >= p.seqlen_q) continue;
-        uint16_t* out_row = out + row * p.out_stride_s;
-#pragma unroll
-        for (int c = 0; c < kChunks; ++c) {
-#pragma unroll
-            for (int j = 0; j < 8; ++j) {
-                const int col = c * kChunkElems + 8 * j + 2 * (lane % 4);
-                *reinterpret_cast<uint32_t*>(out_row + col) =
-                    pack_pair(o[c][4 * j + 2 * i] * inv[i], o[c][4 * j + 2 * i + 1] * inv[i]);
-            }
-        }
+        if (row < p.seqlen_q) write_row(out + row * p.out_stride_s, o, i, inv[i]);
     }
 }
 
