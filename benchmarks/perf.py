@@ -7,7 +7,9 @@ Run on the H100:
 Rows: the target configs of ``bsk_cupy/targets.json`` and, with ``--sweep``, S in 512..16384 for D 64 and
 128, causal and not, at 16k tokens per batch and 2048 hidden (B = 16384 / S, H = 2048 / D). Each row has GPU
 time by CUDA-graph replay, eager wall time, TFLOPS (4·B·H·S²·D, halved for causal) and the baselines; the
-target rows get MET / MISSED. The JSON carries the GPU name, driver and commit.
+target rows get MET / MISSED. The JSON carries the GPU name, driver and commit. ``--sparse`` adds the
+block-sparse and SparseK targets of the sparse issue (``benchmarks/perf_sparse.py``: density scaling,
+FlexAttention on the same masks, the small sparse shape, selection cost) as ``sparse_rows``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import torch  # noqa: E402  (import before NVRTC/CuPy: see bsk_cupy.environment.
 
 from bsk_cupy.bench import (TARGET_CONFIGS, analyze, bench_config, format_table, format_verdicts,  # noqa: E402
                             graph_time_us)
+
+import perf_sparse  # noqa: E402  (benchmarks/perf_sparse.py, beside this script)
 
 SWEEP_S = (512, 1024, 2048, 4096, 8192, 16384)
 
@@ -94,6 +98,8 @@ def main() -> int:
     parser.add_argument("--dtype", default="float16", choices=["float16", "bfloat16"])
     parser.add_argument("--save-results", metavar="PATH.json")
     parser.add_argument("--plot", metavar="PATH.png")
+    parser.add_argument("--sparse", action="store_true",
+                        help="add the block-sparse and SparseK targets of benchmarks/perf_sparse.py")
     args = parser.parse_args()
 
     target_rows = [bench_config(*cfg, dtype=args.dtype) for cfg in TARGET_CONFIGS]
@@ -106,15 +112,19 @@ def main() -> int:
             record["flex_us"] = flex_us(row.batch, row.heads, row.seqlen, row.head_dim, row.causal)
             record["flex_tflops"] = row.tflops(record["flex_us"])
         records.append(record)
+    sparse_rows = perf_sparse.measure_all() if args.sparse else []
     verdicts = analyze(target_rows)
     print(format_table(target_rows + sweep_rows))
     print()
     print(format_verdicts(verdicts))
+    if sparse_rows:
+        print()
+        print(perf_sparse.table(sparse_rows))
     if args.save_results:
         meta = {"gpu": torch.cuda.get_device_name(), "driver": torch.cuda.driver_version()
                 if hasattr(torch.cuda, "driver_version") else None, "torch": torch.__version__,
                 "commit": commit(), "dtype": args.dtype}
-        Path(args.save_results).write_text(json.dumps({"meta": meta, "rows": records,
+        Path(args.save_results).write_text(json.dumps({"meta": meta, "rows": records, "sparse_rows": sparse_rows,
                                                        "verdicts": [v.__dict__ for v in verdicts]}, indent=1))
     if args.plot:
         plot(records, args.plot)

@@ -263,6 +263,20 @@ def meta() -> dict:
             "dirty": bool(sh("git", "status", "--porcelain", "--untracked-files=no"))}
 
 
+def measure_all(seed: int = 0) -> list[dict]:
+    """Every row of the targets above, each printed as JSON as it is measured (also run by
+    ``benchmarks/perf.py --sparse``)."""
+    rows: list[dict] = []
+    torch.manual_seed(seed)
+    for d in (64, 128):                     # each part adds its rows as it measures them
+        for s in (4096, 8192, 16384):
+            guarded(rows, f"B1 H16 S{s} D{d} (setup)", sweep_shape, rows, s, d, seed)
+    guarded(rows, "B1 H32 S2048 D64 (setup)", small_shape, rows, seed)
+    for s in (8192, 16384, 32768):
+        guarded(rows, f"sparsek S{s}", sparsek_rows, s)
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--save-results", metavar="PATH.json")
@@ -270,14 +284,7 @@ def main() -> int:
     args = parser.parse_args()
     info = meta()
     print(json.dumps(info), flush=True)
-    rows: list[dict] = []
-    torch.manual_seed(args.seed)
-    for d in (64, 128):                     # each part adds its rows as it measures them
-        for s in (4096, 8192, 16384):
-            guarded(rows, f"B1 H16 S{s} D{d} (setup)", sweep_shape, rows, s, d, args.seed)
-    guarded(rows, "B1 H32 S2048 D64 (setup)", small_shape, rows, args.seed)
-    for s in (8192, 16384, 32768):
-        guarded(rows, f"sparsek S{s}", sparsek_rows, s)
+    rows = measure_all(args.seed)
     if args.save_results:
         Path(args.save_results).write_text(json.dumps({"meta": info, "rows": rows}, indent=1))
     print()
