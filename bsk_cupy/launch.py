@@ -1,6 +1,6 @@
 """Host side of a kernel launch: TMA tensor maps, the packed ``Params`` struct and ``cuLaunchKernel``.
 
-``Params`` mirrors ``struct Params`` in ``kernels_cu/attn_fwd_sm90.cu`` byte for byte (the kernel
+``Params`` mirrors ``struct Params`` in ``kernels_cu/attn/params.cuh`` byte for byte (the kernel
 static_asserts the same size and offsets). A :class:`LaunchPlan` holds everything that depends only on the
 inputs' shapes, strides and pointers; per call only the output pointers are written before the launch.
 """

@@ -149,7 +149,7 @@ class KernelSpec:
         return storage + _SWIZZLE_ALIGN
 
     def defines(self) -> dict[str, int]:
-        """The ``-D`` macros of this variant (read by ``kernels_cu/attn_fwd_sm90.cu``)."""
+        """The ``-D`` macros of this variant (read by ``kernels_cu/attn/config.cuh``)."""
         return {
             "HEAD_DIM": self.head_dim,
             "DTYPE": DTYPE_CODES[self.dtype],

@@ -1,7 +1,7 @@
 """Host-side launch structures (CPU): the packed attention Params and the cuLaunchKernelEx structs.
 
 The kernel static_asserts sizeof(Params) == 576; these tests pin where the host writes each group of fields
-(the same order as ``struct Params`` in kernels_cu/attn_fwd_sm90.cu) and the CUDA driver ABI of the
+(the same order as ``struct Params`` in kernels_cu/attn/params.cuh) and the CUDA driver ABI of the
 ``CUlaunchConfig`` / ``CUlaunchAttribute`` mirrors (cuda.h: 7 unsigned ints, then the stream, the attribute
 pointer and their count; an attribute is an id padded to 8 bytes and a 64-byte value union).
 """

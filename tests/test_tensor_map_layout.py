@@ -1,5 +1,5 @@
 """TMA map geometry (pure Python): every strided view maps (d, s, h, b) to the right element, with the
-coordinate placement the kernel uses (kernels_cu/attn_fwd_sm90.cu, load_chunk)."""
+coordinate placement the kernel uses (kernels_cu/attn/load.cuh, load_chunk)."""
 
 import itertools
 import random

@@ -1,0 +1,197 @@
+// attn_fwd_sm90: a work item's epilogue: O / l and LSE out (bulk store or from registers), split-KV
+// partials and their combine, and the WG_SPLIT merge of two warpgroups' partial results.
+#pragma once
+#include "tile_math.cuh"
+
+namespace attn {
+
+// Whether the rows of each head lie back to back in the output, 16-byte aligned, as one cp.async.bulk
+// per warpgroup needs (else the epilogue stores directly from registers).
+BSK_DEVICE bool rows_contiguous(const Params& p) {
+    const uint64_t head_strides = static_cast<uint64_t>(p.out_stride_b | p.out_stride_h) * 2;
+    const uint64_t bits = reinterpret_cast<uint64_t>(p.out) | head_strides;
+    return p.out_stride_s == kHeadDim && (bits & 15) == 0;
+}
+
+// This thread's share of output row half `i` (O / l in the output dtype) written to `row`, a row of 16-bit
+// elements in global or shared memory.
+BSK_DEVICE void write_row(uint16_t* row, const float (&o)[kChunks][32], int i, float inv) {
+    const int lane = threadIdx.x % 32;
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            const int col = c * kChunkElems + 8 * j + 2 * (lane % 4);
+            *reinterpret_cast<uint32_t*>(row + col) =
+                pack_pair(o[c][4 * j + 2 * i] * inv, o[c][4 * j + 2 * i + 1] * inv);
+        }
+    }
+}
+
+// Epilogue of consumer warpgroup `wg`, whose 64 rows start at `wg_first_row`: O / l in the output dtype,
+// LSE in natural log. `row_max_log2` and `row_sum` are whole-row values. With the bulk store, the
+// warpgroup's first thread issues the copy; its shared-memory reads are awaited before the next epilogue
+// rewrites the staging rows and before the consumer exits.
+BSK_DEVICE void store(const Params& p, SharedStorage& smem, int wg, const float (&o)[kChunks][32],
+                      const float (&row_max_log2)[2], const float (&row_sum)[2], int wg_first_row, int head,
+                      int batch) {
+    const int lane = threadIdx.x % 32, tid = threadIdx.x % 128, row0 = thread_row(wg_first_row);
+    uint16_t* out = p.out + batch * p.out_stride_b + head * p.out_stride_h;
+    float inv[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const float sum = row_sum[i];
+        const int row = row0 + 8 * i;
+        inv[i] = sum > 0.f ? 1.f / sum : 0.f;
+        if (p.lse != nullptr && lane % 4 == 0 && row < p.seqlen_q) {
+            const float lse_log2 = sum > 0.f ? row_max_log2[i] + log2f(sum) : BSK_NEG_INF;
+            p.lse[(static_cast<int64_t>(batch) * p.num_heads + head) * p.seqlen_q + row] = lse_log2 * 0.69314718056f;
+        }
+    }
+    if (kBulkStore && rows_contiguous(p)) {
+        uint16_t* staging = reinterpret_cast<uint16_t*>(smem.staging) +
+                            (kSplitWarpgroups ? 0 : wg) * kRowsPerWarpgroup * kHeadDim;
+        if (tid == 0) bulk_wait_read();  // the previous item's rows have left the staging buffer
+        named_barrier_sync(kStoreBarrier + wg, 128);
+#pragma unroll
+        for (int i = 0; i < 2; ++i) write_row(staging + (row0 + 8 * i - wg_first_row) * kHeadDim, o, i, inv[i]);
+        fence_proxy_async_shared();
+        named_barrier_sync(kStoreBarrier + wg, 128);
+        const int rows = min(kRowsPerWarpgroup, p.seqlen_q - wg_first_row);
+        if (tid == 0 && rows > 0) {
+            bulk_store(out + static_cast<int64_t>(wg_first_row) * kHeadDim, staging, rows * kHeadDim * 2);
+            bulk_commit();
+        }
+        return;
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int row = row0 + 8 * i;
+        if (row < p.seqlen_q) write_row(out + row * p.out_stride_s, o, i, inv[i]);
+    }
+}
+
+// L2 load (skips L1, which is not coherent with other SMs' writes).
+BSK_DEVICE float load_global_cg(const float* ptr) {
+    float v;
+    asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(ptr) : "memory");
+    return v;
+}
+
+// Split-KV epilogue. Every split writes its unnormalised O and its rows' (max, sum) to the workspace in
+// fragment order (element e of consumer thread t at e * 256 + t: coalesced, and read back by the same
+// thread of the combining CTA). The CTA that finishes last (atomic counter, which it resets to 0) combines
+// the splits in split order, so the result does not depend on which CTA that is:
+//   M = max_s m_s,  L = sum_s 2^(m_s - M) l_s,  O = sum_s 2^(m_s - M) O_s / L.
+
+BSK_DEVICE void split_store(const Params& p, SharedStorage& smem, int wg, float (&o)[kChunks][32],
+                            const RowState& st, int wg_first_row, int m_block, int split, int head, int batch) {
+    const int tid = threadIdx.x - 128;
+    const int64_t tile = (static_cast<int64_t>(batch) * p.num_heads + head) * m_blocks(p) + m_block;
+    const int64_t part = tile * p.num_splits + split;
+    float* my_o = p.split_o + part * kFragmentFloats * kConsumerThreads + tid;
+    float* my_ml = p.split_ml + part * 4 * kConsumerThreads + tid;
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+#pragma unroll
+        for (int e = 0; e < 32; ++e) my_o[(c * 32 + e) * kConsumerThreads] = o[c][e];
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        my_ml[i * kConsumerThreads] = st.max[i] == BSK_NEG_INF ? BSK_NEG_INF : st.max[i] * p.scale_log2;
+        my_ml[(2 + i) * kConsumerThreads] = quad_sum(st.sum[i]);
+    }
+    __threadfence();
+    named_barrier_sync(kCombineBarrier, kConsumerThreads);
+    if (tid == 0) {
+        const uint32_t arrived = atomicAdd(p.split_counter + tile, 1u);
+        const bool last = arrived == static_cast<uint32_t>(p.num_splits - 1);
+        if (last) p.split_counter[tile] = 0;
+        smem.combine = last;
+    }
+    named_barrier_sync(kCombineBarrier, kConsumerThreads);
+    if (!smem.combine) return;
+    __threadfence();
+
+    const float* parts_o = p.split_o + tile * p.num_splits * kFragmentFloats * kConsumerThreads + tid;
+    const float* parts_ml = p.split_ml + tile * p.num_splits * 4 * kConsumerThreads + tid;
+    float row_max[2] = {BSK_NEG_INF, BSK_NEG_INF}, row_sum[2] = {0.f, 0.f};
+    for (int s = 0; s < p.num_splits; ++s) {
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            row_max[i] = fmaxf(row_max[i], load_global_cg(parts_ml + (s * 4 + i) * kConsumerThreads));
+        }
+    }
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+#pragma unroll
+        for (int e = 0; e < 32; ++e) o[c][e] = 0.f;
+    }
+    for (int s = 0; s < p.num_splits; ++s) {
+        float weight[2];
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            const float m = load_global_cg(parts_ml + (s * 4 + i) * kConsumerThreads);
+            weight[i] = m == BSK_NEG_INF ? 0.f : exp2_approx(m - row_max[i]);
+            row_sum[i] += weight[i] * load_global_cg(parts_ml + (s * 4 + 2 + i) * kConsumerThreads);
+        }
+        const float* part = parts_o + s * kFragmentFloats * kConsumerThreads;
+#pragma unroll
+        for (int c = 0; c < kChunks; ++c) {
+#pragma unroll
+            for (int e = 0; e < 32; ++e) {
+                o[c][e] += weight[(e / 2) % 2] * load_global_cg(part + (c * 32 + e) * kConsumerThreads);
+            }
+        }
+    }
+    store(p, smem, wg, o, row_max, row_sum, wg_first_row, head, batch);
+}
+
+// WG_SPLIT merge of the two warpgroups' partial results for the same rows (thread t of each holds the
+// same fragment positions): warpgroup 1 hands O, max and partial sums over in shared memory (after
+// warpgroup 0 has read the previous item's), warpgroup 0 merges them into its own, max-rescaled:
+//   M = max(m0, m1),  l = 2^(m0 - M) l0 + 2^(m1 - M) l1,  O = 2^(m0 - M) O0 + 2^(m1 - M) O1.
+// Returns true in warpgroup 0, which then stores the result.
+
+BSK_DEVICE bool merge_warpgroups(SharedStorage& smem, float (&o)[kChunks][32], RowState& st, int wg,
+                                 float scale_log2) {
+    const int tid = threadIdx.x % 128;
+    float* exchange = smem.exchange + tid;
+    if (wg == 1) {
+        named_barrier_sync(kExchangeFree, 256);
+#pragma unroll
+        for (int c = 0; c < kChunks; ++c) {
+#pragma unroll
+            for (int e = 0; e < 32; ++e) exchange[(c * 32 + e) * 128] = o[c][e];
+        }
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            exchange[(kFragmentFloats + i) * 128] = st.max[i];
+            exchange[(kFragmentFloats + 2 + i) * 128] = st.sum[i];
+        }
+        named_barrier_arrive(kExchangeFull, 256);
+        return false;
+    }
+    named_barrier_arrive(kExchangeFree, 256);
+    named_barrier_sync(kExchangeFull, 256);
+    float weight0[2], weight1[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const float m1 = exchange[(kFragmentFloats + i) * 128], l1 = exchange[(kFragmentFloats + 2 + i) * 128];
+        const float m = fmaxf(st.max[i], m1);
+        weight0[i] = st.max[i] == BSK_NEG_INF ? 0.f : exp2_approx((st.max[i] - m) * scale_log2);
+        weight1[i] = m1 == BSK_NEG_INF ? 0.f : exp2_approx((m1 - m) * scale_log2);
+        st.sum[i] = st.sum[i] * weight0[i] + l1 * weight1[i];
+        st.max[i] = m;
+    }
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+#pragma unroll
+        for (int e = 0; e < 32; ++e) {
+            o[c][e] = o[c][e] * weight0[(e / 2) % 2] + exchange[(c * 32 + e) * 128] * weight1[(e / 2) % 2];
+        }
+    }
+    return true;
+}
+
+}  // namespace attn

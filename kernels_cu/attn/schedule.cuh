@@ -1,0 +1,97 @@
+// attn_fwd_sm90: work items: numbering, the claims of persistent CTAs from the device counter, and each
+// item's KV schedule (dense range, window, or block-mask lists; split-KV parts).
+#pragma once
+#include "params.cuh"
+
+namespace attn {
+
+BSK_DEVICE int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+BSK_DEVICE int m_blocks(const Params& p) { return ceil_div(p.seqlen_q, kBlockM); }
+
+// The CTA's work item after `index`: the next unclaimed one (work counter) or `index + gridDim.x`. Claimed in
+// index order, so the longest causal query blocks of each head go first, as with one CTA per item.
+BSK_DEVICE int next_item(const Params& p, int index) {
+    if (p.work_counter == nullptr) return index + gridDim.x;
+    return static_cast<int>(atomicAdd(p.work_counter, 1u)) + gridDim.x;
+}
+
+// Called once per CTA after its last claim: the last CTA resets the work counter for the next launch (no
+// CTA claims after its own call, so none can see the reset early). The fences order each CTA's last claim
+// before its count (release) and every count before the reset (acquire) in the PTX memory model; the
+// returned claim values already imply that order in practice.
+BSK_DEVICE void retire(const Params& p) {
+    if (p.work_counter == nullptr) return;
+    __threadfence();
+    if (atomicAdd(p.work_counter + 1, 1u) == gridDim.x - 1) {
+        __threadfence();
+        p.work_counter[0] = 0;
+        p.work_counter[1] = 0;
+    }
+}
+
+BSK_DEVICE WorkItem work_item(const Params& p, int index) {
+    const int per_head = m_blocks(p) * p.num_splits;
+    const int x = per_head - 1 - index % per_head, head_batch = index / per_head;
+    return {x / p.num_splits, x % p.num_splits, head_batch % p.num_heads, head_batch / p.num_heads};
+}
+
+BSK_DEVICE int diagonal_hi(const Params& p) { return kCausal ? min(p.window_hi, 0) : p.window_hi; }
+
+BSK_DEVICE KvSchedule kv_schedule(const Params& p, const WorkItem& item) {
+    const int m_block = item.m_block, head = item.head, batch = item.batch, split = item.split;
+    KvSchedule sched = {0, 0, nullptr, nullptr, 0, p.mask_kv_blocks};
+    int total;
+    if (p.mask_num != nullptr) {
+        // Counts are clamped to the row length: a malformed device mask cannot read past its rows.
+        const int64_t row = batch * p.mask_stride_b + (head / p.mask_head_div) * p.mask_stride_h + m_block;
+        sched.partial = p.mask_idx + row * p.mask_kv_blocks;
+        sched.num_partial = min(max(p.mask_num[row], 0), p.mask_kv_blocks);
+        total = sched.num_partial;
+        if (p.mask_full_num != nullptr) {
+            sched.full = p.mask_full_idx + row * p.mask_kv_blocks;
+            total += min(max(p.mask_full_num[row], 0), p.mask_kv_blocks);
+        }
+        total *= kTilesPerMaskBlock;
+    } else {
+        const int shift = p.seqlen_k - p.seqlen_q;
+        const int first_row = m_block * kBlockM, last_row = min(first_row + kBlockM, p.seqlen_q) - 1;
+        const int64_t lo_key = static_cast<int64_t>(first_row) + shift + p.window_lo;
+        const int64_t hi_key = static_cast<int64_t>(last_row) + shift + diagonal_hi(p);
+        const int first_key = static_cast<int>(max(lo_key, static_cast<int64_t>(0)));
+        const int last_key = static_cast<int>(min(hi_key, static_cast<int64_t>(p.seqlen_k - 1)));
+        sched.begin = first_key / kBlockN;
+        total = last_key < first_key ? 0 : last_key / kBlockN + 1 - sched.begin;
+    }
+    // Split s of n takes positions [total * s / n, total * (s + 1) / n): contiguous, sizes differ by <= 1.
+    const int start = total * split / p.num_splits, stop = total * (split + 1) / p.num_splits;
+    sched.end = sched.begin + stop;
+    sched.begin += start;
+    return sched;
+}
+
+// Claiming thread (producer warp 1, lane 0): claims the CTA's work items, decodes each into `smem.claim`
+// for the loader (thread 0), and ends with a claim of -1 tiles, then retires. It claims the next item when
+// the loader has issued every load of the last, the moment the loader would otherwise do it itself; the
+// atomic, its 64-bit address and the decode's runtime divisions stay out of the loader's registers (with
+// them the loader spills at the 24 registers that leave two consumers 240).
+BSK_DEVICE void claim_items(const Params& p, SharedStorage& smem) {
+    for (int index = blockIdx.x, round = 0;; ++round) {
+        if (round > 0) {
+            mbar_wait(&smem.claim_empty, (round - 1) & 1);
+            index = next_item(p, index);
+        }
+        if (index >= p.num_items) {  // a parameter: nothing to keep live across the claims
+            smem.claim.sched.begin = 0;
+            smem.claim.sched.end = -1;
+            mbar_arrive(&smem.claim_full);
+            break;
+        }
+        smem.claim.item = work_item(p, index);
+        smem.claim.sched = kv_schedule(p, smem.claim.item);
+        mbar_arrive(&smem.claim_full);
+    }
+    retire(p);
+}
+
+}  // namespace attn

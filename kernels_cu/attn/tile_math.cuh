@@ -1,0 +1,147 @@
+// attn_fwd_sm90: one KV tile in a consumer warpgroup: the two GEMMs (wgmma), element masks, the online
+// softmax step and the O rescale.
+#pragma once
+#include "schedule.cuh"
+
+namespace attn {
+
+// Per-thread view of the rows a consumer thread owns (two rows of the 64 x N fragments).
+struct RowState {
+    float max[2];        // running max of the raw scores q.k; -inf until a key is seen
+    float sum[2];        // this thread's share of the running softmax denominator
+    float correction[2]; // factor O must be multiplied by before the next P V accumulates into it
+};
+
+// One k-step of S = Q K^T: the wgmma shape follows the tile width (the fragment holds BLOCK_N / 2 floats).
+BSK_DEVICE void qk_step(float (&s)[64], uint64_t desc_q, uint64_t desc_k, uint32_t accumulate) {
+    wgmma_m64n128k16_ss(s, desc_q, desc_k, accumulate);
+}
+BSK_DEVICE void qk_step(float (&s)[32], uint64_t desc_q, uint64_t desc_k, uint32_t accumulate) {
+    wgmma_m64n64k16_ss(s, desc_q, desc_k, accumulate);
+}
+
+// Issue S(64 x BLOCK_N) = Q_wg K^T as one wgmma group (both operands 128-byte-swizzled K-major in shared
+// memory). The caller fences before and waits after.
+BSK_DEVICE void issue_qk(float (&s)[kBlockN / 2], uint32_t q_wg, uint32_t k_tile) {
+#pragma unroll
+    for (int kk = 0; kk < kHeadDim / 16; ++kk) {
+        const uint32_t chunk = kk / 4, col_bytes = (kk % 4) * 32;
+        const uint64_t desc_q = smem_desc_sw128(q_wg + chunk * kBlockM * kChunkRowBytes + col_bytes, 16,
+                                                kSwizzleAtomBytes);
+        const uint64_t desc_k = smem_desc_sw128(k_tile + chunk * kBlockN * kChunkRowBytes + col_bytes, 16,
+                                                kSwizzleAtomBytes);
+        qk_step(s, desc_q, desc_k, kk > 0);
+    }
+    wgmma_commit();
+}
+
+// Issue O(64 x D) += P(64 x BLOCK_N) V(BLOCK_N x D) as one wgmma group: P from registers, V N-major
+// (D contiguous) in shared memory. O and P stay untouched until the group completes.
+BSK_DEVICE void issue_pv(float (&o)[kChunks][32], const uint32_t (&p)[kBlockN / 16][4], uint32_t v_tile) {
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+#pragma unroll
+        for (int kk = 0; kk < kBlockN / 16; ++kk) {
+            const uint64_t desc_v = smem_desc_sw128(v_tile + c * kBlockN * kChunkRowBytes + kk * 2 * kSwizzleAtomBytes,
+                                                    kBlockN * kChunkRowBytes, kSwizzleAtomBytes);
+            wgmma_m64n64k16_rs_mn(o[c], p[kk], desc_v, 1);
+        }
+    }
+    wgmma_commit();
+}
+
+BSK_DEVICE void fence_o(float (&o)[kChunks][32]) {
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) wgmma_fence_operands(o[c]);
+}
+
+BSK_DEVICE void fence_p(uint32_t (&p)[kBlockN / 16][4]) {
+#pragma unroll
+    for (int kk = 0; kk < kBlockN / 16; ++kk) {
+#pragma unroll
+        for (int r = 0; r < 4; ++r) asm volatile("" : "+r"(p[kk][r])::"memory");
+    }
+}
+
+// Mask keys past Sk, above the causal diagonal or outside the window (scores stay unscaled; softmax_step
+// folds the scale in).
+BSK_DEVICE int thread_row(int wg_first_row) {
+    return wg_first_row + (threadIdx.x % 128) / 32 * 16 + threadIdx.x % 32 / 4;
+}
+
+BSK_DEVICE void mask_scores(float (&s)[kBlockN / 2], const Params& p, int key0, int wg_first_row) {
+    const int lane = threadIdx.x % 32, row0 = thread_row(wg_first_row);
+    const int shift = p.seqlen_k - p.seqlen_q, hi = diagonal_hi(p);
+#pragma unroll
+    for (int e = 0; e < kBlockN / 2; ++e) {
+        const int col = key0 + 8 * (e / 4) + 2 * (lane % 4) + (e % 2);
+        const int offset = col - (row0 + 8 * ((e / 2) % 2)) - shift;
+        const bool visible = col < p.seqlen_k && offset <= hi && offset >= p.window_lo;  // col >= 0 always
+        if (!visible) s[e] = BSK_NEG_INF;
+    }
+}
+
+// Whether some (row, key) of tile `key0` is invisible to the 64 rows of this warpgroup.
+BSK_DEVICE bool tile_needs_mask(const Params& p, int key0, int wg_first_row) {
+    const int64_t shift = p.seqlen_k - p.seqlen_q;
+    const int64_t last_offset = static_cast<int64_t>(key0) + kBlockN - 1 - wg_first_row - shift;
+    const int64_t first_offset = static_cast<int64_t>(key0) - (wg_first_row + kRowsPerWarpgroup - 1) - shift;
+    return key0 + kBlockN > p.seqlen_k || last_offset > diagonal_hi(p) || first_offset < p.window_lo;
+}
+
+// Online softmax step on one tile: new running max, S -> unnormalised P in place, running sums, and the
+// correction O needs. Maxima are kept on raw scores (the scale is positive) and the scale is folded into
+// one FFMA per score: p = exp2(s * scale_log2 - max * scale_log2). Touches neither O nor P, so it runs
+// while the previous P V is in flight.
+BSK_DEVICE void softmax_step(float (&s)[kBlockN / 2], RowState& st, float scale_log2) {
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        float tile_max = BSK_NEG_INF;
+#pragma unroll
+        for (int e = 2 * i; e < kBlockN / 2; e += 4) tile_max = fmaxf(tile_max, fmaxf(s[e], s[e + 1]));
+        tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
+        tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
+        const float new_max = fmaxf(st.max[i], tile_max);
+        const float offset = new_max == BSK_NEG_INF ? 0.f : new_max * scale_log2;  // nothing visible yet
+        st.correction[i] = exp2_approx(st.max[i] * scale_log2 - offset);
+        st.max[i] = new_max;
+        float tile_sum = 0.f;
+#pragma unroll
+        for (int e = 2 * i; e < kBlockN / 2; e += 4) {
+            s[e] = exp2_approx(fmaf(s[e], scale_log2, -offset));
+            s[e + 1] = exp2_approx(fmaf(s[e + 1], scale_log2, -offset));
+            tile_sum += s[e] + s[e + 1];
+        }
+        st.sum[i] = st.sum[i] * st.correction[i] + tile_sum;
+    }
+}
+
+// Pinned by fence_o: otherwise the compiler sinks the multiplies past wgmma.fence and ptxas must inject a
+// warpgroup.arrive before the next wgmma (C7519).
+BSK_DEVICE void rescale(float (&o)[kChunks][32], const RowState& st) {
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+#pragma unroll
+        for (int e = 0; e < 32; ++e) o[c][e] *= st.correction[(e / 2) % 2];
+    }
+    fence_o(o);
+}
+
+BSK_DEVICE uint32_t pack_pair(float lo, float hi) { return kBf16 ? pack_bf16x2(lo, hi) : pack_f16x2(lo, hi); }
+
+// P in the register layout wgmma takes for A: k-step kk holds columns 16kk..16kk+15 of the tile.
+BSK_DEVICE void pack_p(uint32_t (&p)[kBlockN / 16][4], const float (&s)[kBlockN / 2]) {
+#pragma unroll
+    for (int kk = 0; kk < kBlockN / 16; ++kk) {
+#pragma unroll
+        for (int r = 0; r < 4; ++r) p[kk][r] = pack_pair(s[8 * kk + 2 * r], s[8 * kk + 2 * r + 1]);
+    }
+}
+
+// Row sums of this thread's two rows over the quad of lanes that share them.
+BSK_DEVICE float quad_sum(float x) {
+    x += __shfl_xor_sync(0xffffffffu, x, 1);
+    return x + __shfl_xor_sync(0xffffffffu, x, 2);
+}
+
+}  // namespace attn
