@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
+import subprocess
+from pathlib import Path
 
 
 def _package_version(name: str) -> str:
@@ -10,6 +13,35 @@ def _package_version(name: str) -> str:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
         return "not installed"
+
+
+def _checkout_commit() -> str:
+    """The git commit of the checkout this package runs from (with "+ changes" when its tracked files
+    differ from it), or why there is none."""
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=False)
+
+    try:
+        head = git("rev-parse", "--short=12", "HEAD")
+        if head.returncode != 0 or not (root / ".git").exists():
+            return "no git checkout here (see the kernel source digest)"
+        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+        return head.stdout.strip() + (" + changes" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (git not available)"
+
+
+def _kernel_source_digest(filename: str) -> str:
+    """First 16 hex digits of the sha256 of a kernel's expanded source: what the numbers were measured on,
+    whatever the install."""
+    from .compile.source import expand_source
+
+    try:
+        return hashlib.sha256(expand_source(filename).encode()).hexdigest()[:16]
+    except OSError as exc:
+        return f"unavailable ({exc})"
 
 
 def import_torch():
@@ -27,7 +59,8 @@ def describe() -> dict[str, str]:
     from .compile import cache
     from .version import __version__
 
-    info: dict[str, str] = {"bsk_cupy": __version__}
+    info: dict[str, str] = {"bsk_cupy": __version__, "commit": _checkout_commit(),
+                            "attention kernel source (sha256)": _kernel_source_digest("attn_fwd_sm90.cu")}
     try:
         from .compile.nvrtc import nvrtc_build_id
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 
 import pytest
 
 from bsk_cupy.cli import main
+from bsk_cupy.compile.source import expand_source
+from bsk_cupy.environment import describe
 from bsk_cupy.specs import all_kernel_specs
 
 
@@ -15,6 +18,15 @@ def test_info_runs_anywhere(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert "bsk_cupy" in out and "cache" in out
+
+
+def test_reports_name_the_code_they_measured():
+    """info / validate carry the checkout's commit and a digest of the expanded kernel source, so that a
+    report can be matched to the kernel it measured."""
+    info = describe()
+    digest = hashlib.sha256(expand_source("attn_fwd_sm90.cu").encode()).hexdigest()[:16]
+    assert info["attention kernel source (sha256)"] == digest
+    assert info["commit"]  # a commit in a checkout; "no git checkout here ..." in an installed package
 
 
 def test_warmup_then_everything_cached(capsys, tmp_path, monkeypatch):
