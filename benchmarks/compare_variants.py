@@ -21,7 +21,6 @@ fixed); the reference then is SDPA's math backend with the equivalent element ma
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -108,7 +107,7 @@ def run_config(config, variants, density: float | None = None, mask_block: int =
             max_ctas = sm_count(problem.device)
         try:
             spec = mask_tile_spec(select_spec(problem, masked=mask is not None), None if mask is None else mask.block)
-            spec = dataclasses.replace(spec, **overrides)
+            spec = spec.retiled(**overrides)
         except ValueError:
             row[name] = None
             continue

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import threading
 from collections import OrderedDict
@@ -104,7 +103,7 @@ def split_warpgroups_spec(problem: AttentionProblem, spec: KernelSpec, splits: i
     items = math.ceil(problem.seqlen_q / spec.block_m) * problem.heads_q * problem.batch
     if masked or splits != 1 or spec.block_m != 128 or spec.head_dim == 256 or 2 * items > sms:
         return spec
-    return dataclasses.replace(spec, block_m=64, split_warpgroups=True)
+    return spec.retiled(block_m=64, split_warpgroups=True)
 
 
 def mask_tile_spec(spec: KernelSpec, mask_block: int | None) -> KernelSpec:
@@ -113,7 +112,7 @@ def mask_tile_spec(spec: KernelSpec, mask_block: int | None) -> KernelSpec:
     without a mask keep ``spec``."""
     if mask_block != 64:
         return spec
-    return dataclasses.replace(spec, block_m=64, block_n=64, split_warpgroups=True)
+    return spec.retiled(block_m=64, block_n=64, split_warpgroups=True)
 
 
 def get_plan(problem: AttentionProblem, q: ArrayInfo, k: ArrayInfo, v: ArrayInfo, mask=None) -> LaunchPlan:

@@ -9,6 +9,7 @@ their combinations itself with ``static_assert`` so an illegal spec fails at com
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
@@ -91,6 +92,12 @@ class KernelSpec:
                                  f"block_n {self.block_n}, split_warpgroups {self.split_warpgroups}")
         elif self.block_n not in ((64, 128) if self.split_warpgroups else (128,)):
             raise ValueError(f"block_n must be 128, or 64 with split_warpgroups; got {self.block_n}")
+
+    def retiled(self, **changes) -> "KernelSpec":
+        """This spec with ``changes`` (dataclass fields), choosing ``bulk_store`` afresh for the new tile
+        shape unless ``changes`` names it: ``dataclasses.replace`` would carry the old tile's resolved choice
+        over (a 128-row tile's bulk store onto the split warpgroups derived from it)."""
+        return dataclasses.replace(self, **{"bulk_store": None, **changes})
 
     @property
     def _bulk_store_default(self) -> bool:

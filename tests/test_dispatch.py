@@ -51,6 +51,18 @@ def test_split_warpgroups_for_grids_under_half_the_sms():
     assert splits == 16 and not spec.split_warpgroups
 
 
+def test_derived_tiles_choose_their_own_bulk_store():
+    # the dispatcher derives 64-row tiles from a 128-row spec: the 128-row bulk store must not ride along
+    # (split warpgroups store from registers, the variant warmup and audit compile; the bulk store lost there)
+    spec, _ = _variant(problem(1, 8, 512, 64))
+    fresh = KernelSpec(head_dim=64, dtype="float16", causal=False, block_m=64, split_warpgroups=True)
+    assert spec == fresh and not spec.bulk_store and spec.name in {s.name for s in all_specs()}
+    masked = mask_tile_spec(select_spec(problem(1, 8, 512, 128), sms=132, masked=True), 64)
+    assert not masked.bulk_store and masked.name in {s.name for s in all_specs()}
+    kept = select_spec(problem(1, 8, 512, 64), sms=132).retiled(block_m=64, split_warpgroups=True, bulk_store=True)
+    assert kept.bulk_store and kept.name.endswith(".wgsplit.bulkstore")
+
+
 def test_mask_blocks_of_64_run_on_64_by_64_split_warpgroup_tiles():
     for prob in (problem(2, 16, 16384, 64), problem(1, 8, 512, 128, causal=True)):
         spec = select_spec(prob, sms=132, masked=True)

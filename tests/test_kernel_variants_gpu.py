@@ -7,8 +7,6 @@ split-KV (H100; marked ``gpu``).
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
@@ -73,7 +71,7 @@ def test_variant_matches_float64(variant, case, head_dim):
     max_ctas = fields.pop("ctas", None)
     dynamic = fields.pop("dynamic", True)
     try:
-        spec = dataclasses.replace(select_spec(problem), **fields)
+        spec = select_spec(problem).retiled(**fields)
     except ValueError:
         pytest.skip(f"{variant} does not exist at head_dim {head_dim}")
     if spec.split_warpgroups and splits > 1:
