@@ -57,6 +57,9 @@ class KernelSpec:
         192-row tiles (B2 H16 S16384 D64 4770 -> 4940: three warpgroups at 160 registers), with split
         warpgroups (7.6 -> 7.8 us at B1 H8 S512 D64: one warpgroup stores after the merge) and at head dim
         256 (no room).
+    trace : bool
+        Build the timeline probe (``kernels_cu/attn/trace.cuh``: per-CTA %globaltimer marks in the module
+        global ``bsk_trace``; ``tools/trace_timeline.py``). Diagnostics only: never dispatched.
     """
 
     head_dim: int
@@ -68,6 +71,7 @@ class KernelSpec:
     pingpong: bool = True
     split_warpgroups: bool = False
     bulk_store: bool | None = None
+    trace: bool = False
     family: str = "attn_fwd_sm90"
 
     def __post_init__(self) -> None:
@@ -122,7 +126,7 @@ class KernelSpec:
         return (f"{self.family}.d{self.head_dim}.{DTYPE_SHORT[self.dtype]}.{mask}"
                 f".m{self.block_m}n{self.block_n}s{self.stages}{'' if self.pingpong else '.serial'}"
                 f"{'.wgsplit' if self.split_warpgroups else ''}"
-                f"{self._store_suffix}")
+                f"{self._store_suffix}{'.trace' if self.trace else ''}")
 
     @property
     def source(self) -> str:
@@ -167,6 +171,7 @@ class KernelSpec:
             "PINGPONG": int(self.pingpong),
             "WG_SPLIT": int(self.split_warpgroups),
             "BULK_STORE": int(self.bulk_store),
+            **({"TRACE": 1} if self.trace else {}),
             "SMEM_BYTES": self.smem_bytes,
         }
 

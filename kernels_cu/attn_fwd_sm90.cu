@@ -64,13 +64,15 @@
 // Files: attn/config.cuh (macros, constants, register budgets, named barriers), attn/params.cuh (Params,
 // work-item types, SharedStorage), attn/schedule.cuh (items, claims, KV schedules), attn/load.cuh (the
 // producer's TMA loads), attn/tile_math.cuh (GEMM issue, masks, softmax), attn/epilogue.cuh (stores,
-// split-KV combine, WG_SPLIT merge); this file: the consumer loop and the kernel entry.
+// split-KV combine, WG_SPLIT merge), attn/trace.cuh (the optional timeline probe, TRACE 1); this file:
+// the consumer loop and the kernel entry.
 #include "attn/config.cuh"
 #include "attn/params.cuh"
 #include "attn/schedule.cuh"
 #include "attn/load.cuh"
 #include "attn/tile_math.cuh"
 #include "attn/epilogue.cuh"
+#include "attn/trace.cuh"
 
 namespace attn {
 
@@ -123,6 +125,7 @@ BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, const Item
         scheduler_pass(wg);
         wgmma_wait<0>();
         wgmma_fence_operands(s);
+        if (wg == 0 && threadIdx.x % 128 == 0) trace_mark(kTraceFirstS);
         mbar_arrive(&smem.k_empty[first_stage]);
         if (tile_needs_mask(p, key0, wg_first_row)) mask_scores(s, p, key0, wg_first_row);
         softmax_step(s, st, p.scale_log2);
@@ -159,20 +162,22 @@ BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, const Item
         wgmma_wait<0>();
         fence_o(o);
         mbar_arrive(&smem.v_empty[last_stage]);
+        if (wg == 0 && threadIdx.x % 128 == 0) trace_mark(kTraceLastPV);
     }
     if (kSplitWarpgroups && !merge_warpgroups(smem, o, st, wg, p.scale_log2)) return;
     const WorkItem item = slot.item;
     if (p.num_splits > 1) {
         split_store(p, smem, wg, o, st, wg_first_row, item.m_block, item.split, item.head, item.batch);
-        return;
-    }
-    float row_max_log2[2], row_sum[2];
+    } else {
+        float row_max_log2[2], row_sum[2];
 #pragma unroll
-    for (int i = 0; i < 2; ++i) {
-        row_max_log2[i] = st.max[i] * p.scale_log2;
-        row_sum[i] = quad_sum(st.sum[i]);
+        for (int i = 0; i < 2; ++i) {
+            row_max_log2[i] = st.max[i] * p.scale_log2;
+            row_sum[i] = quad_sum(st.sum[i]);
+        }
+        store(p, smem, wg, o, row_max_log2, row_sum, wg_first_row, item.head, item.batch);
     }
-    store(p, smem, wg, o, row_max_log2, row_sum, wg_first_row, item.head, item.batch);
+    if ((kSplitWarpgroups || wg == 0) && threadIdx.x % 128 == 0) trace_mark(kTraceStored);
 }
 
 }  // namespace attn
@@ -186,6 +191,7 @@ extern "C" __global__ void __launch_bounds__(attn::kThreads, 1) attn_fwd_sm90(co
     if (kSplitWarpgroups && p.num_splits != 1) __trap();  // the host never launches this (bsk_cupy/launch.py)
 
     if (threadIdx.x == 0) {
+        trace_mark(kTraceEntry);
         mbar_init(&smem.q_full, 1);
         mbar_init(&smem.q_empty, kConsumerThreads);
         mbar_init(&smem.claim_full, 1);
@@ -204,6 +210,7 @@ extern "C" __global__ void __launch_bounds__(attn::kThreads, 1) attn_fwd_sm90(co
     // Everything above touches only shared memory and parameters, so with programmatic dependent launch it
     // overlaps the previous kernel's tail; global memory (masks included) only after the wait.
     grid_dependency_wait();
+    if (threadIdx.x == 0) trace_mark(kTraceGridWait);
     grid_dependents_launch();
     __syncthreads();
 
@@ -228,6 +235,7 @@ extern "C" __global__ void __launch_bounds__(attn::kThreads, 1) attn_fwd_sm90(co
                 break;
             }
             slot.item = claim.item;
+            trace_mark(kTraceLoadStart);
             load(p, smem, claim.sched, claim.item, ring);
             mbar_arrive(&smem.claim_empty);  // every load of this item is issued: decode the next
         }
@@ -240,8 +248,10 @@ extern "C" __global__ void __launch_bounds__(attn::kThreads, 1) attn_fwd_sm90(co
             mbar_wait(&smem.q_full, ring >> 31);
             const ItemSlot& slot = smem.items[ring >> 31];
             if (slot.tiles < 0) break;
+            if (wg == 0 && threadIdx.x % 128 == 0) trace_mark(kTraceQLanded);
             compute(p, smem, wg, slot, ring);
         }
         if (kBulkStore && threadIdx.x % 128 == 0) bulk_wait_read();  // the staging rows outlive no copy
+        if (wg == 0 && threadIdx.x % 128 == 0) trace_mark(kTraceExit);
     }
 }

@@ -4,6 +4,7 @@ selection variants are checked in test_sparsek_select.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -67,3 +68,14 @@ def test_kernel_without_wgmma_fails_the_audit(tmp_path, monkeypatch):
     monkeypatch.setattr(source, "kernels_dir", lambda: tmp_path)
     record = audit_spec(all_specs()[0])
     assert not record.ok and set(record.missing) == {"HGMMA", "UTMALDG", "UBLKCP"}
+
+
+def test_timeline_probe_builds_apart_from_the_dispatched_variants():
+    """The probe (tools/trace_timeline.py) compiles clean, and leaves every dispatched variant's macros, so
+    its cache entry and SASS, untouched."""
+    plain = all_specs()[0]
+    probe = dataclasses.replace(plain, trace=True)
+    assert probe.name == plain.name + ".trace" and probe.defines() == {**plain.defines(), "TRACE": 1}
+    assert all("TRACE" not in spec.defines() for spec in all_specs())
+    record = audit_spec(probe)
+    assert record.ok, record.as_dict()

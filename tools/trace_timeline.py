@@ -1,0 +1,90 @@
+"""Where the time of a latency-bound attention call goes: one launch's timeline from inside the kernel.
+
+    python tools/trace_timeline.py [B,H,S,D,CAUSAL ...]     (default: the four smallest speed targets)
+
+For each shape the dispatcher's plan is rebuilt with the kernel's timeline probe compiled in
+(``KernelSpec.trace``, kernels_cu/attn/trace.cuh): each CTA writes %globaltimer at its entry, after
+griddepcontrol.wait, when the loader issues Q, when consumer 0 has Q, its first S, its last P V, when the
+output is stored and at consumer 0's exit. The probe's launch is the third of three back to back on one
+stream (programmatic dependent launch on, as in a graph), so its griddepcontrol.wait shows how long the
+previous launch held it. Printed per mark: the median and the latest CTA, in microseconds after the
+earliest CTA's entry. Then the GPU time per call by CUDA-graph replay of the plain kernel, of the probe
+build (the probe's own cost) and of a one-element torch kernel (the floor any launch pays in a graph).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+import torch  # before NVRTC/CuPy (DESIGN.md)
+
+from bsk_cupy import interop
+from bsk_cupy.bench import TARGET_CONFIGS, graph_time_us
+from bsk_cupy.compile.module import load_kernel
+from bsk_cupy.dispatch import get_plan, persistent_ctas, sm_count
+from bsk_cupy.launch import LaunchPlan
+from bsk_cupy.validation import check_attention_args
+
+MARKS = ("entry", "grid wait done", "loader issues Q", "consumer 0 has Q", "first S", "last P V", "stored",
+         "consumer 0 exit")
+
+
+def probe_plan(plan: LaunchPlan, problem, infos) -> tuple[LaunchPlan, torch.Tensor]:
+    """``plan`` rebuilt on the trace build of its kernel, and the trace buffer the kernel writes."""
+    import cupy
+
+    spec = dataclasses.replace(plan.kernel.spec, trace=True)
+    kernel = load_kernel(spec, problem.device)
+    probe = LaunchPlan(kernel, problem, *infos, mask=None, num_splits=plan.num_splits,
+                       max_ctas=persistent_ctas(sm_count(problem.device)), dynamic=plan.work_counter is not None)
+    buffer = torch.zeros(plan.grid[0] * len(MARKS), dtype=torch.int64, device="cuda")
+    slot = kernel.module.get_global_var("bsk_trace")   # the device address of the kernel's pointer
+    value = np.array([buffer.data_ptr()], dtype=np.uint64)
+    cupy.cuda.runtime.memcpy(slot, value.ctypes.data, value.nbytes, cupy.cuda.runtime.memcpyHostToDevice)
+    return probe, buffer
+
+
+def timeline(config) -> None:
+    b, h, s, d, causal = config
+    q, k, v = (torch.randn(b, h, s, d, device="cuda", dtype=torch.float16) for _ in range(3))
+    infos = [interop.describe(n, x).info for n, x in (("q", q), ("k", k), ("v", v))]
+    problem = check_attention_args(*infos, causal=bool(causal), scale=None, layout="bhsd")
+    plan = get_plan(problem, *infos)
+    probe, buffer = probe_plan(plan, problem, infos)
+    out = torch.empty_like(q)
+    stream = torch.cuda.current_stream().cuda_stream
+    for _ in range(3):
+        probe.launch(out.data_ptr(), 0, stream)
+    torch.cuda.synchronize()
+    marks = buffer.view(-1, len(MARKS)).cpu().numpy().astype(np.int64)
+    t0 = marks[:, 0].min()
+    print(f"== B{b} H{h} S{s} D{d} causal={int(causal)}: {plan.kernel.spec.name}, {plan.grid[0]} CTAs, "
+          f"{plan.num_splits} split(s)")
+    print(f"{'mark':<20}{'median us':>10}{'latest us':>10}")
+    for i, name in enumerate(MARKS):
+        written = marks[:, i][marks[:, i] > 0]   # the stored mark: one warpgroup per CTA may skip it
+        if written.size:
+            rel = (written - t0) / 1000.0
+            print(f"{name:<20}{np.median(rel):>10.2f}{rel.max():>10.2f}")
+    plain_us = graph_time_us(lambda: plan.launch(out.data_ptr(), 0, torch.cuda.current_stream().cuda_stream))
+    probe_us = graph_time_us(lambda: probe.launch(out.data_ptr(), 0, torch.cuda.current_stream().cuda_stream))
+    print(f"graph replay per call: plain {plain_us:.2f} us, with the probe {probe_us:.2f} us")
+
+
+def main() -> None:
+    configs = [tuple(int(x) for x in arg.split(",")) for arg in sys.argv[1:]]
+    if not configs:
+        configs = [(b, h, s, d, int(c)) for b, h, s, d, c in TARGET_CONFIGS if b * h * s <= 64 * 1024]
+    tiny = torch.zeros(1, device="cuda")
+    print(f"one-element torch kernel, graph replay per call: {graph_time_us(lambda: tiny.add_(1)):.2f} us")
+    for config in configs:
+        timeline(config)
+
+
+if __name__ == "__main__":
+    main()
