@@ -18,6 +18,7 @@ DTYPE_SHORT = {"float16": "fp16", "bfloat16": "bf16"}
 HEAD_DIMS = (64, 128, 256)
 
 _SWIZZLE_ALIGN = 1024  # every TMA/wgmma tile starts on a 1024-byte swizzle-atom boundary
+_MAX_SMEM_BYTES = 227 * 1024  # dynamic shared memory one sm_90 CTA may have
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -86,8 +87,9 @@ class KernelSpec:
         if self.head_dim not in HEAD_DIMS:
             raise ValueError(f"head_dim must be one of {HEAD_DIMS}, got {self.head_dim}")
         if self.split_warpgroups:
-            if self.block_m != 64 or self.stages != 2:
-                raise ValueError(f"split_warpgroups needs block_m 64 and 2 stages; got {self.block_m}, {self.stages}")
+            if self.block_m != 64 or self.stages not in (2, 4):
+                raise ValueError(f"split_warpgroups needs block_m 64 and 2 or 4 stages (as many per warpgroup); "
+                                 f"got {self.block_m}, {self.stages}")
         elif self.block_m not in (128, 192) or (self.block_m == 192 and self.head_dim != 64):
             raise ValueError(f"block_m must be 128, or 192 at head_dim 64; got {self.block_m} at {self.head_dim}")
         if self.head_dim == 256:
@@ -96,6 +98,9 @@ class KernelSpec:
                                  f"block_n {self.block_n}, split_warpgroups {self.split_warpgroups}")
         elif self.block_n not in ((64, 128) if self.split_warpgroups else (128,)):
             raise ValueError(f"block_n must be 128, or 64 with split_warpgroups; got {self.block_n}")
+        if self.smem_bytes > _MAX_SMEM_BYTES:
+            raise ValueError(f"{self.stages} stages of {self.block_n}-key tiles at head_dim {self.head_dim} need "
+                             f"{self.smem_bytes} bytes of shared memory; an H100 CTA has {_MAX_SMEM_BYTES}")
 
     def retiled(self, **changes) -> "KernelSpec":
         """This spec with ``changes`` (dataclass fields), choosing ``bulk_store`` afresh for the new tile

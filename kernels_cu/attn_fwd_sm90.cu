@@ -96,9 +96,10 @@ BSK_DEVICE void scheduler_pass(int wg) {
 // cores. O is rescaled for tile t-1 just before that product is issued (nothing is in flight on O then).
 BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, const ItemSlot& slot, uint32_t& ring) {
     const int item_tiles = slot.tiles;
-    // This warpgroup's tiles and the stage of its u-th: all of them, or (WG_SPLIT) every other one.
+    // This warpgroup's tiles and the stage of its u-th: all of them, or (WG_SPLIT) every other one, tile t
+    // of the item in stage t % STAGES as the producer loads it (warpgroup w's stages: w, w + 2, ...).
     const int tiles = kSplitWarpgroups ? (item_tiles + 1 - wg) / 2 : item_tiles;
-    auto stage_of = [wg](int u) { return kSplitWarpgroups ? wg : u % kStages; };
+    auto stage_of = [wg](int u) { return kSplitWarpgroups ? wg + 2 * (u % (kStages / 2)) : u % kStages; };
     const int row_offset = kSplitWarpgroups ? 0 : wg * kRowsPerWarpgroup;
     const int wg_first_row = slot.item.m_block * kBlockM + row_offset;
     const uint32_t q_wg = smem_addr(smem.q) + row_offset * kChunkRowBytes;

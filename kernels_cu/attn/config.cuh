@@ -82,10 +82,10 @@ static_assert(128 * (kProducerRegisters + kConsumers * kConsumerRegisters) <= kT
               "setmaxnreg budgets exceed the registers the CTA is launched with");
 
 static_assert(kHeadDim == 64 || kHeadDim == 128 || kHeadDim == 256, "HEAD_DIM must be 64, 128 or 256");
-static_assert(kSplitWarpgroups ? (kBlockM == 64 && kStages == 2 && kHeadDim != 256)
+static_assert(kSplitWarpgroups ? (kBlockM == 64 && (kStages == 2 || kStages == 4) && kHeadDim != 256)
                                : (kBlockM == 128 || (kBlockM == 192 && kHeadDim == 64)),
               "BLOCK_M must be 128 (two consumer warpgroups), 192 at HEAD_DIM 64 (three), or 64 with WG_SPLIT "
-              "(two sharing the rows; STAGES 2; not at HEAD_DIM 256)");
+              "(two sharing the rows; STAGES 2 or 4, as many per warpgroup; not at HEAD_DIM 256)");
 // 64-key tiles: WG_SPLIT's 64 x 64 tiles (64 x 64 block masks), and HEAD_DIM 256, whose 128-key K and V
 // tiles would not fit twice in shared memory next to Q (64 KB each).
 static_assert(kHeadDim == 256 ? kBlockN == 64 : (kBlockN == 128 || (kBlockN == 64 && kSplitWarpgroups)),
