@@ -43,7 +43,11 @@ class KernelSpec:
         that run 64 x 64 block masks) and at head dim 256 (where two stages of 128-key K and V tiles do not
         fit next to Q). ``block_n`` None: 64 at head dim 256, else 128.
     stages : int
-        Depth of the K/V shared-memory ring.
+        Depth of the K/V shared-memory ring. None: 2, or with ``split_warpgroups`` 4 where they fit (two per
+        warpgroup, so a warpgroup's next tile loads during its current one; not with 128-key tiles at head
+        dim 128). H100, same run (RESULTS.md, sixth session): B1 H8 S512 D64 7.7 -> 6.8 us, B1 H4 S1024 D64
+        13.3 -> 9.5, 64 x 64 block masks at density 0.25 B1 H32 S2048 D64 86.0 -> 52.0 and B1 H16 S4096
+        D128 202.8 -> 115.8.
     pingpong : bool
         Consumer warpgroups take turns issuing their GEMMs (FlashAttention-3 ping-pong). On by default, head
         dim 256 too (H100, B4 H16 S4096 D256: 2077 -> 1947 us, causal 1157 -> 1141; RESULTS.md, fifth session).
@@ -68,7 +72,7 @@ class KernelSpec:
     causal: bool
     block_m: int = 128
     block_n: int | None = None
-    stages: int = 2
+    stages: int | None = None
     pingpong: bool = True
     split_warpgroups: bool = False
     bulk_store: bool | None = None
@@ -78,6 +82,8 @@ class KernelSpec:
     def __post_init__(self) -> None:
         if self.block_n is None:
             object.__setattr__(self, "block_n", 64 if self.head_dim == 256 else 128)
+        if self.stages is None:
+            object.__setattr__(self, "stages", self._stages_default)
         if self.bulk_store and self.head_dim == 256:
             raise ValueError("bulk_store does not fit at head_dim 256 (its staging rows next to the tiles)")
         if self.bulk_store is None:
@@ -103,10 +109,17 @@ class KernelSpec:
                              f"{self.smem_bytes} bytes of shared memory; an H100 CTA has {_MAX_SMEM_BYTES}")
 
     def retiled(self, **changes) -> "KernelSpec":
-        """This spec with ``changes`` (dataclass fields), choosing ``bulk_store`` afresh for the new tile
-        shape unless ``changes`` names it: ``dataclasses.replace`` would carry the old tile's resolved choice
-        over (a 128-row tile's bulk store onto the split warpgroups derived from it)."""
-        return dataclasses.replace(self, **{"bulk_store": None, **changes})
+        """This spec with ``changes`` (dataclass fields), choosing ``stages`` and ``bulk_store`` afresh for
+        the new tile shape unless ``changes`` names them: ``dataclasses.replace`` would carry the old tile's
+        resolved choices over (a 128-row tile's two stages and bulk store onto the split warpgroups derived
+        from it)."""
+        return dataclasses.replace(self, **{"stages": None, "bulk_store": None, **changes})
+
+    @property
+    def _stages_default(self) -> int:
+        if not self.split_warpgroups:
+            return 2
+        return 4 if self._smem_bytes(4, bool(self.bulk_store)) <= _MAX_SMEM_BYTES else 2
 
     @property
     def _bulk_store_default(self) -> bool:
@@ -151,16 +164,19 @@ class KernelSpec:
     @property
     def smem_bytes(self) -> int:
         """Dynamic shared memory: Q tile, K and V rings, mbarriers, plus 1024 bytes to align the base."""
+        return self._smem_bytes(self.stages, self.bulk_store)
+
+    def _smem_bytes(self, stages: int, bulk_store: bool) -> int:
         q_bytes = self.block_m * self.head_dim * 2
         kv_tile = self.block_n * self.head_dim * 2
         # mbarriers (Q, claim, K/V), stage block ids, two work-item slots (5 ints each), the claim (a work
         # item and a KV schedule: 48 bytes), the split-KV combine flag
-        barriers = 8 * (4 + 4 * self.stages) + 4 * self.stages + 2 * 20 + 48 + 4
+        barriers = 8 * (4 + 4 * stages) + 4 * stages + 2 * 20 + 48 + 4
         exchange = 4 * (128 * (self.head_dim // 2 + 4) if self.split_warpgroups else 4)
         # bulk-store staging: 64 rows per storing warpgroup
         staging = (1 if self.split_warpgroups else self.consumers) * 64 * 2 * self.head_dim
-        staging = staging if self.bulk_store else 16
-        storage = _round_up(q_bytes + 2 * self.stages * kv_tile + _round_up(barriers, 16) + exchange + staging,
+        staging = staging if bulk_store else 16
+        storage = _round_up(q_bytes + 2 * stages * kv_tile + _round_up(barriers, 16) + exchange + staging,
                             _SWIZZLE_ALIGN)
         return storage + _SWIZZLE_ALIGN
 

@@ -58,8 +58,9 @@
 //   | 128      | 128 x 128         | 32 768 | 65 536 | 65 536 | 208 + 16      | 32 768  | 198 656       |
 //   | 256      | 128 x 64          | 65 536 | 65 536 | 65 536 | 208 + 16      | 16      | 198 656       |
 // WG_SPLIT (64-row blocks: Q 8 192 / 16 384) has the exchange of 128 x (HEAD_DIM / 2 + 4) floats instead
-// of 16 bytes: launched with 94 208 bytes at head dim 64, 184 320 at 128; with BLOCK_N 64 (the 64 x 64
-// tiles of 64 x 64 block masks; S = Q K^T by m64n64k16) the K/V tiles halve: 61 440 and 118 784.
+// of 16 bytes, and four stages where they fit (two per warpgroup): 159 744 bytes at head dim 64, and
+// 184 320 with two stages at 128; with BLOCK_N 64 (the 64 x 64 tiles of 64 x 64 block masks; S = Q K^T by
+// m64n64k16) the K/V tiles halve and both head dims take four stages: 94 208 and 184 320.
 //
 // Files: attn/config.cuh (macros, constants, register budgets, named barriers), attn/params.cuh (Params,
 // work-item types, SharedStorage), attn/schedule.cuh (items, claims, KV schedules), attn/load.cuh (the

@@ -63,6 +63,19 @@ def test_derived_tiles_choose_their_own_bulk_store():
     assert kept.bulk_store and kept.name.endswith(".wgsplit.bulkstore")
 
 
+def test_split_warpgroups_take_two_stages_each_where_they_fit():
+    assert _variant(problem(1, 8, 512, 64))[0].stages == 4
+    assert _variant(problem(1, 8, 512, 128))[0].stages == 2          # 4 x 64 KB of K/V tiles would not fit
+    for prob in (problem(1, 8, 512, 64), problem(1, 8, 512, 128, causal=True)):
+        assert mask_tile_spec(select_spec(prob, sms=132, masked=True), 64).stages == 4
+    assert select_spec(problem(4, 32, 4096, 128), sms=132).stages == 2
+    assert all(spec.smem_bytes <= 227 * 1024 for spec in all_specs())
+    with pytest.raises(ValueError, match="need 315392 bytes of shared memory"):
+        KernelSpec(head_dim=128, dtype="float16", causal=False, block_m=64, split_warpgroups=True, stages=4)
+    with pytest.raises(ValueError, match="2 or 4 stages"):
+        KernelSpec(head_dim=64, dtype="float16", causal=False, block_m=64, split_warpgroups=True, stages=3)
+
+
 def test_mask_blocks_of_64_run_on_64_by_64_split_warpgroup_tiles():
     for prob in (problem(2, 16, 16384, 64), problem(1, 8, 512, 128, causal=True)):
         spec = select_spec(prob, sms=132, masked=True)

@@ -32,7 +32,8 @@ VARIANTS = {
     "wgsplit_bulkstore": {"block_m": 64, "split_warpgroups": True, "bulk_store": True},
     "m192": {"block_m": 192},
     "m192_persistent": {"block_m": 192, "ctas": 3},
-    "wgsplit": {"block_m": 64, "split_warpgroups": True},
+    "wgsplit": {"block_m": 64, "split_warpgroups": True},     # four stages at head dim 64, two at 128
+    "wgsplit_s2": {"block_m": 64, "split_warpgroups": True, "stages": 2},
     "wgsplit_persistent": {"block_m": 64, "split_warpgroups": True, "ctas": 3},
     "wgsplit_n64": {"block_m": 64, "block_n": 64, "split_warpgroups": True},   # the 64 x 64 mask tiles
     "wgsplit_n64_persistent": {"block_m": 64, "block_n": 64, "split_warpgroups": True, "ctas": 3},

@@ -73,9 +73,9 @@ constexpr int kStagingBytes = kBulkStore ? kStoreWarpgroups * kRowsPerWarpgroup 
 // per-thread cap of __launch_bounds__(kThreads, 1) (65 536 / kThreads rounded down to a multiple of 8):
 // setmaxnreg.inc waits for registers the other warpgroups released, so an over-budget claim hangs.
 // Two consumers: 128 * (24 + 2 * 240) = 64 512 = 384 * 168; three: 128 * (32 + 3 * 160) = 65 536 = 512 * 128.
-// WG_SPLIT's 64 x 64 tiles: NVRTC 13.0 spills 4-12 bytes of the loader at 24 registers (13.5 does not), and
-// their consumers fit 232.
-constexpr bool kRoomyProducer = kConsumers == 3 || (kSplitWarpgroups && kBlockN == 64);
+// WG_SPLIT's 64 x 64 tiles: NVRTC 13.0 spills 4-12 bytes of the loader at 24 registers (13.5 does not);
+// with four stages at 64 x 128, 13.5 spills 4 bytes (13.0 does not). Their consumers fit 232.
+constexpr bool kRoomyProducer = kConsumers == 3 || (kSplitWarpgroups && (kBlockN == 64 || kStages == 4));
 constexpr int kProducerRegisters = kRoomyProducer ? 32 : 24;
 constexpr int kConsumerRegisters = kConsumers == 3 ? 160 : (kRoomyProducer ? 232 : 240);
 static_assert(128 * (kProducerRegisters + kConsumers * kConsumerRegisters) <= kThreads * ((65536 / kThreads) & ~7),
