@@ -98,12 +98,15 @@ def split_warpgroups_spec(problem: AttentionProblem, spec: KernelSpec, splits: i
     A grid of 128-row blocks that fills at most half the SMs, and is not split over KV (few tiles per
     block), leaves most SMs idle while each CTA walks its tiles: 64-row blocks give twice the CTAs, each
     warpgroup half the tiles, for a shared-memory merge of two partial results. Block masks (128-row query
-    blocks) keep 128; head dim 256 too (its merge buffer would not fit in shared memory).
+    blocks) keep 128; head dim 256 too (its merge buffer would not fit in shared memory). Each warpgroup
+    gets two K/V stages (KernelSpec.stages); at head dim 128 that takes 64-key tiles, which beat 128-key
+    ones with one stage each (H100, same run: B1 H8 S512 D128 9.9 -> 9.6 us, causal 10.1 -> 9.3, B1 H4
+    S1024 D128 17.5 -> 14.1; RESULTS.md, sixth session).
     """
     items = math.ceil(problem.seqlen_q / spec.block_m) * problem.heads_q * problem.batch
     if masked or splits != 1 or spec.block_m != 128 or spec.head_dim == 256 or 2 * items > sms:
         return spec
-    return spec.retiled(block_m=64, split_warpgroups=True)
+    return spec.retiled(block_m=64, block_n=64 if spec.head_dim == 128 else 128, split_warpgroups=True)
 
 
 def mask_tile_spec(spec: KernelSpec, mask_block: int | None) -> KernelSpec:

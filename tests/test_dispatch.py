@@ -57,6 +57,7 @@ def test_derived_tiles_choose_their_own_bulk_store():
     spec, _ = _variant(problem(1, 8, 512, 64))
     fresh = KernelSpec(head_dim=64, dtype="float16", causal=False, block_m=64, split_warpgroups=True)
     assert spec == fresh and not spec.bulk_store and spec.name in {s.name for s in all_specs()}
+    assert _variant(problem(1, 8, 512, 128, causal=True))[0].name in {s.name for s in all_specs()}
     masked = mask_tile_spec(select_spec(problem(1, 8, 512, 128), sms=132, masked=True), 64)
     assert not masked.bulk_store and masked.name in {s.name for s in all_specs()}
     kept = select_spec(problem(1, 8, 512, 64), sms=132).retiled(block_m=64, split_warpgroups=True, bulk_store=True)
@@ -65,7 +66,8 @@ def test_derived_tiles_choose_their_own_bulk_store():
 
 def test_split_warpgroups_take_two_stages_each_where_they_fit():
     assert _variant(problem(1, 8, 512, 64))[0].stages == 4
-    assert _variant(problem(1, 8, 512, 128))[0].stages == 2          # 4 x 64 KB of K/V tiles would not fit
+    # at head dim 128, 64-key tiles (four stages of 128-key ones would not fit)
+    assert (_variant(problem(1, 8, 512, 128))[0].block_n, _variant(problem(1, 8, 512, 128))[0].stages) == (64, 4)
     for prob in (problem(1, 8, 512, 64), problem(1, 8, 512, 128, causal=True)):
         assert mask_tile_spec(select_spec(prob, sms=132, masked=True), 64).stages == 4
     assert select_spec(problem(4, 32, 4096, 128), sms=132).stages == 2
