@@ -209,9 +209,12 @@ extern "C" __global__ void __launch_bounds__(attn::kThreads, 1) attn_fwd_sm90(co
         tma_prefetch_descriptor(&p.tma_k);
         tma_prefetch_descriptor(&p.tma_v);
     }
+    const bool masked = p.mask_num != nullptr;
+    if (threadIdx.x == 32 && !masked) claim_first(p, smem);
     // Everything above touches only shared memory and parameters, so with programmatic dependent launch it
     // overlaps the previous kernel's tail; global memory (masks included) only after the wait.
     grid_dependency_wait();
+    if (threadIdx.x == 32 && masked) claim_first(p, smem);
     if (threadIdx.x == 0) trace_mark(kTraceGridWait);
     grid_dependents_launch();
     __syncthreads();

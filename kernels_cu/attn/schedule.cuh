@@ -70,17 +70,27 @@ BSK_DEVICE KvSchedule kv_schedule(const Params& p, const WorkItem& item) {
     return sched;
 }
 
-// Claiming thread (producer warp 1, lane 0): claims the CTA's work items, decodes each into `smem.claim`
-// for the loader (thread 0), and ends with a claim of -1 tiles, then retires. It claims the next item when
-// the loader has issued every load of the last, the moment the loader would otherwise do it itself; the
-// atomic, its 64-bit address and the decode's runtime divisions stay out of the loader's registers (with
-// them the loader spills at the 24 registers that leave two consumers 240).
+// The claiming thread, before the loop below: the CTA's first item (blockIdx.x; the grid never exceeds
+// the items) decoded into `smem.claim`. The kernel calls it before griddepcontrol.wait where it reads
+// parameters alone (no block mask, whose lists the previous kernel may still be writing), so that its
+// parameter reads and runtime divisions overlap the previous kernel rather than delay the first Q load
+// (the timeline probe put 0.9 us between the grid wait and that load).
+BSK_DEVICE void claim_first(const Params& p, SharedStorage& smem) {
+    smem.claim.item = work_item(p, blockIdx.x);
+    smem.claim.sched = kv_schedule(p, smem.claim.item);
+}
+
+// Claiming thread (producer warp 1, lane 0): hands the loader (thread 0) the first item claim_first
+// decoded, then claims and decodes the next ones into `smem.claim`, and ends with a claim of -1 tiles, then
+// retires. It claims the next item when the loader has issued every load of the last, the moment the
+// loader would otherwise do it itself; the atomic, its 64-bit address and the decode's runtime divisions
+// stay out of the loader's registers (with them the loader spills at the 24 registers that leave two
+// consumers 240).
 BSK_DEVICE void claim_items(const Params& p, SharedStorage& smem) {
-    for (int index = blockIdx.x, round = 0;; ++round) {
-        if (round > 0) {
-            mbar_wait(&smem.claim_empty, (round - 1) & 1);
-            index = next_item(p, index);
-        }
+    mbar_arrive(&smem.claim_full);
+    for (int index = blockIdx.x, round = 1;; ++round) {
+        mbar_wait(&smem.claim_empty, (round - 1) & 1);
+        index = next_item(p, index);
         if (index >= p.num_items) {  // a parameter: nothing to keep live across the claims
             smem.claim.sched.begin = 0;
             smem.claim.sched.end = -1;
