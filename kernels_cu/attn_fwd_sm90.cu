@@ -209,14 +209,11 @@ extern "C" __global__ void __launch_bounds__(attn::kThreads, 1) attn_fwd_sm90(co
         tma_prefetch_descriptor(&p.tma_k);
         tma_prefetch_descriptor(&p.tma_v);
     }
-    const bool masked = p.mask_num != nullptr;
-    if (threadIdx.x == 32 && !masked) claim_first(p, smem);
-    // Everything above touches only shared memory and parameters, so with programmatic dependent launch it
-    // overlaps the previous kernel's tail; global memory (masks included) only after the wait.
-    grid_dependency_wait();
-    if (threadIdx.x == 32 && masked) claim_first(p, smem);
-    if (threadIdx.x == 0) trace_mark(kTraceGridWait);
-    grid_dependents_launch();
+    if (threadIdx.x == 32 && p.mask_num == nullptr) claim_first(p, smem);
+    // Everything up to each warpgroup's grid wait below (barrier set-up, the first decode without a block
+    // mask, the register hand-over) touches only shared memory, parameters and registers, so with
+    // programmatic dependent launch it overlaps the previous kernel's tail; global memory (masks included)
+    // only after the wait, which is then followed by nothing but the work.
     __syncthreads();
 
     // The producer claims the work items and hands each to the consumers with its Q (an ItemSlot, then
@@ -226,7 +223,13 @@ extern "C" __global__ void __launch_bounds__(attn::kThreads, 1) attn_fwd_sm90(co
     // registers, three consumers 160 each, and ptxas spills a value live across either.)
     if (warpgroup == 0) {
         warpgroup_release_registers<kProducerRegisters>();
-        if (threadIdx.x == 32) claim_items(p, smem);
+        grid_dependency_wait();
+        grid_dependents_launch();
+        if (threadIdx.x == 0) trace_mark(kTraceGridWait);
+        if (threadIdx.x == 32) {
+            if (p.mask_num != nullptr) claim_first(p, smem);  // the mask's lists are global memory
+            claim_items(p, smem);
+        }
         if (threadIdx.x != 0) return;
         uint32_t ring = 0;
         for (int round = 0;; ++round) {
@@ -246,6 +249,8 @@ extern "C" __global__ void __launch_bounds__(attn::kThreads, 1) attn_fwd_sm90(co
         }
     } else {
         warpgroup_claim_registers<kConsumerRegisters>();
+        grid_dependency_wait();
+        grid_dependents_launch();
         const int wg = warpgroup - 1;
         uint32_t ring = 0;  // bit 31: the Q barriers' phase (one per round), below it the K/V stages
         if (wg == kConsumers - 1) scheduler_pass(wg);  // warpgroup 0 goes first
