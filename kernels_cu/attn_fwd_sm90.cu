@@ -164,9 +164,10 @@ BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, const Item
         wgmma_wait<0>();
         fence_o(o);
         mbar_arrive(&smem.v_empty[last_stage]);
-        if (wg == 0 && threadIdx.x % 128 == 0) trace_mark(kTraceLastPV);
+        if (wg <= 1 && threadIdx.x % 128 == 0) trace_mark(wg == 0 ? kTraceLastPV : kTraceLastPV1);
     }
     if (kSplitWarpgroups && !merge_warpgroups(smem, o, st, wg, p.scale_log2)) return;
+    if (kSplitWarpgroups && threadIdx.x % 128 == 0) trace_mark(kTraceMerged);
     const WorkItem item = slot.item;
     if (p.num_splits > 1) {
         split_store(p, smem, wg, o, st, wg_first_row, item.m_block, item.split, item.head, item.batch);

@@ -4,8 +4,8 @@
 
 For each shape the dispatcher's plan is rebuilt with the kernel's timeline probe compiled in
 (``KernelSpec.trace``, kernels_cu/attn/trace.cuh): each CTA writes %globaltimer at its entry, after
-griddepcontrol.wait, when the loader issues Q, when consumer 0 has Q, its first S, its last P V, when the
-output is stored and at consumer 0's exit. The probe's launch is the third of three back to back on one
+griddepcontrol.wait, when the loader issues Q, when consumer 0 has Q, its first S, consumer 0's and 1's
+last P V, when split warpgroups have merged, when the output is stored and at consumer 0's exit. The probe's launch is the third of three back to back on one
 stream (programmatic dependent launch on, as in a graph), so its griddepcontrol.wait shows how long the
 previous launch held it. Printed per mark: the median and the latest CTA, in microseconds after the
 earliest CTA's entry. Then the GPU time per call by CUDA-graph replay of the plain kernel, of the probe
@@ -30,8 +30,8 @@ from bsk_cupy.dispatch import get_plan, persistent_ctas, sm_count
 from bsk_cupy.launch import LaunchPlan
 from bsk_cupy.validation import check_attention_args
 
-MARKS = ("entry", "grid wait done", "loader issues Q", "consumer 0 has Q", "first S", "last P V", "stored",
-         "consumer 0 exit")
+MARKS = ("entry", "grid wait done", "loader issues Q", "consumer 0 has Q", "first S", "last P V",
+         "last P V (cons. 1)", "merged (wgsplit)", "stored", "consumer 0 exit")
 
 
 def probe_plan(plan: LaunchPlan, problem, infos) -> tuple[LaunchPlan, torch.Tensor]:
@@ -67,7 +67,7 @@ def timeline(config) -> None:
           f"{plan.num_splits} split(s)")
     print(f"{'mark':<20}{'median us':>10}{'latest us':>10}")
     for i, name in enumerate(MARKS):
-        written = marks[:, i][marks[:, i] > 0]   # the stored mark: one warpgroup per CTA may skip it
+        written = marks[:, i][marks[:, i] > 0]   # marks a variant does not reach stay 0
         if written.size:
             rel = (written - t0) / 1000.0
             print(f"{name:<20}{np.median(rel):>10.2f}{rel.max():>10.2f}")

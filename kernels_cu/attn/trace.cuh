@@ -24,6 +24,8 @@ enum TraceMark {
     kTraceQLanded,     // consumer 0 past its item's q_full
     kTraceFirstS,      // consumer 0 has S of its first KV tile
     kTraceLastPV,      // consumer 0's last P V landed
+    kTraceLastPV1,     // consumer 1's last P V landed
+    kTraceMerged,      // WG_SPLIT: the storing warpgroup has merged the other's partial result
     kTraceStored,      // the storing warpgroup issued its output (after any WG_SPLIT merge)
     kTraceExit,        // consumer 0 leaves the kernel
     kTraceMarks
