@@ -6,13 +6,10 @@
 #   OUT=/tmp/out BSK_CACHE_DIR=$PWD/.bskcache tools/small_tiles_run.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
-export PYTHONPATH=. PYTHONUNBUFFERED=1 BSK_CACHE_DIR=${BSK_CACHE_DIR:-/tmp/bskc} XLA_PYTHON_CLIENT_PREALLOCATE=false
-out=${OUT:?set OUT to the log directory}
+source tools/device_steps.sh
 cv="python benchmarks/compare_variants.py"
-timeout 240 python -m pytest -m gpu -q -n 4 -rfE -p no:cacheprovider tests/ > "$out/tests.log" 2>&1
-echo "tests: exit $?"; grep -E "^(FAILED|ERROR)" "$out/tests.log" | head -20; tail -1 "$out/tests.log"
-timeout 120 compute-sanitizer --tool memcheck python tools/sanitize_shapes.py > "$out/memcheck.log" 2>&1
-echo "memcheck: exit $?"; grep -c cuGetProcAddress "$out/memcheck.log"; tail -1 "$out/memcheck.log"
+gpu_suite
+memcheck
 timeout 90 python tools/trace_timeline.py 1,8,512,64,0 1,16,1024,64,0 1,8,512,128,0 > "$out/trace.log" 2>&1
 echo "trace: exit $?"; cat "$out/trace.log"
 timeout 60 $cv n128:block_m=64,split_warpgroups=1,splits=1 n64:block_m=64,block_n=64,split_warpgroups=1,splits=1 \
