@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 export PYTHONPATH=. PYTHONUNBUFFERED=1 BSK_CACHE_DIR=${BSK_CACHE_DIR:-/tmp/bskc}
 out=${OUT:?set OUT to the log directory}
 cv="python benchmarks/compare_variants.py"
-timeout 90 $cv s2:block_m=64,split_warpgroups=1,stages=2,splits=1 \
-    s4:block_m=64,split_warpgroups=1,stages=4,splits=1 s2again:block_m=64,split_warpgroups=1,stages=2,splits=1 --config 1,8,512,512,64,0 --config 1,8,512,512,64,1 \
+ws="block_m=64,split_warpgroups=1,splits=1"
+timeout 90 $cv s2:$ws,stages=2 s4:$ws,stages=4 \
+    s2again:$ws,stages=2 --config 1,8,512,512,64,0 --config 1,8,512,512,64,1 \
     --config 1,16,512,512,64,0 --config 1,4,1024,1024,64,0 --config 2,8,512,512,64,0 > "$out/ws_dense.log" 2>&1
 echo "dense: exit $?"; tail -6 "$out/ws_dense.log"
 timeout 90 $cv s2:stages=2,ctas=0 s4:stages=4,ctas=0 s2again:stages=2,ctas=0 --density 0.25 --mask-block 64 \
