@@ -82,12 +82,12 @@ class KernelSpec:
     def __post_init__(self) -> None:
         if self.block_n is None:
             object.__setattr__(self, "block_n", 64 if self.head_dim == 256 else 128)
-        if self.stages is None:
-            object.__setattr__(self, "stages", self._stages_default)
         if self.bulk_store and self.head_dim == 256:
             raise ValueError("bulk_store does not fit at head_dim 256 (its staging rows next to the tiles)")
         if self.bulk_store is None:
             object.__setattr__(self, "bulk_store", self._bulk_store_default)
+        if self.stages is None:  # after bulk_store: its staging rows count against the four stages' room
+            object.__setattr__(self, "stages", self._stages_default)
         if self.dtype not in DTYPE_CODES:
             raise ValueError(f"dtype must be one of {sorted(DTYPE_CODES)}, got {self.dtype!r}")
         if self.head_dim not in HEAD_DIMS:
@@ -119,7 +119,7 @@ class KernelSpec:
     def _stages_default(self) -> int:
         if not self.split_warpgroups:
             return 2
-        return 4 if self._smem_bytes(4, bool(self.bulk_store)) <= _MAX_SMEM_BYTES else 2
+        return 4 if self._smem_bytes(4, self.bulk_store) <= _MAX_SMEM_BYTES else 2
 
     @property
     def _bulk_store_default(self) -> bool:
