@@ -111,6 +111,8 @@ def run_config(config, variants, density: float | None = None, mask_block: int =
         except ValueError:
             row[name] = None
             continue
+        if splits is None and spec.split_warpgroups:
+            splits = spec.cluster_split
         if splits is None:
             splits = choose_splits(problem, spec, sm_count(problem.device), masked=mask is not None)
         plan = LaunchPlan(load_kernel(spec, problem.device), problem, *infos, mask=mask, num_splits=splits,

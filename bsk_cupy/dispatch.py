@@ -109,6 +109,36 @@ def split_warpgroups_spec(problem: AttentionProblem, spec: KernelSpec, splits: i
     return spec.retiled(block_m=64, block_n=64 if spec.head_dim == 128 else 128, split_warpgroups=True)
 
 
+# Split-KV through global memory costs about 3 KV tiles of chain for its partials and combine (see
+# choose_splits); the cluster merge, one shared-memory hand-over between two SMs, much less.
+_GLOBAL_COMBINE_TILES = 3
+
+
+def cluster_split_spec(problem: AttentionProblem, spec: KernelSpec, splits: int, sms: int,
+                       masked: bool) -> KernelSpec:
+    """``spec`` (128-row tiles, ``splits`` the split-KV count chosen for them), or its variant on split
+    warpgroups whose KV tiles a cluster of two CTAs splits as well: four warpgroups per 64-row block,
+    merged through shared memory (within the CTA, then into the cluster's first CTA).
+
+    Taken while the 64-row blocks, two CTAs each, fit in one wave, there is a KV tile for each of the four
+    warpgroups, and each warpgroup's chain of tiles is no longer than a CTA's under ``splits``-way split-KV
+    plus that split's combine. H100, same run (RESULTS.md, seventh session): B1 H8 S512 D64 6.3 -> 5.9 us
+    (split warpgroups alone), B1 H8 S512 D128 9.0 -> 8.3; B1 H4 S1024 D64 11.4 (2-way split-KV) / 9.0
+    (split warpgroups) -> 7.1, B1 H2 S2048 D64 13.2 (4-way) -> 9.7, B1 H4 S1024 D128 15.6 -> 10.8.
+    """
+    if masked or spec.block_m != 128 or spec.head_dim == 256:
+        return spec
+    clustered = spec.retiled(block_m=64, block_n=64 if spec.head_dim == 128 else 128, split_warpgroups=True,
+                             cluster_split=2)
+    items = math.ceil(problem.seqlen_q / 64) * problem.heads_q * problem.batch
+    tiles = math.ceil(problem.seqlen_k / clustered.block_n)
+    chain = math.ceil(tiles / 4) * clustered.block_n
+    split_chain = (math.ceil(problem.seqlen_k / (spec.block_n * splits)) + _GLOBAL_COMBINE_TILES) * spec.block_n
+    if 2 * items > sms or tiles < 4 or (splits > 1 and chain > split_chain):
+        return spec
+    return clustered
+
+
 def mask_tile_spec(spec: KernelSpec, mask_block: int | None) -> KernelSpec:
     """``spec`` with tiles of a block mask's size: 64 x 64 masks run on split warpgroups with 64-key tiles
     (the two consumers of a 64-row query block take alternate listed blocks); 128 x 128 masks and calls
@@ -116,6 +146,19 @@ def mask_tile_spec(spec: KernelSpec, mask_block: int | None) -> KernelSpec:
     if mask_block != 64:
         return spec
     return spec.retiled(block_m=64, block_n=64, split_warpgroups=True)
+
+
+def choose_variant(problem: AttentionProblem, sms: int, mask_block: int | None = None) -> tuple[KernelSpec, int]:
+    """The kernel variant and KV split count (``num_splits``) for ``problem`` on ``sms`` multiprocessors, under
+    a block mask of ``mask_block`` x ``mask_block`` blocks (None: no mask)."""
+    masked = mask_block is not None
+    spec = select_spec(problem, sms, masked)
+    splits = choose_splits(problem, spec, sms, masked)
+    clustered = cluster_split_spec(problem, spec, splits, sms, masked)
+    if clustered is not spec:
+        return clustered, clustered.cluster_split
+    spec = mask_tile_spec(split_warpgroups_spec(problem, spec, splits, sms, masked), mask_block)
+    return spec, (1 if spec.split_warpgroups else splits)
 
 
 def get_plan(problem: AttentionProblem, q: ArrayInfo, k: ArrayInfo, v: ArrayInfo, mask=None) -> LaunchPlan:
@@ -127,11 +170,8 @@ def get_plan(problem: AttentionProblem, q: ArrayInfo, k: ArrayInfo, v: ArrayInfo
         if plan is not None:
             _plans.move_to_end(key)
             return plan
-    sms, masked = sm_count(problem.device), mask is not None
-    spec = select_spec(problem, sms, masked)
-    splits = choose_splits(problem, spec, sms, masked)
-    spec = mask_tile_spec(split_warpgroups_spec(problem, spec, splits, sms, masked),
-                          mask.block if masked else None)
+    sms = sm_count(problem.device)
+    spec, splits = choose_variant(problem, sms, mask.block if mask is not None else None)
     plan = LaunchPlan(load_kernel(spec, problem.device), problem, q, k, v, mask=mask, num_splits=splits,
                       max_ctas=persistent_ctas(sms))
     with _plans_lock:

@@ -263,11 +263,15 @@ class LaunchPlan(PackedLaunch):
         if mask is not None and (spec.block_m, spec.block_n * spec.tiles_per_mask_block) != (mask.block, mask.block):
             raise ValueError(f"a {mask.block} x {mask.block} block mask needs {mask.block}-row tiles covering "
                              f"{mask.block} keys; {spec.name} has {spec.block_m} x {spec.block_n}")
-        if spec.split_warpgroups and num_splits != 1:
-            raise ValueError(f"{spec.name} splits KV tiles between its warpgroups; num_splits must be 1")
+        if spec.split_warpgroups and num_splits != spec.cluster_split:
+            raise ValueError(f"{spec.name} splits KV tiles between its warpgroups and across a cluster of "
+                             f"{spec.cluster_split}; num_splits must be {spec.cluster_split}, got {num_splits}")
         m_blocks = math.ceil(problem.seqlen_q / spec.block_m)
         items = m_blocks * num_splits * problem.heads_q * problem.batch
         ctas = items if max_ctas is None else min(items, max_ctas)
+        if spec.cluster_split > 1 and ctas != items:
+            raise ValueError(f"{spec.name} runs one work item per CTA (the CTAs of a cluster split one query "
+                             f"block); max_ctas {max_ctas} is below its {items} items")
         super().__init__(kernel, (ctas, 1, 1), spec.smem_bytes, PARAMS_BYTES, slots_offset=_OFF_OUT, slots=2,
                          programmatic=programmatic)  # out, lse
         self.num_splits = num_splits
@@ -287,7 +291,7 @@ class LaunchPlan(PackedLaunch):
             struct.pack_into(_MASK_FORMAT, self._params, _OFF_MASK, mask.num_ptr, mask.idx_ptr, mask.full_num_ptr,
                              mask.full_idx_ptr, mask.stride_b, mask.stride_h, mask.kv_blocks, mask.head_div)
         self.workspace = None
-        if num_splits > 1:
+        if num_splits > 1 and spec.cluster_split == 1:  # a cluster merges in shared memory
             self.workspace = SplitWorkspace(problem.device, m_blocks * problem.heads_q * problem.batch, num_splits,
                                             problem.head_dim, spec.threads - 128)
         split_pointers = self.workspace.pointers() if self.workspace is not None else (0, 0, 0)

@@ -62,6 +62,11 @@ class KernelSpec:
         192-row tiles (B2 H16 S16384 D64 4770 -> 4940: three warpgroups at 160 registers), with split
         warpgroups (7.6 -> 7.8 us at B1 H8 S512 D64: one warpgroup stores after the merge) and at head dim
         256 (no room).
+    cluster_split : int
+        1, or 2 with ``split_warpgroups``: a cluster of two CTAs splits each 64-row query block's KV tiles
+        (split-KV without a global workspace: the CTA of rank 1 stores its partial result into rank 0's
+        shared memory, which merges and stores). One work item per CTA; the launch's ``num_splits`` must
+        equal it.
     trace : bool
         Build the timeline probe (``kernels_cu/attn/trace.cuh``: per-CTA %globaltimer marks in the module
         global ``bsk_trace``; ``tools/trace_timeline.py``). Diagnostics only: never dispatched.
@@ -76,6 +81,7 @@ class KernelSpec:
     pingpong: bool = True
     split_warpgroups: bool = False
     bulk_store: bool | None = None
+    cluster_split: int = 1
     trace: bool = False
     family: str = "attn_fwd_sm90"
 
@@ -98,6 +104,8 @@ class KernelSpec:
                                  f"got {self.block_m}, {self.stages}")
         elif self.block_m not in (128, 192) or (self.block_m == 192 and self.head_dim != 64):
             raise ValueError(f"block_m must be 128, or 192 at head_dim 64; got {self.block_m} at {self.head_dim}")
+        if self.cluster_split not in (1, 2) or (self.cluster_split == 2 and not self.split_warpgroups):
+            raise ValueError(f"cluster_split must be 1, or 2 with split_warpgroups; got {self.cluster_split}")
         if self.head_dim == 256:
             if self.block_n != 64 or self.split_warpgroups:
                 raise ValueError(f"head_dim 256 runs 128 x 64 tiles (block_n 64, no split_warpgroups); got "
@@ -144,6 +152,7 @@ class KernelSpec:
         return (f"{self.family}.d{self.head_dim}.{DTYPE_SHORT[self.dtype]}.{mask}"
                 f".m{self.block_m}n{self.block_n}s{self.stages}{'' if self.pingpong else '.serial'}"
                 f"{'.wgsplit' if self.split_warpgroups else ''}"
+                f"{f'.cluster{self.cluster_split}' if self.cluster_split > 1 else ''}"
                 f"{self._store_suffix}{'.trace' if self.trace else ''}")
 
     @property
@@ -172,11 +181,14 @@ class KernelSpec:
         # mbarriers (Q, claim, K/V), stage block ids, two work-item slots (5 ints each), the claim (a work
         # item and a KV schedule: 48 bytes), the split-KV combine flag
         barriers = 8 * (4 + 4 * stages) + 4 * stages + 2 * 20 + 48 + 4
-        exchange = 4 * (128 * (self.head_dim // 2 + 4) if self.split_warpgroups else 4)
+        partial = 4 * 128 * (self.head_dim // 2 + 4)  # per thread: O fragments, row maxima and sums
+        exchange = partial if self.split_warpgroups else 16
+        # last: the cluster merge's buffer and mbarrier
+        cluster = (partial if self.cluster_split > 1 else 16) + 8
         # bulk-store staging: 64 rows per storing warpgroup
         staging = (1 if self.split_warpgroups else self.consumers) * 64 * 2 * self.head_dim
         staging = staging if bulk_store else 16
-        storage = _round_up(q_bytes + 2 * stages * kv_tile + _round_up(barriers, 16) + exchange + staging,
+        storage = _round_up(q_bytes + 2 * stages * kv_tile + _round_up(barriers, 16) + exchange + staging + cluster,
                             _SWIZZLE_ALIGN)
         return storage + _SWIZZLE_ALIGN
 
@@ -192,6 +204,7 @@ class KernelSpec:
             "PINGPONG": int(self.pingpong),
             "WG_SPLIT": int(self.split_warpgroups),
             "BULK_STORE": int(self.bulk_store),
+            "CLUSTER_SPLIT": self.cluster_split,
             **({"TRACE": 1} if self.trace else {}),
             "SMEM_BYTES": self.smem_bytes,
         }
@@ -201,13 +214,14 @@ def all_specs() -> list[KernelSpec]:
     """Every attention variant the dispatcher can choose (:func:`all_kernel_specs` adds the other kernel
     families): 128-row tiles for every head dim (128 x 64 at 256), 192-row tiles at head dim 64, and 64-row
     tiles with split warpgroups and four stages: 64 x 128 at head dim 64, 64 x 64 at 128 and (for 64 x 64
-    block masks) at 64."""
+    block masks) at 64; the first two also split across a cluster of two CTAs."""
     tall = [KernelSpec(head_dim=64, dtype=t, causal=c, block_m=192)
             for t in DTYPE_CODES for c in (False, True)]
     split = [KernelSpec(head_dim=d, dtype=t, causal=c, block_m=64, block_n=n, split_warpgroups=True)
              for d, n in ((64, 128), (64, 64), (128, 64)) for t in DTYPE_CODES for c in (False, True)]
+    cluster = [spec.retiled(cluster_split=2) for spec in split if spec.block_n == (128 if spec.head_dim == 64 else 64)]
     return [KernelSpec(head_dim=d, dtype=t, causal=c)
-            for d in HEAD_DIMS for t in DTYPE_CODES for c in (False, True)] + tall + split
+            for d in HEAD_DIMS for t in DTYPE_CODES for c in (False, True)] + tall + split + cluster
 
 
 SCORE_DTYPE_CODES = {"float16": 0, "bfloat16": 1, "float32": 2}

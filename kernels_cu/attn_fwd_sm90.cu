@@ -10,7 +10,9 @@
 // given. A row that sees no key gets o_i = 0 and lse_i = -inf. Softmax is online (FlashAttention): running
 // max and sum per row over raw scores; exponentials in base 2 with scale * log2(e) folded into one FFMA
 // per score. Split-KV: each split runs that recurrence over a contiguous part of the row's KV tiles, and
-// the last split to finish merges the parts (max-rescaled sums) in split order.
+// the last split to finish merges the parts (max-rescaled sums) in split order; with CLUSTER_SPLIT the
+// splits are the two CTAs of a thread-block cluster, and the first merges the second's part, which
+// arrives in its shared memory.
 //
 // Layouts. Q (B, Hq, Sq, D), K/V (B, Hkv, Sk, D), any strides with a contiguous D; the host describes each
 // as a 4-D TMA tensor map over (d, s, h, b) whose last three dimensions are ordered by stride, and
@@ -26,7 +28,8 @@
 // 1-D grid has one CTA per item or, persistent, fewer (the host's choice): CTA c starts with item c, and
 // its producer claims the next from Params::work_counter (or takes c + gridDim.x, ... without one), loading
 // its Q and K/V while the consumers finish the previous item. Claims come in item order, so the longest
-// causal query blocks start first, as the hardware would start one CTA per item. Rows
+// causal query blocks start first, as the hardware would start one CTA per item. CLUSTER_SPLIT: clusters
+// of two consecutive CTAs, one item each (no persistence), the two splits of one query block. Rows
 // and keys past Sq / Sk are zero-filled by TMA and masked. The kernel supports programmatic dependent
 // launch: barrier set-up overlaps the previous kernel, global memory waits for it (common/pdl.cuh).
 //
@@ -39,7 +42,9 @@
 //        stage's block index goes to shared memory before its K load is armed.
 //   WG1+ consumers: two (BLOCK_M 128) or three (192, head dim 64), each owning 64 query rows, or (WG_SPLIT,
 //        BLOCK_M 64) two sharing the block's rows, each taking every other KV tile, merged at the end
-//        through shared memory (named barriers consumers + 2 and + 3). Iteration t
+//        through shared memory (named barriers consumers + 2 and + 3); with CLUSTER_SPLIT the merged
+//        result of the cluster's second CTA then goes into the first's shared memory (st.async,
+//        completing on an mbarrier there) and the first merges it. Iteration t
 //        issues S_t = Q K_t^T (wgmma, shared/shared) and O += P_{t-1} V_{t-1} (wgmma, P from registers, V
 //        N-major), waits for S_t only, masks, and runs the softmax of S_t while the PV product runs
 //        (FlashAttention-3 intra-warpgroup pipelining); the consumers also take turns, in a ring, issuing
@@ -60,12 +65,14 @@
 // WG_SPLIT (64-row blocks: Q 8 192 / 16 384) has the exchange of 128 x (HEAD_DIM / 2 + 4) floats instead
 // of 16 bytes, and four stages where they fit (two per warpgroup): 159 744 bytes at head dim 64, and
 // 184 320 with two stages at 128; with BLOCK_N 64 (the 64 x 64 tiles of 64 x 64 block masks; S = Q K^T by
-// m64n64k16) the K/V tiles halve and both head dims take four stages: 94 208 and 184 320.
+// m64n64k16) the K/V tiles halve and both head dims take four stages: 94 208 and 184 320. CLUSTER_SPLIT
+// adds a second exchange of the same size, last in SharedStorage (178 176 bytes at head dim 64 with
+// 64 x 128 tiles, 219 136 at 128 with 64 x 64); other variants end with 16 + 8 unused bytes.
 //
 // Files: attn/config.cuh (macros, constants, register budgets, named barriers), attn/params.cuh (Params,
 // work-item types, SharedStorage), attn/schedule.cuh (items, claims, KV schedules), attn/load.cuh (the
 // producer's TMA loads), attn/tile_math.cuh (GEMM issue, masks, softmax), attn/epilogue.cuh (stores,
-// split-KV combine, WG_SPLIT merge), attn/trace.cuh (the optional timeline probe, TRACE 1); this file:
+// split-KV combine, WG_SPLIT and cluster merges), attn/trace.cuh (the optional timeline probe, TRACE 1); this file:
 // the consumer loop and the kernel entry.
 #include "attn/config.cuh"
 #include "attn/params.cuh"
@@ -167,9 +174,10 @@ BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, const Item
         if (wg <= 1 && threadIdx.x % 128 == 0) trace_mark(wg == 0 ? kTraceLastPV : kTraceLastPV1);
     }
     if (kSplitWarpgroups && !merge_warpgroups(smem, o, st, wg, p.scale_log2)) return;
+    if (kClusterSplit > 1 && !merge_cluster(smem, o, st, p.scale_log2)) return;
     if (kSplitWarpgroups && threadIdx.x % 128 == 0) trace_mark(kTraceMerged);
     const WorkItem item = slot.item;
-    if (p.num_splits > 1) {
+    if (kClusterSplit == 1 && p.num_splits > 1) {
         split_store(p, smem, wg, o, st, wg_first_row, item.m_block, item.split, item.head, item.batch);
     } else {
         float row_max_log2[2], row_sum[2];
@@ -185,13 +193,23 @@ BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, const Item
 
 }  // namespace attn
 
-extern "C" __global__ void __launch_bounds__(attn::kThreads, 1) attn_fwd_sm90(const __grid_constant__ attn::Params p) {
+#if CLUSTER_SPLIT > 1
+#define ATTN_CLUSTER_DIMS __cluster_dims__(CLUSTER_SPLIT, 1, 1)
+#else
+#define ATTN_CLUSTER_DIMS
+#endif
+
+extern "C" __global__ void __launch_bounds__(attn::kThreads, 1) ATTN_CLUSTER_DIMS
+attn_fwd_sm90(const __grid_constant__ attn::Params p) {
     using namespace attn;
     extern __shared__ uint8_t smem_raw[];
     SharedStorage& smem = *reinterpret_cast<SharedStorage*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) &
                                                             ~static_cast<uintptr_t>(1023));
     const int warpgroup = threadIdx.x / 128;
-    if (kSplitWarpgroups && p.num_splits != 1) __trap();  // the host never launches this (bsk_cupy/launch.py)
+    // The host never launches these (bsk_cupy/launch.py): split warpgroups split KV only across a cluster,
+    // whose CTAs take one item each, the two splits of one query block.
+    if (kSplitWarpgroups && p.num_splits != kClusterSplit) __trap();
+    if (kClusterSplit > 1 && static_cast<int>(gridDim.x) != p.num_items) __trap();
 
     if (threadIdx.x == 0) {
         trace_mark(kTraceEntry);
@@ -205,6 +223,10 @@ extern "C" __global__ void __launch_bounds__(attn::kThreads, 1) attn_fwd_sm90(co
             mbar_init(&smem.k_empty[s], kStageConsumerThreads);
             mbar_init(&smem.v_empty[s], kStageConsumerThreads);
         }
+        if (kClusterSplit > 1) {
+            mbar_init(&smem.cluster_full, 1);
+            if (cluster_ctarank() == 0) mbar_arrive_expect_tx(&smem.cluster_full, kClusterExchangeBytes);
+        }
         fence_barrier_init();
         tma_prefetch_descriptor(&p.tma_q);
         tma_prefetch_descriptor(&p.tma_k);
@@ -216,6 +238,7 @@ extern "C" __global__ void __launch_bounds__(attn::kThreads, 1) attn_fwd_sm90(co
     // programmatic dependent launch it overlaps the previous kernel's tail; global memory (masks included)
     // only after the wait, which is then followed by nothing but the work.
     __syncthreads();
+    if (kClusterSplit > 1) cluster_arrive();  // this CTA's barriers are ready (merge_cluster waits for it)
 
     // The producer claims the work items and hands each to the consumers with its Q (an ItemSlot, then
     // q_full), ending with a slot of -1 tiles; both sides track the same ring phases. An item with no

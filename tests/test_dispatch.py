@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bsk_cupy.dispatch import choose_splits, mask_tile_spec, select_spec, split_warpgroups_spec
+from bsk_cupy.dispatch import choose_splits, choose_variant, mask_tile_spec, select_spec, split_warpgroups_spec
 from bsk_cupy.specs import KernelSpec, all_specs
 from bsk_cupy.validation import AttentionProblem
 
@@ -112,3 +112,51 @@ def test_bulk_store_epilogue_on_128_row_tiles():
     assert split.name.endswith(".wgsplit.bulkstore")
     with pytest.raises(ValueError, match="bulk_store does not fit at head_dim 256"):
         KernelSpec(head_dim=256, dtype="float16", causal=False, bulk_store=True)
+
+
+def test_cluster_of_two_splits_small_grids_of_split_warpgroups():
+    names = {s.name for s in all_specs()}
+    long_kv = AttentionProblem(batch=1, heads_q=8, heads_kv=8, seqlen_q=128, seqlen_k=8192, head_dim=64,
+                               dtype="float16", causal=False, scale=0.125, layout="bhsd", device=0)
+    for prob in (problem(1, 8, 512, 64), problem(1, 8, 512, 128, causal=True), problem(2, 4, 512, 64),
+                 problem(1, 4, 1024, 64), problem(1, 2, 2048, 64), problem(1, 4, 1024, 128)):
+        spec, splits = choose_variant(prob, 132)
+        assert spec.split_warpgroups and spec.cluster_split == 2 and splits == 2, prob
+        assert spec.name.endswith(".wgsplit.cluster2") and spec.name in names
+        assert spec.smem_bytes <= 227 * 1024 and spec.stages == 4
+        assert spec.block_n == (64 if prob.head_dim == 128 else 128)
+    # 128 blocks of 64 rows would need 256 CTAs; masks keep their tiles; 2 KV tiles cannot feed 4 warpgroups;
+    # a long KV row splits 16 ways across CTAs (4 tiles + the combine) rather than 4 (16 tiles per warpgroup)
+    spec, splits = choose_variant(problem(1, 16, 512, 64), 132)
+    assert spec.split_warpgroups and spec.cluster_split == 1 and splits == 1
+    assert choose_variant(problem(1, 8, 512, 64), 132, mask_block=64)[0].cluster_split == 1
+    assert choose_variant(problem(1, 8, 512, 64), 132, mask_block=128)[0].cluster_split == 1
+    assert choose_variant(problem(1, 8, 256, 64), 132)[0].cluster_split == 1
+    spec, splits = choose_variant(long_kv, 132)
+    assert (spec.block_m, spec.cluster_split, splits) == (128, 1, 16)
+    assert choose_variant(problem(1, 2, 2048, 256), 132)[0].cluster_split == 1
+    assert choose_variant(problem(1, 32, 2048, 64), 132)[0].block_m == 128
+
+
+def test_every_dispatched_variant_is_compiled_by_warmup_and_audit():
+    names = {s.name for s in all_specs()}
+    shapes = [(b, h, s, d) for b in (1, 4) for h in (1, 8, 32) for s in (128, 512, 1024, 4096) for d in (64, 128, 256)]
+    for b, h, s, d in shapes:
+        for causal in (False, True):
+            for mask_block in (None, 64, 128):
+                if mask_block == 64 and d == 256:
+                    continue
+                spec, splits = choose_variant(problem(b, h, s, d, causal), 132, mask_block)
+                assert spec.name in names, (b, h, s, d, causal, mask_block, spec.name)
+                assert splits >= 1 and (not spec.split_warpgroups or splits == spec.cluster_split)
+
+
+def test_cluster_split_needs_split_warpgroups():
+    with pytest.raises(ValueError, match="cluster_split must be 1, or 2 with split_warpgroups"):
+        KernelSpec(head_dim=64, dtype="float16", causal=False, cluster_split=2)
+    with pytest.raises(ValueError, match="cluster_split must be 1, or 2 with split_warpgroups"):
+        KernelSpec(head_dim=64, dtype="float16", causal=False, block_m=64, split_warpgroups=True, cluster_split=4)
+    spec = KernelSpec(head_dim=64, dtype="float16", causal=False, block_m=64, split_warpgroups=True, cluster_split=2)
+    plain = spec.retiled(cluster_split=1)
+    assert spec.defines()["CLUSTER_SPLIT"] == 2 and plain.defines()["CLUSTER_SPLIT"] == 1
+    assert spec.smem_bytes - plain.smem_bytes == 18432  # 128 threads x (32 O floats + 4) x 4 bytes

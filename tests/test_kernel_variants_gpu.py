@@ -37,6 +37,9 @@ VARIANTS = {
     "wgsplit_persistent": {"block_m": 64, "split_warpgroups": True, "ctas": 3},
     "wgsplit_n64": {"block_m": 64, "block_n": 64, "split_warpgroups": True},   # the 64 x 64 mask tiles
     "wgsplit_n64_persistent": {"block_m": 64, "block_n": 64, "split_warpgroups": True, "ctas": 3},
+    # a cluster of two CTAs splits each block's KV tiles (every case runs 2 splits)
+    "wgsplit_cluster2": {"block_m": 64, "split_warpgroups": True, "cluster_split": 2},
+    "wgsplit_n64_cluster2": {"block_m": 64, "block_n": 64, "split_warpgroups": True, "cluster_split": 2},
 }
 
 # (Sq, Sk, causal, window, splits, heads_q, heads_kv, q_gain): q_gain scales Q so that scores span far more
@@ -75,8 +78,10 @@ def test_variant_matches_float64(variant, case, head_dim):
         spec = select_spec(problem).retiled(**fields)
     except ValueError:
         pytest.skip(f"{variant} does not exist at head_dim {head_dim}")
-    if spec.split_warpgroups and splits > 1:
-        pytest.skip("split warpgroups do not combine with split-KV")
+    if spec.split_warpgroups:
+        if splits > 1 and spec.cluster_split == 1:
+            pytest.skip("split warpgroups split KV only across a cluster")
+        splits = spec.cluster_split
     plan = LaunchPlan(load_kernel(spec, 0), problem, *infos, num_splits=splits, max_ctas=max_ctas,
                       dynamic=dynamic)
     out = torch.full_like(q, float("nan"))
@@ -145,3 +150,43 @@ def test_persistent_ctas_match_one_cta_per_item_bit_for_bit(causal, splits):
         assert torch.equal(out_a, out_b)
         assert torch.equal(lse_a, lse_b)
     assert torch.all(out_a[0, :2, 256:384] == 0) and torch.all(lse_a[0, :2, 256:384] == float("-inf"))
+
+
+@pytest.mark.parametrize("head_dim", [64, 128])
+@pytest.mark.parametrize("causal", [False, True])
+def test_cluster_split_with_a_block_mask(head_dim, causal):
+    """64 x 64 block masks (rows with no block, one block, every block) on split warpgroups whose cluster of
+    two CTAs splits each row's listed blocks: against float64 with the equivalent element mask, and
+    bit-identical to itself."""
+    from bsk_cupy.mask_operand import mask_operand
+
+    sq, sk, hq = 700, 900, 3
+    q = _rand((1, hq, sq, head_dim), 400)
+    k, v = _rand((1, hq, sk, head_dim), 401), _rand((1, hq, sk, head_dim), 402)
+    nq, nk = -(-sq // 64), -(-sk // 64)
+    blocks = np.random.default_rng(403).random((1, hq, nq, nk)) < 0.3
+    blocks[0, 0, 1] = False
+    blocks[0, 1, 2] = np.arange(nk) == 3
+    blocks[0, 2, 4] = True
+    mask = bsk.BlockMask.from_dense(blocks, (sq, sk), block_size=64)
+    infos = [interop.describe(n, x).info for n, x in (("q", q), ("k", k), ("v", v))]
+    problem = check_attention_args(*infos, causal=causal, scale=None, layout="bhsd")
+    spec = select_spec(problem, masked=True).retiled(block_m=64, block_n=64, split_warpgroups=True, cluster_split=2)
+    plan = LaunchPlan(load_kernel(spec, 0), problem, *infos, mask=mask_operand(mask, problem), num_splits=2)
+    outs = []
+    for _ in range(2):
+        out = torch.full_like(q, float("nan"))
+        lse = torch.full((1, hq, sq), float("nan"), device="cuda", dtype=torch.float32)
+        plan.launch(out.data_ptr(), lse.data_ptr(), torch.cuda.current_stream().cuda_stream)
+        outs.append((out, lse))
+    torch.cuda.synchronize()
+    elements = np.repeat(np.repeat(blocks, 64, axis=2), 64, axis=3)[..., :sq, :sk]
+    ref_out, ref_lse = attention_reference(*(to_numpy(x) for x in (q, k, v)), causal=causal, mask=elements)
+    (out, lse), (again, lse_again) = outs
+    got = to_numpy(out)
+    assert not np.isnan(got).any(), "output elements left unwritten (NaN poison)"
+    assert np.abs(got - ref_out).max() < 4e-3
+    got_lse, seen = lse.cpu().numpy(), np.isfinite(ref_lse)
+    assert np.array_equal(np.isfinite(got_lse), seen), "-inf lse on the wrong rows"
+    assert np.abs(got_lse[seen] - ref_lse[seen]).max() < 1e-3 * max(1.0, np.abs(ref_lse[seen]).max())
+    assert torch.equal(out, again) and torch.equal(lse, lse_again), "a repeated launch is not bit-identical"

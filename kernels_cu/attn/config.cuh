@@ -2,6 +2,7 @@
 // tile, warpgroup and shared-memory constants derived from them, register budgets, named barrier ids.
 #pragma once
 #include "../common/prelude.cuh"
+#include "../common/cluster.cuh"
 #include "../common/mbarrier.cuh"
 #include "../common/numeric.cuh"
 #include "../common/pdl.cuh"
@@ -33,6 +34,9 @@
 #ifndef BULK_STORE
 #define BULK_STORE 0
 #endif
+#ifndef CLUSTER_SPLIT
+#define CLUSTER_SPLIT 1
+#endif
 
 namespace attn {
 
@@ -61,8 +65,16 @@ constexpr int kKVTileBytes = kBlockN * kHeadDim * 2;
 constexpr int kStageConsumerThreads = kSplitWarpgroups ? 128 : kConsumerThreads;  // readers of each stage
 constexpr bool kPingPong = PINGPONG != 0 && !kSplitWarpgroups;  // split warpgroups run unequal tile counts
 constexpr int kFragmentFloats = kChunks * 32;                   // O accumulator floats per consumer thread
-// WG_SPLIT exchange: warpgroup 1's O fragments, then its two rows' max and partial sum, per thread.
-constexpr int kExchangeFloats = kSplitWarpgroups ? 128 * (kFragmentFloats + 4) : 4;
+// A partial result as one thread hands it to another (WG_SPLIT merge, cluster merge): its O fragments,
+// then its two rows' max and partial sum, as float4 vectors; vector j of thread t at j * 128 + t.
+constexpr int kPartialVectors = kFragmentFloats / 4 + 1;
+constexpr int kExchangeFloats = kSplitWarpgroups ? 128 * 4 * kPartialVectors : 4;
+// CLUSTER_SPLIT 2 (WG_SPLIT only): a cluster of two CTAs splits one 64-row query block's KV tiles (split-KV
+// without a global workspace). The CTA of rank 1 sends its merged partial result into rank 0's shared
+// memory with st.async; rank 0 merges it into its own and stores. One item per CTA (no persistence).
+constexpr int kClusterSplit = CLUSTER_SPLIT;
+constexpr int kClusterExchangeFloats = kClusterSplit > 1 ? 128 * 4 * kPartialVectors : 4;
+constexpr uint32_t kClusterExchangeBytes = 128 * 16 * kPartialVectors;
 // Bulk-store epilogue (BULK_STORE): each storing warpgroup stages its 64 output rows in shared memory in
 // the output's own row-major order and, when the rows of a head lie back to back in global memory, one
 // thread copies them out with a single cp.async.bulk. Not at HEAD_DIM 256: the staging rows do not fit.
@@ -91,6 +103,8 @@ static_assert(kSplitWarpgroups ? (kBlockM == 64 && (kStages == 2 || kStages == 4
 static_assert(kHeadDim == 256 ? kBlockN == 64 : (kBlockN == 128 || (kBlockN == 64 && kSplitWarpgroups)),
               "BLOCK_N must be 128, 64 with WG_SPLIT, and 64 at HEAD_DIM 256");
 static_assert(kStages >= 2 && kStages <= 4, "STAGES must be 2, 3 or 4");
+static_assert(kClusterSplit == 1 || (kClusterSplit == 2 && kSplitWarpgroups),
+              "CLUSTER_SPLIT must be 1, or 2 with WG_SPLIT");
 static_assert(!kBulkStore || kHeadDim != 256, "BULK_STORE: the staging rows do not fit at HEAD_DIM 256");
 static_assert(DTYPE == 0 || DTYPE == 1, "DTYPE must be 0 (float16) or 1 (bfloat16)");
 

@@ -147,50 +147,81 @@ BSK_DEVICE void split_store(const Params& p, SharedStorage& smem, int wg, float 
     store(p, smem, wg, o, row_max, row_sum, wg_first_row, head, batch);
 }
 
-// WG_SPLIT merge of the two warpgroups' partial results for the same rows (thread t of each holds the
-// same fragment positions): warpgroup 1 hands O, max and partial sums over in shared memory (after
-// warpgroup 0 has read the previous item's), warpgroup 0 merges them into its own, max-rescaled:
-//   M = max(m0, m1),  l = 2^(m0 - M) l0 + 2^(m1 - M) l1,  O = 2^(m0 - M) O0 + 2^(m1 - M) O1.
-// Returns true in warpgroup 0, which then stores the result.
+// A partial result (O fragments, row maxima and partial sums) as the float4 vectors it is exchanged in
+// (config.cuh, kPartialVectors): vector j of this thread. `j` is a compile-time constant after unrolling.
+BSK_DEVICE float4 partial_vector(const float (&o)[kChunks][32], const RowState& st, int j) {
+    if (j == kPartialVectors - 1) return make_float4(st.max[0], st.max[1], st.sum[0], st.sum[1]);
+    const int c = 4 * j / 32, e = 4 * j % 32;
+    return make_float4(o[c][e], o[c][e + 1], o[c][e + 2], o[c][e + 3]);
+}
 
+// Merge another partial result for the same rows, read from `theirs` (this thread's first vector; vector
+// j at theirs[j * 128]), into this thread's, max-rescaled:
+//   M = max(m0, m1),  l = 2^(m0 - M) l0 + 2^(m1 - M) l1,  O = 2^(m0 - M) O0 + 2^(m1 - M) O1.
+// Maxima are raw scores (softmax_step); sums are this thread's shares of its rows' sums.
+BSK_DEVICE void merge_partial(float (&o)[kChunks][32], RowState& st, const float4* theirs, float scale_log2) {
+    const float4 ml = theirs[(kPartialVectors - 1) * 128];
+    const float m1[2] = {ml.x, ml.y}, l1[2] = {ml.z, ml.w};
+    float weight0[2], weight1[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const float m = fmaxf(st.max[i], m1[i]);
+        weight0[i] = st.max[i] == BSK_NEG_INF ? 0.f : exp2_approx((st.max[i] - m) * scale_log2);
+        weight1[i] = m1[i] == BSK_NEG_INF ? 0.f : exp2_approx((m1[i] - m) * scale_log2);
+        st.sum[i] = st.sum[i] * weight0[i] + l1[i] * weight1[i];
+        st.max[i] = m;
+    }
+#pragma unroll
+    for (int j = 0; j < kPartialVectors - 1; ++j) {
+        const float4 x = theirs[j * 128];
+        const int c = 4 * j / 32, e = 4 * j % 32;  // elements e, e + 1 of row 0; e + 2, e + 3 of row 1
+        o[c][e] = o[c][e] * weight0[0] + x.x * weight1[0];
+        o[c][e + 1] = o[c][e + 1] * weight0[0] + x.y * weight1[0];
+        o[c][e + 2] = o[c][e + 2] * weight0[1] + x.z * weight1[1];
+        o[c][e + 3] = o[c][e + 3] * weight0[1] + x.w * weight1[1];
+    }
+}
+
+// WG_SPLIT merge of the two warpgroups' partial results for the same rows (thread t of each holds the
+// same fragment positions): warpgroup 1 hands its partial over in shared memory (after warpgroup 0 has
+// read the previous item's), warpgroup 0 merges it into its own. Returns true in warpgroup 0, which goes
+// on to store the result (or, CLUSTER_SPLIT, to merge the other CTA's).
 BSK_DEVICE bool merge_warpgroups(SharedStorage& smem, float (&o)[kChunks][32], RowState& st, int wg,
                                  float scale_log2) {
-    const int tid = threadIdx.x % 128;
-    float* exchange = smem.exchange + tid;
+    float4* exchange = reinterpret_cast<float4*>(smem.exchange) + threadIdx.x % 128;
     if (wg == 1) {
         named_barrier_sync(kExchangeFree, 256);
 #pragma unroll
-        for (int c = 0; c < kChunks; ++c) {
-#pragma unroll
-            for (int e = 0; e < 32; ++e) exchange[(c * 32 + e) * 128] = o[c][e];
-        }
-#pragma unroll
-        for (int i = 0; i < 2; ++i) {
-            exchange[(kFragmentFloats + i) * 128] = st.max[i];
-            exchange[(kFragmentFloats + 2 + i) * 128] = st.sum[i];
-        }
+        for (int j = 0; j < kPartialVectors; ++j) exchange[j * 128] = partial_vector(o, st, j);
         named_barrier_arrive(kExchangeFull, 256);
         return false;
     }
     named_barrier_arrive(kExchangeFree, 256);
     named_barrier_sync(kExchangeFull, 256);
-    float weight0[2], weight1[2];
+    merge_partial(o, st, exchange, scale_log2);
+    return true;
+}
+
+// CLUSTER_SPLIT merge, in warpgroup 0 of each CTA after merge_warpgroups: the CTA of rank 1 stores its
+// partial result into rank 0's `cluster_exchange` (st.async, completing on rank 0's `cluster_full`, whose
+// transaction bytes rank 0 armed before the cluster barrier that rank 1 waits on here), rank 0 waits for
+// it and merges it into its own. Returns true in rank 0, which stores the result. The roles are fixed by
+// rank, so the result does not depend on which CTA finishes first.
+BSK_DEVICE bool merge_cluster(SharedStorage& smem, float (&o)[kChunks][32], RowState& st, float scale_log2) {
+    const int tid = threadIdx.x % 128;
+    if (cluster_ctarank() != 0) {
+        cluster_wait();  // rank 0's barrier is initialised and armed
+        const uint32_t dst = cluster_map(smem_addr(smem.cluster_exchange) + 16 * tid, 0);
+        const uint32_t bar = cluster_map(smem_addr(&smem.cluster_full), 0);
 #pragma unroll
-    for (int i = 0; i < 2; ++i) {
-        const float m1 = exchange[(kFragmentFloats + i) * 128], l1 = exchange[(kFragmentFloats + 2 + i) * 128];
-        const float m = fmaxf(st.max[i], m1);
-        weight0[i] = st.max[i] == BSK_NEG_INF ? 0.f : exp2_approx((st.max[i] - m) * scale_log2);
-        weight1[i] = m1 == BSK_NEG_INF ? 0.f : exp2_approx((m1 - m) * scale_log2);
-        st.sum[i] = st.sum[i] * weight0[i] + l1 * weight1[i];
-        st.max[i] = m;
-    }
-#pragma unroll
-    for (int c = 0; c < kChunks; ++c) {
-#pragma unroll
-        for (int e = 0; e < 32; ++e) {
-            o[c][e] = o[c][e] * weight0[(e / 2) % 2] + exchange[(c * 32 + e) * 128] * weight1[(e / 2) % 2];
+        for (int j = 0; j < kPartialVectors; ++j) {
+            const float4 x = partial_vector(o, st, j);
+            st_async_v4(dst + 16 * 128 * j, x.x, x.y, x.z, x.w, bar);
         }
+        return false;
     }
+    mbar_wait(&smem.cluster_full, 0);
+    merge_partial(o, st, reinterpret_cast<const float4*>(smem.cluster_exchange) + tid, scale_log2);
     return true;
 }
 
