@@ -64,9 +64,9 @@ class KernelSpec:
         256 (no room).
     cluster_split : int
         1, or 2 with ``split_warpgroups``: a cluster of two CTAs splits each 64-row query block's KV tiles
-        (split-KV without a global workspace: the CTA of rank 1 stores its partial result into rank 0's
-        shared memory, which merges and stores). One work item per CTA; the launch's ``num_splits`` must
-        equal it.
+        (split-KV without a global workspace: the two CTAs trade halves of their partial results through
+        shared memory, and each merges and stores 32 rows). One work item per CTA; the launch's
+        ``num_splits`` must equal it. No ``bulk_store``.
     trace : bool
         Build the timeline probe (``kernels_cu/attn/trace.cuh``: per-CTA %globaltimer marks in the module
         global ``bsk_trace``; ``tools/trace_timeline.py``). Diagnostics only: never dispatched.
@@ -106,6 +106,8 @@ class KernelSpec:
             raise ValueError(f"block_m must be 128, or 192 at head_dim 64; got {self.block_m} at {self.head_dim}")
         if self.cluster_split not in (1, 2) or (self.cluster_split == 2 and not self.split_warpgroups):
             raise ValueError(f"cluster_split must be 1, or 2 with split_warpgroups; got {self.cluster_split}")
+        if self.cluster_split > 1 and self.bulk_store:
+            raise ValueError("cluster_split stores each CTA's 32 rows from registers; bulk_store must be off")
         if self.head_dim == 256:
             if self.block_n != 64 or self.split_warpgroups:
                 raise ValueError(f"head_dim 256 runs 128 x 64 tiles (block_n 64, no split_warpgroups); got "

@@ -11,8 +11,8 @@
 // max and sum per row over raw scores; exponentials in base 2 with scale * log2(e) folded into one FFMA
 // per score. Split-KV: each split runs that recurrence over a contiguous part of the row's KV tiles, and
 // the last split to finish merges the parts (max-rescaled sums) in split order; with CLUSTER_SPLIT the
-// splits are the two CTAs of a thread-block cluster, and the first merges the second's part, which
-// arrives in its shared memory.
+// splits are the two CTAs of a thread-block cluster, which trade halves of their parts through
+// distributed shared memory, each merging and storing half of the rows.
 //
 // Layouts. Q (B, Hq, Sq, D), K/V (B, Hkv, Sk, D), any strides with a contiguous D; the host describes each
 // as a 4-D TMA tensor map over (d, s, h, b) whose last three dimensions are ordered by stride, and
@@ -42,9 +42,9 @@
 //        stage's block index goes to shared memory before its K load is armed.
 //   WG1+ consumers: two (BLOCK_M 128) or three (192, head dim 64), each owning 64 query rows, or (WG_SPLIT,
 //        BLOCK_M 64) two sharing the block's rows, each taking every other KV tile, merged at the end
-//        through shared memory (named barriers consumers + 2 and + 3); with CLUSTER_SPLIT the merged
-//        result of the cluster's second CTA then goes into the first's shared memory (st.async,
-//        completing on an mbarrier there) and the first merges it. Iteration t
+//        through shared memory (named barriers consumers + 2 and + 3); with CLUSTER_SPLIT warpgroup 0
+//        of each CTA of the cluster then sends the rows the other keeps into the other's shared memory
+//        (st.async, completing on an mbarrier there) and merges and stores the rows it keeps. Iteration t
 //        issues S_t = Q K_t^T (wgmma, shared/shared) and O += P_{t-1} V_{t-1} (wgmma, P from registers, V
 //        N-major), waits for S_t only, masks, and runs the softmax of S_t while the PV product runs
 //        (FlashAttention-3 intra-warpgroup pipelining); the consumers also take turns, in a ring, issuing
@@ -225,7 +225,7 @@ attn_fwd_sm90(const __grid_constant__ attn::Params p) {
         }
         if (kClusterSplit > 1) {
             mbar_init(&smem.cluster_full, 1);
-            if (cluster_ctarank() == 0) mbar_arrive_expect_tx(&smem.cluster_full, kClusterExchangeBytes);
+            mbar_arrive_expect_tx(&smem.cluster_full, kClusterExchangeBytes / 2);  // the other CTA's half
         }
         fence_barrier_init();
         tma_prefetch_descriptor(&p.tma_q);

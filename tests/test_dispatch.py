@@ -156,6 +156,9 @@ def test_cluster_split_needs_split_warpgroups():
         KernelSpec(head_dim=64, dtype="float16", causal=False, cluster_split=2)
     with pytest.raises(ValueError, match="cluster_split must be 1, or 2 with split_warpgroups"):
         KernelSpec(head_dim=64, dtype="float16", causal=False, block_m=64, split_warpgroups=True, cluster_split=4)
+    with pytest.raises(ValueError, match="bulk_store must be off"):
+        KernelSpec(head_dim=64, dtype="float16", causal=False, block_m=64, split_warpgroups=True, cluster_split=2,
+                   bulk_store=True)
     spec = KernelSpec(head_dim=64, dtype="float16", causal=False, block_m=64, split_warpgroups=True, cluster_split=2)
     plain = spec.retiled(cluster_split=1)
     assert spec.defines()["CLUSTER_SPLIT"] == 2 and plain.defines()["CLUSTER_SPLIT"] == 1

@@ -70,8 +70,9 @@ constexpr int kFragmentFloats = kChunks * 32;                   // O accumulator
 constexpr int kPartialVectors = kFragmentFloats / 4 + 1;
 constexpr int kExchangeFloats = kSplitWarpgroups ? 128 * 4 * kPartialVectors : 4;
 // CLUSTER_SPLIT 2 (WG_SPLIT only): a cluster of two CTAs splits one 64-row query block's KV tiles (split-KV
-// without a global workspace). The CTA of rank 1 sends its merged partial result into rank 0's shared
-// memory with st.async; rank 0 merges it into its own and stores. One item per CTA (no persistence).
+// without a global workspace). The two CTAs trade the halves of their merged partial results that the
+// other keeps through shared memory (st.async); each merges and stores 32 rows (merge_cluster). One item
+// per CTA (no persistence); stores from registers (a 64-row bulk store would need every warp).
 constexpr int kClusterSplit = CLUSTER_SPLIT;
 constexpr int kClusterExchangeFloats = kClusterSplit > 1 ? 128 * 4 * kPartialVectors : 4;
 constexpr uint32_t kClusterExchangeBytes = 128 * 16 * kPartialVectors;
@@ -103,8 +104,8 @@ static_assert(kSplitWarpgroups ? (kBlockM == 64 && (kStages == 2 || kStages == 4
 static_assert(kHeadDim == 256 ? kBlockN == 64 : (kBlockN == 128 || (kBlockN == 64 && kSplitWarpgroups)),
               "BLOCK_N must be 128, 64 with WG_SPLIT, and 64 at HEAD_DIM 256");
 static_assert(kStages >= 2 && kStages <= 4, "STAGES must be 2, 3 or 4");
-static_assert(kClusterSplit == 1 || (kClusterSplit == 2 && kSplitWarpgroups),
-              "CLUSTER_SPLIT must be 1, or 2 with WG_SPLIT");
+static_assert(kClusterSplit == 1 || (kClusterSplit == 2 && kSplitWarpgroups && !kBulkStore),
+              "CLUSTER_SPLIT must be 1, or 2 with WG_SPLIT and without BULK_STORE");
 static_assert(!kBulkStore || kHeadDim != 256, "BULK_STORE: the staging rows do not fit at HEAD_DIM 256");
 static_assert(DTYPE == 0 || DTYPE == 1, "DTYPE must be 0 (float16) or 1 (bfloat16)");
 

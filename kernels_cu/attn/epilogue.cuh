@@ -202,17 +202,20 @@ BSK_DEVICE bool merge_warpgroups(SharedStorage& smem, float (&o)[kChunks][32], R
     return true;
 }
 
-// CLUSTER_SPLIT merge, in warpgroup 0 of each CTA after merge_warpgroups: the CTA of rank 1 stores its
-// partial result into rank 0's `cluster_exchange` (st.async, completing on rank 0's `cluster_full`, whose
-// transaction bytes rank 0 armed before the cluster barrier that rank 1 waits on here), rank 0 waits for
-// it and merges it into its own. Returns true in rank 0, which stores the result. The roles are fixed by
-// rank, so the result does not depend on which CTA finishes first.
+// CLUSTER_SPLIT merge, in warpgroup 0 of each CTA after merge_warpgroups, divided by rows: the CTA of
+// rank r keeps the 32 rows of warps 2r and 2r + 1. A warp whose rows the other CTA keeps stores its
+// partial into that CTA's `cluster_exchange` (st.async, completing on its `cluster_full`, armed for half
+// the vectors before the cluster barrier waited on here) and is done; a warp that keeps its rows waits for
+// the other CTA's partial of them, merges it into its own and stores them. Each direction carries half a
+// partial, and both CTAs store. Returns true in the keeping warps. Each row half is merged in one CTA in
+// a fixed order, so the result does not depend on which CTA finishes first.
 BSK_DEVICE bool merge_cluster(SharedStorage& smem, float (&o)[kChunks][32], RowState& st, float scale_log2) {
     const int tid = threadIdx.x % 128;
-    if (cluster_ctarank() != 0) {
-        cluster_wait();  // rank 0's barrier is initialised and armed
-        const uint32_t dst = cluster_map(smem_addr(smem.cluster_exchange) + 16 * tid, 0);
-        const uint32_t bar = cluster_map(smem_addr(&smem.cluster_full), 0);
+    const uint32_t rank = cluster_ctarank();
+    if (tid / 64 != static_cast<int>(rank)) {
+        cluster_wait();  // the other CTA's barrier is initialised and armed
+        const uint32_t dst = cluster_map(smem_addr(smem.cluster_exchange) + 16 * tid, rank ^ 1);
+        const uint32_t bar = cluster_map(smem_addr(&smem.cluster_full), rank ^ 1);
 #pragma unroll
         for (int j = 0; j < kPartialVectors; ++j) {
             const float4 x = partial_vector(o, st, j);
