@@ -118,13 +118,15 @@ def cluster_split_spec(problem: AttentionProblem, spec: KernelSpec, splits: int,
                        masked: bool) -> KernelSpec:
     """``spec`` (128-row tiles, ``splits`` the split-KV count chosen for them), or its variant on split
     warpgroups whose KV tiles a cluster of two CTAs splits as well: four warpgroups per 64-row block,
-    merged through shared memory (within the CTA, then into the cluster's first CTA).
+    merged through shared memory (within each CTA, then across the two, each merging and storing half the
+    rows).
 
     Taken while the 64-row blocks, two CTAs each, fit in one wave, there is a KV tile for each of the four
     warpgroups, and each warpgroup's chain of tiles is no longer than a CTA's under ``splits``-way split-KV
-    plus that split's combine. H100, same run (RESULTS.md, seventh session): B1 H8 S512 D64 6.3 -> 5.9 us
-    (split warpgroups alone), B1 H8 S512 D128 9.0 -> 8.3; B1 H4 S1024 D64 11.4 (2-way split-KV) / 9.0
-    (split warpgroups) -> 7.1, B1 H2 S2048 D64 13.2 (4-way) -> 9.7, B1 H4 S1024 D128 15.6 -> 10.8.
+    plus that split's combine. H100, same run (RESULTS.md, seventh session; first form of the cross-CTA
+    merge, which the row-split merge made 0.3-0.9 us faster): B1 H8 S512 D64 6.3 -> 5.9 us (split
+    warpgroups alone), B1 H8 S512 D128 9.0 -> 8.3; B1 H4 S1024 D64 11.4 (2-way split-KV) / 9.0 (split
+    warpgroups) -> 7.1, B1 H2 S2048 D64 13.2 (4-way) -> 9.7, B1 H4 S1024 D128 15.6 -> 10.8.
     """
     if masked or spec.block_m != 128 or spec.head_dim == 256:
         return spec
