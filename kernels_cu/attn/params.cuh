@@ -122,7 +122,7 @@ struct SharedStorage {
     alignas(16) uint8_t staging[kStagingBytes];  // bulk-store epilogue: output rows on their way out
     // Last, so that the members above keep their offsets in variants without a cluster.
     alignas(16) float cluster_exchange[kClusterExchangeFloats];
-    uint64_t cluster_full;     // CLUSTER_SPLIT, rank 0: the other CTA's partial result has landed
+    uint64_t cluster_full;     // CLUSTER_SPLIT: the other CTA's partial of the rows this CTA keeps has landed
 };
 #ifdef SMEM_BYTES
 static_assert(sizeof(SharedStorage) + 1024 == SMEM_BYTES, "shared-memory size drifted from bsk_cupy/specs.py");
