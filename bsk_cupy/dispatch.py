@@ -106,6 +106,12 @@ def split_warpgroups_spec(problem: AttentionProblem, spec: KernelSpec, splits: i
     items = math.ceil(problem.seqlen_q / spec.block_m) * problem.heads_q * problem.batch
     if masked or splits != 1 or spec.block_m != 128 or spec.head_dim == 256 or 2 * items > sms:
         return spec
+    return _split_warpgroup_tiles(spec)
+
+
+def _split_warpgroup_tiles(spec: KernelSpec) -> KernelSpec:
+    """The split-warpgroup variant of a 128-row ``spec``: 64-row blocks, with 64-key tiles at head dim 128
+    (four stages fit) and 128-key tiles at 64."""
     return spec.retiled(block_m=64, block_n=64 if spec.head_dim == 128 else 128, split_warpgroups=True)
 
 
@@ -130,13 +136,13 @@ def cluster_split_spec(problem: AttentionProblem, spec: KernelSpec, splits: int,
     """
     if masked or spec.block_m != 128 or spec.head_dim == 256:
         return spec
-    clustered = spec.retiled(block_m=64, block_n=64 if spec.head_dim == 128 else 128, split_warpgroups=True,
-                             cluster_split=2)
-    items = math.ceil(problem.seqlen_q / 64) * problem.heads_q * problem.batch
+    clustered = _split_warpgroup_tiles(spec).retiled(cluster_split=2)
+    items = math.ceil(problem.seqlen_q / clustered.block_m) * problem.heads_q * problem.batch
     tiles = math.ceil(problem.seqlen_k / clustered.block_n)
-    chain = math.ceil(tiles / 4) * clustered.block_n
+    warpgroups = clustered.consumers * clustered.cluster_split
+    chain = math.ceil(tiles / warpgroups) * clustered.block_n
     split_chain = (math.ceil(problem.seqlen_k / (spec.block_n * splits)) + _GLOBAL_COMBINE_TILES) * spec.block_n
-    if 2 * items > sms or tiles < 4 or (splits > 1 and chain > split_chain):
+    if clustered.cluster_split * items > sms or tiles < warpgroups or (splits > 1 and chain > split_chain):
         return spec
     return clustered
 
