@@ -35,17 +35,26 @@ BSK_DEVICE void issue_qk(float (&s)[kBlockN / 2], uint32_t q_wg, uint32_t k_tile
     wgmma_commit();
 }
 
+// One k-step of O += P V: one wgmma across all of D (64, 128 or 256 columns: 1, 2 or 4 chunks of V).
+BSK_DEVICE void pv_step(float (&o)[1][32], const uint32_t (&p)[4], uint64_t desc_v) {
+    wgmma_m64n64k16_rs_mn(o[0], p, desc_v, 1);
+}
+BSK_DEVICE void pv_step(float (&o)[2][32], const uint32_t (&p)[4], uint64_t desc_v) {
+    wgmma_m64n128k16_rs_mn(o, p, desc_v, 1);
+}
+BSK_DEVICE void pv_step(float (&o)[4][32], const uint32_t (&p)[4], uint64_t desc_v) {
+    wgmma_m64n256k16_rs_mn(o, p, desc_v, 1);
+}
+
 // Issue O(64 x D) += P(64 x BLOCK_N) V(BLOCK_N x D) as one wgmma group: P from registers, V N-major
-// (D contiguous) in shared memory. O and P stay untouched until the group completes.
+// (D contiguous, in 64-column chunks kBlockN * 128 bytes apart) in shared memory. O and P stay untouched
+// until the group completes.
 BSK_DEVICE void issue_pv(float (&o)[kChunks][32], const uint32_t (&p)[kBlockN / 16][4], uint32_t v_tile) {
 #pragma unroll
-    for (int c = 0; c < kChunks; ++c) {
-#pragma unroll
-        for (int kk = 0; kk < kBlockN / 16; ++kk) {
-            const uint64_t desc_v = smem_desc_sw128(v_tile + c * kBlockN * kChunkRowBytes + kk * 2 * kSwizzleAtomBytes,
-                                                    kBlockN * kChunkRowBytes, kSwizzleAtomBytes);
-            wgmma_m64n64k16_rs_mn(o[c], p[kk], desc_v, 1);
-        }
+    for (int kk = 0; kk < kBlockN / 16; ++kk) {
+        const uint64_t desc_v = smem_desc_sw128(v_tile + kk * 2 * kSwizzleAtomBytes, kBlockN * kChunkRowBytes,
+                                                kSwizzleAtomBytes);
+        pv_step(o, p[kk], desc_v);
     }
     wgmma_commit();
 }
