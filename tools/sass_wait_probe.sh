@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 head_dim=${1:-128} causal=${2:-False} fields=${3:-}
 cache=$(mktemp -d)
-cubin=$(BSK_CACHE_DIR=$cache PYTHONPATH=. python3 -c "
+cubin=$(BSK_CACHE_DIR=$cache PYTHONPATH=. ${PYTHON:-python3} -c "
 from bsk_cupy.compile import build
 from bsk_cupy.specs import KernelSpec
 print(build(KernelSpec($head_dim, 'float16', $causal, ${fields:+$fields})).cubin_path)")

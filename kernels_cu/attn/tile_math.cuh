@@ -98,6 +98,21 @@ BSK_DEVICE bool tile_needs_mask(const Params& p, int key0, int wg_first_row) {
     return key0 + kBlockN > p.seqlen_k || last_offset > diagonal_hi(p) || first_offset < p.window_lo;
 }
 
+// The maximum of kPairs column pairs of one row of a score fragment, the first at s[first], s[first + 1]
+// and each next 4 further on, as a pairwise tree: fmaxf is exact, so against a running maximum only the
+// dependency chain changes (depth log2 of the count instead of the count; the softmax's first exponential
+// waits for it). Taken by the three-consumer 192-row tiles only: H100, same run, B2 H16 S16384 D64
+// 4973 / 5020 -> 4820 / 4845 us, causal -3%; with two consumers tied or up to 1% slower (RESULTS.md,
+// eighth session).
+template <int kPairs>
+BSK_DEVICE float pair_max_tree(const float (&s)[kBlockN / 2], int first) {
+    if constexpr (kPairs == 1) {
+        return fmaxf(s[first], s[first + 1]);
+    } else {
+        return fmaxf(pair_max_tree<kPairs / 2>(s, first), pair_max_tree<kPairs / 2>(s, first + 4 * (kPairs / 2)));
+    }
+}
+
 // Online softmax step on one tile: new running max, S -> unnormalised P in place, running sums, and the
 // correction O needs. Maxima are kept on raw scores (the scale is positive) and the scale is folded into
 // one FFMA per score: p = exp2(s * scale_log2 - max * scale_log2). Touches neither O nor P, so it runs
@@ -106,8 +121,12 @@ BSK_DEVICE void softmax_step(float (&s)[kBlockN / 2], RowState& st, float scale_
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
         float tile_max = BSK_NEG_INF;
+        if (kConsumers == 3) {
+            tile_max = pair_max_tree<kBlockN / 8>(s, 2 * i);
+        } else {
 #pragma unroll
-        for (int e = 2 * i; e < kBlockN / 2; e += 4) tile_max = fmaxf(tile_max, fmaxf(s[e], s[e + 1]));
+            for (int e = 2 * i; e < kBlockN / 2; e += 4) tile_max = fmaxf(tile_max, fmaxf(s[e], s[e + 1]));
+        }
         tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
         tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
         const float new_max = fmaxf(st.max[i], tile_max);
