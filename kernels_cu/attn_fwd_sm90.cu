@@ -145,10 +145,11 @@ BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, const Item
             mbar_wait(&smem.v_full[prev_stage], stage_parity(ring, prev_stage) ^ 1);
             ring ^= 1u << stage;
             key0 = smem.kv_block[stage] * kBlockN;
-            rescale(o, st);
             scheduler_wait(wg);
-            wgmma_fence();  // no branch may sit between this fence and the two issues (ptxas C7519)
+            wgmma_fence();  // no branch may sit between a fence and its issues (ptxas C7519)
             issue_qk(s, q_wg, smem_addr(smem.k[stage]));
+            rescale(o, st);  // while S_t is on the tensor cores (P_{t-2} V_{t-2} has completed)
+            wgmma_fence();
             issue_pv(o, p_regs, smem_addr(smem.v[prev_stage]));
             scheduler_pass(wg);
             wgmma_wait<1>();                       // S_t ready; P_{t-1} V_{t-1} may still run

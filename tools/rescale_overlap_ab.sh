@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# A/B of where a consumer rescales O in its tile loop: after issuing S_t = Q K_t^T, while that product
+# runs (as FlashAttention-3 does), against before the ping-pong wait (the previous tree's, a copy in
+# .oldwt with its cache); both trees alternated twice on the large targets and the small cluster shapes.
+#   OUT=/tmp/out BSK_CACHE_DIR=$PWD/.bskcache tools/rescale_overlap_ab.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source tools/device_steps.sh
+ab() { local name=$1; shift; OUT=$out timeout 240 tools/ab_against_checkout.sh .oldwt "$@" > "$out/ab_$name.log" 2>&1
+       echo "A/B $name: exit $?"; cat "$out/ab_$name.log"; }
+ab large default default 4,32,4096,4096,128,0 4,32,4096,4096,128,1 2,16,16384,16384,64,0 1,32,2048,2048,64,0 \
+    1,16,1024,1024,64,0 4,16,4096,4096,256,0
+cl=block_m=64,split_warpgroups=1,cluster_split=2
+ab small "cl:$cl" "cl:$cl" 1,8,512,512,64,0 1,8,512,512,64,1 1,4,1024,1024,64,0
