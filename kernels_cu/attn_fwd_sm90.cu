@@ -101,7 +101,8 @@ BSK_DEVICE void scheduler_pass(int wg) {
 // registers each).
 // Intra-warpgroup pipelining (FlashAttention-3): iteration t issues S_t = Q K_t^T and O += P_{t-1} V_{t-1}
 // together, waits for S_t only, and runs the softmax of S_t while P_{t-1} V_{t-1} is still on the tensor
-// cores. O is rescaled for tile t-1 just before that product is issued (nothing is in flight on O then).
+// cores. O is rescaled for tile t-1 between the two issues, while S_t runs (P_{t-2} V_{t-2}, the last
+// product on O, has completed).
 BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, const ItemSlot& slot, uint32_t& ring) {
     const int item_tiles = slot.tiles;
     // This warpgroup's tiles and the stage of its u-th: all of them, or (WG_SPLIT) every other one, tile t
