@@ -1,5 +1,6 @@
 # Steps shared by the device-run scripts (sourced, not run): the environment they run under, the whole GPU
-# suite on 4 pytest workers and compute-sanitizer memcheck, each with its own time limit, logs in $out.
+# suite on 4 pytest workers, the attention tests alone, compute-sanitizer memcheck and an A/B against the
+# tree in .oldwt, each with its own time limit, logs in $out.
 export PYTHONPATH=. PYTHONUNBUFFERED=1 BSK_CACHE_DIR=${BSK_CACHE_DIR:-/tmp/bskc} XLA_PYTHON_CLIENT_PREALLOCATE=false
 out=${OUT:?set OUT to the log directory}
 
@@ -11,4 +12,19 @@ gpu_suite() {
 memcheck() {
     timeout 120 compute-sanitizer --tool memcheck python tools/sanitize_shapes.py > "$out/memcheck.log" 2>&1
     echo "memcheck: exit $?"; grep -c cuGetProcAddress "$out/memcheck.log"; tail -1 "$out/memcheck.log"
+}
+
+# The attention and kernel-variant GPU tests alone (what a kernel A/B must pass before its timings count).
+attention_tests() {
+    timeout 150 python -m pytest -m gpu -q -n 4 -rfE -p no:cacheprovider tests/test_attention_gpu.py \
+        tests/test_kernel_variants_gpu.py > "$out/tests.log" 2>&1
+    echo "tests: exit $?"; grep -E "^(FAILED|ERROR)" "$out/tests.log" | head -10; tail -1 "$out/tests.log"
+}
+
+# ab NAME OLD_VARIANTS NEW_VARIANTS CONFIG...: tools/ab_against_checkout.sh against the tree in .oldwt,
+# logged to $out/ab_NAME.log and printed.
+ab() {
+    local name=$1; shift
+    OUT=$out timeout 240 tools/ab_against_checkout.sh .oldwt "$@" > "$out/ab_$name.log" 2>&1
+    echo "A/B $name: exit $?"; cat "$out/ab_$name.log"
 }

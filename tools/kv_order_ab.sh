@@ -8,13 +8,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source tools/device_steps.sh
-timeout 150 python -m pytest -m gpu -q -n 4 -rfE -p no:cacheprovider tests/test_attention_gpu.py \
-    tests/test_kernel_variants_gpu.py > "$out/tests.log" 2>&1
-echo "tests: exit $?"; grep -E "^(FAILED|ERROR)" "$out/tests.log" | head -10; tail -1 "$out/tests.log"
+attention_tests
 cl=block_m=64,split_warpgroups=1,cluster_split=2
 ws=block_m=64,split_warpgroups=1
-ab() { local name=$1; shift; OUT=$out timeout 150 tools/ab_against_checkout.sh .oldwt "$@" > "$out/ab_$name.log" 2>&1
-       echo "A/B $name: exit $?"; cat "$out/ab_$name.log"; }
 ab d64 "cl:$cl" "cl:$cl" 1,8,512,512,64,0 1,8,512,512,64,1 1,4,1024,1024,64,0 1,2,2048,2048,64,0
 ab d128 "cl:$cl,block_n=64" "cl:$cl,block_n=64" 1,8,512,512,128,0 1,8,512,512,128,1 1,4,1024,1024,128,0
 ab wgsplit "ws:$ws" "ws:$ws" 1,16,512,512,64,0 1,16,512,512,64,1 1,16,512,512,128,0 1,16,512,512,128,1 \

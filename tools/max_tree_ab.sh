@@ -7,8 +7,6 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source tools/device_steps.sh
-ab() { local name=$1; shift; OUT=$out timeout 240 tools/ab_against_checkout.sh .oldwt "$@" > "$out/ab_$name.log" 2>&1
-       echo "A/B $name: exit $?"; cat "$out/ab_$name.log"; }
 ab large default default 4,32,4096,4096,128,0 4,32,4096,4096,128,1 2,16,16384,16384,64,0 2,16,16384,16384,64,1 \
     1,32,2048,2048,64,0 1,16,1024,1024,64,0 4,16,4096,4096,256,0
 cl=block_m=64,split_warpgroups=1,cluster_split=2

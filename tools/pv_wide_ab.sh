@@ -7,11 +7,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source tools/device_steps.sh
-timeout 150 python -m pytest -m gpu -q -n 4 -rfE -p no:cacheprovider tests/test_attention_gpu.py \
-    tests/test_kernel_variants_gpu.py > "$out/tests.log" 2>&1
-echo "tests: exit $?"; grep -E "^(FAILED|ERROR)" "$out/tests.log" | head -10; tail -1 "$out/tests.log"
-ab() { local name=$1; shift; OUT=$out timeout 200 tools/ab_against_checkout.sh .oldwt "$@" > "$out/ab_$name.log" 2>&1
-       echo "A/B $name: exit $?"; cat "$out/ab_$name.log"; }
+attention_tests
 ab large default default 4,32,4096,4096,128,0 4,32,4096,4096,128,1 1,32,2048,2048,128,0 1,16,8192,8192,128,0 \
     4,16,4096,4096,256,0 4,16,4096,4096,256,1
 cl=block_m=64,split_warpgroups=1,cluster_split=2,block_n=64
