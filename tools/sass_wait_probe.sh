@@ -5,7 +5,7 @@
 # 64 MUFU + 2 corrections = 66 when the whole tile's softmax is between the waits; 0 = ptxas hoisted the
 # wait above it.
 #
-#   tools/sass_wait_probe.sh [HEAD_DIM=128] [CAUSAL=False] [KernelSpec fields, e.g. "block_m=192"]
+#   [PYTHON=python3] tools/sass_wait_probe.sh [HEAD_DIM=128] [CAUSAL=False] [KernelSpec fields, e.g. "block_m=192"]
 #   (needs cuobjdump on PATH)
 set -euo pipefail
 cd "$(dirname "$0")/.."
