@@ -67,9 +67,11 @@ class KernelSpec:
         (split-KV without a global workspace: the two CTAs trade halves of their partial results through
         shared memory, and each merges and stores 32 rows). One work item per CTA; the launch's
         ``num_splits`` must equal it. No ``bulk_store``.
-    trace : bool
-        Build the timeline probe (``kernels_cu/attn/trace.cuh``: per-CTA %globaltimer marks in the module
-        global ``bsk_trace``; ``tools/trace_timeline.py``). Diagnostics only: never dispatched.
+    trace : int
+        Build a probe (``kernels_cu/attn/trace.cuh``; diagnostics only, never dispatched): 1 (or True), the
+        launch timeline (per-CTA %globaltimer marks in the module global ``bsk_trace``;
+        ``tools/trace_timeline.py``); 2, the per-tile cycle trace of the consumer loop (``bsk_tile_trace``;
+        ``tools/tile_timeline.py``).
     """
 
     head_dim: int
@@ -82,7 +84,7 @@ class KernelSpec:
     split_warpgroups: bool = False
     bulk_store: bool | None = None
     cluster_split: int = 1
-    trace: bool = False
+    trace: int = 0
     family: str = "attn_fwd_sm90"
 
     def __post_init__(self) -> None:
@@ -98,6 +100,8 @@ class KernelSpec:
             raise ValueError(f"dtype must be one of {sorted(DTYPE_CODES)}, got {self.dtype!r}")
         if self.head_dim not in HEAD_DIMS:
             raise ValueError(f"head_dim must be one of {HEAD_DIMS}, got {self.head_dim}")
+        if self.trace not in (0, 1, 2):
+            raise ValueError(f"trace must be 0, 1 or 2, got {self.trace!r}")
         if self.split_warpgroups:
             if self.block_m != 64 or self.stages not in (2, 4):
                 raise ValueError(f"split_warpgroups needs block_m 64 and 2 or 4 stages (as many per warpgroup); "
@@ -155,7 +159,7 @@ class KernelSpec:
                 f".m{self.block_m}n{self.block_n}s{self.stages}{'' if self.pingpong else '.serial'}"
                 f"{'.wgsplit' if self.split_warpgroups else ''}"
                 f"{f'.cluster{self.cluster_split}' if self.cluster_split > 1 else ''}"
-                f"{self._store_suffix}{'.trace' if self.trace else ''}")
+                f"{self._store_suffix}{('', '.trace', '.tiletrace')[int(self.trace)]}")
 
     @property
     def source(self) -> str:
@@ -207,7 +211,7 @@ class KernelSpec:
             "WG_SPLIT": int(self.split_warpgroups),
             "BULK_STORE": int(self.bulk_store),
             "CLUSTER_SPLIT": self.cluster_split,
-            **({"TRACE": 1} if self.trace else {}),
+            **({"TRACE": int(self.trace)} if self.trace else {}),
             "SMEM_BYTES": self.smem_bytes,
         }
 

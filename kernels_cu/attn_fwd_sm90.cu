@@ -72,8 +72,8 @@
 // Files: attn/config.cuh (macros, constants, register budgets, named barriers), attn/params.cuh (Params,
 // work-item types, SharedStorage), attn/schedule.cuh (items, claims, KV schedules), attn/load.cuh (the
 // producer's TMA loads), attn/tile_math.cuh (GEMM issue, masks, softmax), attn/epilogue.cuh (stores,
-// split-KV combine, WG_SPLIT and cluster merges), attn/trace.cuh (the optional timeline probe, TRACE 1); this file:
-// the consumer loop and the kernel entry.
+// split-KV combine, WG_SPLIT and cluster merges), attn/trace.cuh (the optional probes: launch timeline,
+// TRACE 1; per-tile cycles, TRACE 2); this file: the consumer loop and the kernel entry.
 #include "attn/config.cuh"
 #include "attn/params.cuh"
 #include "attn/schedule.cuh"
@@ -142,27 +142,35 @@ BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, const Item
         pack_p(p_regs, s);
         for (int t = 1; t < tiles; ++t) {
             const int stage = stage_of(t), prev_stage = stage_of(t - 1);
+            tile_mark(wg, t, kTileTop);
             mbar_wait(&smem.k_full[stage], stage_parity(ring, stage));
             mbar_wait(&smem.v_full[prev_stage], stage_parity(ring, prev_stage) ^ 1);
+            tile_mark(wg, t, kTileLoaded);
             ring ^= 1u << stage;
             key0 = smem.kv_block[stage] * kBlockN;
             scheduler_wait(wg);
+            tile_mark(wg, t, kTileTurn);
             wgmma_fence();  // no branch may sit between a fence and its issues (ptxas C7519)
             issue_qk(s, q_wg, smem_addr(smem.k[stage]));
             rescale(o, st);  // while S_t is on the tensor cores (P_{t-2} V_{t-2} has completed)
             wgmma_fence();
             issue_pv(o, p_regs, smem_addr(smem.v[prev_stage]));
             scheduler_pass(wg);
+            tile_mark(wg, t, kTileIssued);
             wgmma_wait<1>();                       // S_t ready; P_{t-1} V_{t-1} may still run
             wgmma_fence_operands(s);
+            tile_mark(wg, t, kTileScores);
             mbar_arrive(&smem.k_empty[stage]);
             if (tile_needs_mask(p, key0, wg_first_row)) mask_scores(s, p, key0, wg_first_row);
             softmax_step(s, st, p.scale_log2);
+            tile_mark(wg, t, kTileSoftmax);
             wgmma_wait_fenced<0>(p.seqlen_k);      // P_{t-1} V_{t-1} landed: O and P may change
             fence_o(o);
             fence_p(p_regs);
+            tile_mark(wg, t, kTilePV);
             mbar_arrive(&smem.v_empty[prev_stage]);
             pack_p(p_regs, s);
+            tile_mark(wg, t, kTileEnd);
         }
         mbar_arrive(&smem.q_empty);  // every S of this item has landed: the producer may load the next Q
         const int last_stage = stage_of(tiles - 1);

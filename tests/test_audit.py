@@ -12,7 +12,7 @@ import pytest
 from bsk_cupy.audit import audit_spec, parse_ptxas_log
 from bsk_cupy.cli import main
 from bsk_cupy.device import gpu_available
-from bsk_cupy.specs import all_kernel_specs, all_specs
+from bsk_cupy.specs import KernelSpec, all_kernel_specs, all_specs
 
 pytest.importorskip("cuda.bindings.nvrtc")
 
@@ -70,12 +70,18 @@ def test_kernel_without_wgmma_fails_the_audit(tmp_path, monkeypatch):
     assert not record.ok and set(record.missing) == {"HGMMA", "UTMALDG", "UBLKCP"}
 
 
-def test_timeline_probe_builds_apart_from_the_dispatched_variants():
-    """The probe (tools/trace_timeline.py) compiles clean, and leaves every dispatched variant's macros, so
-    its cache entry and SASS, untouched."""
+@pytest.mark.parametrize("trace, suffix", [(True, ".trace"), (2, ".tiletrace")])
+def test_probes_build_apart_from_the_dispatched_variants(trace, suffix):
+    """The probes (tools/trace_timeline.py, tools/tile_timeline.py) compile clean, and leave every
+    dispatched variant's macros, so its cache entry and SASS, untouched."""
     plain = all_specs()[0]
-    probe = dataclasses.replace(plain, trace=True)
-    assert probe.name == plain.name + ".trace" and probe.defines() == {**plain.defines(), "TRACE": 1}
+    probe = dataclasses.replace(plain, trace=trace)
+    assert probe.name == plain.name + suffix and probe.defines() == {**plain.defines(), "TRACE": int(trace)}
     assert all("TRACE" not in spec.defines() for spec in all_specs())
     record = audit_spec(probe)
     assert record.ok, record.as_dict()
+
+
+def test_trace_takes_only_the_probes_it_has():
+    with pytest.raises(ValueError, match="trace must be 0, 1 or 2"):
+        KernelSpec(head_dim=64, dtype="float16", causal=False, trace=3)

@@ -1,7 +1,12 @@
-// attn_fwd_sm90: an optional timeline probe for latency-bound shapes (TRACE 1; tools/trace_timeline.py),
-// compiled out otherwise. One leader thread per mark reads %globaltimer (ns) and writes it to row
-// blockIdx.x of the module global `bsk_trace` (kTraceMarks uint64 per CTA; the host zeroes it and sets the
-// pointer). Marks inside a work item keep that CTA's last item (a small grid has one per CTA).
+// attn_fwd_sm90: two optional probes, compiled out otherwise.
+// TRACE 1, a launch timeline for latency-bound shapes (tools/trace_timeline.py): one leader thread per mark
+// reads %globaltimer (ns) and writes it to row blockIdx.x of the module global `bsk_trace` (kTraceMarks
+// uint64 per CTA; the host zeroes it and sets the pointer). Marks inside a work item keep that CTA's last
+// item (a small grid has one per CTA).
+// TRACE 2, a per-tile cycle trace of the consumer loop (tools/tile_timeline.py): thread 0 of each consumer
+// warpgroup reads %clock64 (SM cycles, one clock for the CTA's warpgroups) at the TileEvents of each KV tile
+// t < kTileTraceTiles and writes it to the module global `bsk_tile_trace`, laid out
+// [CTA][consumer (3 slots)][tile][kTileEvents]; like the marks, a tile keeps the CTA's last item.
 #pragma once
 #include "config.cuh"
 
@@ -9,9 +14,13 @@
 #define TRACE 0
 #endif
 
-#if TRACE
+#if TRACE == 1
 extern "C" {
 __device__ uint64_t* bsk_trace;  // unmangled, so the host finds it by name
+}
+#elif TRACE == 2
+extern "C" {
+__device__ int64_t* bsk_tile_trace;
 }
 #endif
 
@@ -32,12 +41,38 @@ enum TraceMark {
 };
 
 BSK_DEVICE void trace_mark(int mark) {
-#if TRACE
+#if TRACE == 1
     uint64_t now;
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
     bsk_trace[blockIdx.x * kTraceMarks + mark] = now;
 #else
     (void)mark;
+#endif
+}
+
+// Per-tile events of the consumer loop (TRACE 2), in the order one iteration passes them.
+enum TileEvent {
+    kTileTop,         // the iteration starts (K_t and V_{t-1} not yet waited for)
+    kTileLoaded,      // K_t and V_{t-1} have landed
+    kTileTurn,        // the ping-pong turn is this warpgroup's
+    kTileIssued,      // S_t and P_{t-1} V_{t-1} are issued and the turn passed on
+    kTileScores,      // S_t has landed
+    kTileSoftmax,     // the softmax of S_t is done
+    kTilePV,          // P_{t-1} V_{t-1} has landed
+    kTileEnd,         // P_t is packed
+    kTileEvents
+};
+constexpr int kTileTraceTiles = 128;
+
+BSK_DEVICE void tile_mark(int wg, int t, int event) {
+#if TRACE == 2
+    if (threadIdx.x % 128 == 0 && t < kTileTraceTiles) {
+        int64_t now;
+        asm volatile("mov.u64 %0, %%clock64;" : "=l"(now));
+        bsk_tile_trace[((blockIdx.x * 3 + wg) * kTileTraceTiles + t) * kTileEvents + event] = now;
+    }
+#else
+    (void)wg, (void)t, (void)event;
 #endif
 }
 
