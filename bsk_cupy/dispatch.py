@@ -18,10 +18,17 @@ _plans_lock = threading.Lock()
 
 
 # Three consumer warpgroups (192-row query tiles, FlashAttention-3's choice at head dim 64) keep the tensor
-# cores busier than two while one warpgroup's softmax runs: per query row a 192-row CTA is 1.09x as fast
-# as a 128-row one (H100, persistent, B2 H16 S16384 D64: 4918 us in 21 rounds of 192 rows vs 5461 us in 32
-# rounds of 128; benchmarks/RESULTS.md).
-_TALL_TILE_GAIN = 1.09
+# cores busier than two while one warpgroup's softmax runs: per query row a 192-row CTA is 1.11x as fast
+# as a 128-row one (H100, persistent, B2 H16 S16384 D64 after the 192-row max tree: 5420 / 5612 us in 32
+# rounds of 128 rows vs 4892 in 21 rounds of 192; benchmarks/RESULTS.md, eighth session).
+_TALL_TILE_GAIN = 1.11
+# Causal rows keep the rows-only rule and the gain it was tuned with (third session; the causal per-row
+# gain measured 1.06 at B2 H16 S16384 in the eighth, and short causal rows lost 10% on 192 in the sixth).
+_CAUSAL_TALL_TILE_GAIN = 1.09
+# What a work item costs besides its KV tiles (its Q load, first S and epilogue), in 128 x 128 tiles:
+# with it the estimate below calls every measured case (eighth session: 192 rows 4-7% faster at B1 H32
+# S2048, B2 H16 S2048, B1 H16 S4096, B2 H32 S1024; 128 rows 1-5% faster at B1 H16 S8192).
+_ITEM_COST_TILES = 2.5
 
 
 def select_spec(problem: AttentionProblem, sms: int = 132, masked: bool = False) -> KernelSpec:
@@ -29,9 +36,11 @@ def select_spec(problem: AttentionProblem, sms: int = 132, masked: bool = False)
 
     Tiles are 128 keys by 128 query rows (two consumer warpgroups), or 192 rows (three) at head dim 64 when
     that finishes sooner: a grid's time is estimated as its rounds of work items (one CTA per SM) times
-    the rows an item carries, discounted by the measured gain of the taller tile. Round quantisation
-    decides most shapes (B1 H16 S8192 D64: 8 rounds of 128 rows, 674 us, beat 6 rounds of 192, 705 us);
-    block masks, whose query blocks are 128 rows, always use 128. Both fit in shared memory (84 / 92 /
+    what an item costs, its KV tiles times its rows (discounted by the measured gain of the taller tile)
+    plus a fixed cost per item; causal grids count rows alone. Round quantisation decides most shapes (B1
+    H16 S8192 D64: 8 rounds of 128 rows beat 6 rounds of 192; B1 H32 S2048: 3 rounds of 192 beat 4 of
+    128, whose items pay the fixed cost once more); block masks, whose query blocks are 128 rows, always
+    use 128. Both fit in shared memory (84 / 92 /
     166 KB) and in the register budgets without spills.
     """
     spec = KernelSpec(head_dim=problem.head_dim, dtype=problem.dtype, causal=problem.causal)
@@ -41,7 +50,16 @@ def select_spec(problem: AttentionProblem, sms: int = 132, masked: bool = False)
     def rounds(block_m: int) -> int:
         return math.ceil(math.ceil(problem.seqlen_q / block_m) * problem.heads_q * problem.batch / sms)
 
-    if rounds(192) * 192 / _TALL_TILE_GAIN < rounds(128) * 128:
+    if problem.causal:
+        taller = rounds(192) * 192 / _CAUSAL_TALL_TILE_GAIN < rounds(128) * 128
+    else:
+        tiles = math.ceil(problem.seqlen_k / 128)
+
+        def estimate(block_m: int, gain: float) -> float:
+            return rounds(block_m) * (tiles * block_m / 128 / gain + _ITEM_COST_TILES)
+
+        taller = estimate(192, _TALL_TILE_GAIN) < estimate(128, 1.0)
+    if taller:
         return KernelSpec(head_dim=64, dtype=problem.dtype, causal=problem.causal, block_m=192)
     return spec
 
