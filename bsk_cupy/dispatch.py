@@ -26,8 +26,10 @@ _TALL_TILE_GAIN = 1.11
 # gain measured 1.06 at B2 H16 S16384 in the eighth, and short causal rows lost 10% on 192 in the sixth).
 _CAUSAL_TALL_TILE_GAIN = 1.09
 # What a work item costs besides its KV tiles (its Q load, first S and epilogue), in 128 x 128 tiles:
-# with it the estimate below calls every measured case (eighth session: 192 rows 4-7% faster at B1 H32
-# S2048, B2 H16 S2048, B1 H16 S4096, B2 H32 S1024; 128 rows 1-5% faster at B1 H16 S8192).
+# with it the estimate below calls the measured cases (eighth session: 192 rows 4-7% faster at B1 H32
+# S2048, B2 H16 S2048, B1 H16 S4096, B2 H32 S1024; 128 rows 1-5% faster at B1 H16 S8192). Of the eleven
+# shapes it moves to 192 rows (ninth session, tools/tall_tile_flip_ab.sh), eight ran 2.5-9% faster, two
+# tied and one, B1 H32 S4096 (estimates 0.5% apart), ran 1-3% slower.
 _ITEM_COST_TILES = 2.5
 
 
@@ -40,8 +42,7 @@ def select_spec(problem: AttentionProblem, sms: int = 132, masked: bool = False)
     plus a fixed cost per item; causal grids count rows alone. Round quantisation decides most shapes (B1
     H16 S8192 D64: 8 rounds of 128 rows beat 6 rounds of 192; B1 H32 S2048: 3 rounds of 192 beat 4 of
     128, whose items pay the fixed cost once more); block masks, whose query blocks are 128 rows, always
-    use 128. Both fit in shared memory (84 / 92 /
-    166 KB) and in the register budgets without spills.
+    use 128. Both fit in shared memory (84 / 92 / 166 KB) and in the register budgets without spills.
     """
     spec = KernelSpec(head_dim=problem.head_dim, dtype=problem.dtype, causal=problem.causal)
     if problem.head_dim != 64 or masked:

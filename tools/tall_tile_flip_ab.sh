@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Before switching select_spec to the per-item-cost rule (branch wip/tile-rule): 128- against 192-row
 # tiles, alternated twice in one process, on non-causal head-dim-64 shapes whose choice the new rule flips
-# to 192 rows (from the one-batch to the short-row-large-batch end). Not run yet (the eighth session ran
-# out of device time); every row should show 192 at least as fast for the switch to land.
+# to 192 rows (from the one-batch to the short-row-large-batch end). Ninth session (H100): 192 rows faster
+# on eight, tied on two, 1-3% slower at B1 H32 S4096 (benchmarks/results/2026-11-26-s9-tall-flip.log).
 #   OUT=/tmp/out BSK_CACHE_DIR=$PWD/.bskcache tools/tall_tile_flip_ab.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
