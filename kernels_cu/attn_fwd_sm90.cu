@@ -289,10 +289,14 @@ attn_fwd_sm90(const __grid_constant__ attn::Params p) {
         uint32_t ring = 0;  // bit 31: the Q barriers' phase (one per round), below it the K/V stages
         if (wg == kConsumers - 1) scheduler_pass(wg);  // warpgroup 0 goes first
         for (;; ring ^= 1u << 31) {
+            const uint64_t wait_start = trace_now();
             mbar_wait(&smem.q_full, ring >> 31);
             const ItemSlot& slot = smem.items[ring >> 31];
             if (slot.tiles < 0) break;
-            if (wg == 0 && threadIdx.x % 128 == 0) trace_mark(kTraceQLanded);
+            if (wg == 0 && threadIdx.x % 128 == 0) {
+                trace_mark_at(kTraceItemWait, wait_start);
+                trace_mark(kTraceQLanded);
+            }
             compute(p, smem, wg, slot, ring);
         }
         if (kBulkStore && threadIdx.x % 128 == 0) bulk_wait_read();  // the staging rows outlive no copy

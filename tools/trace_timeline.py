@@ -5,7 +5,9 @@
 For each shape the dispatcher's plan is rebuilt with the kernel's timeline probe compiled in
 (``KernelSpec.trace``, kernels_cu/attn/trace.cuh): each CTA writes %globaltimer at its entry, after
 griddepcontrol.wait, when the loader issues Q, when consumer 0 has Q, its first S, consumer 0's and 1's
-last P V, when split warpgroups have merged, when the output is stored and at consumer 0's exit. The probe's launch is the third of three back to back on one
+last P V, when split warpgroups have merged, when the output is stored, at consumer 0's exit, and when it began
+waiting for its item's Q (a mark inside an item keeps the CTA's last item; for CTAs that ran several, the
+steps of that last item are printed apart). The probe's launch is the third of three back to back on one
 stream (programmatic dependent launch on, as in a graph), so its griddepcontrol.wait shows how long the
 previous launch held it. Printed per mark: the median and the latest CTA, in microseconds after the
 earliest CTA's entry. Then the GPU time per call by CUDA-graph replay of the plain kernel, of the probe
@@ -31,7 +33,13 @@ from bsk_cupy.launch import LaunchPlan
 from bsk_cupy.validation import check_attention_args
 
 MARKS = ("entry", "grid wait done", "loader issues Q", "consumer 0 has Q", "first S", "last P V",
-         "last P V (cons. 1)", "merged (wgsplit)", "stored", "consumer 0 exit")
+         "last P V (cons. 1)", "merged (wgsplit)", "stored", "consumer 0 exit", "waits for Q", "store entered",
+         "rows staged")
+# The steps of a CTA's last work item, per CTA (marks in order; medians over the CTAs that ran more than one
+# item, so that the Q wait follows a previous item's store rather than the launch).
+ITEM_STEPS = (("waits for Q", "consumer 0 has Q"), ("consumer 0 has Q", "first S"), ("first S", "last P V"),
+              ("last P V", "store entered"), ("store entered", "rows staged"), ("rows staged", "stored"),
+              ("last P V", "stored"))
 
 
 def probe_plan(plan: LaunchPlan, problem, infos) -> tuple[LaunchPlan, torch.Tensor]:
@@ -71,9 +79,28 @@ def timeline(config) -> None:
         if written.size:
             rel = (written - t0) / 1000.0
             print(f"{name:<20}{np.median(rel):>10.2f}{rel.max():>10.2f}")
+    item_breakdown(marks, plan, problem)
     plain_us = graph_time_us(lambda: plan.launch(out.data_ptr(), 0, torch.cuda.current_stream().cuda_stream))
     probe_us = graph_time_us(lambda: probe.launch(out.data_ptr(), 0, torch.cuda.current_stream().cuda_stream))
     print(f"graph replay per call: plain {plain_us:.2f} us, with the probe {probe_us:.2f} us")
+
+
+def item_breakdown(marks: np.ndarray, plan: LaunchPlan, problem) -> None:
+    """The last item of every CTA that ran several, step by step (medians, microseconds): where a persistent
+    CTA spends the time between one item's store and the next's, and the item's tile loop."""
+    column = {name: i for i, name in enumerate(MARKS)}
+    wait, grid_wait = marks[:, column["waits for Q"]], marks[:, column["grid wait done"]]
+    repeat = (wait > 0) & (wait > grid_wait + 1000)  # its last Q wait began >= 1 us after its grid wait
+    if not repeat.any():
+        return
+    spec = plan.kernel.spec
+    tiles = -(-problem.seqlen_k // spec.block_n) // plan.num_splits
+    print(f"last item of the {int(repeat.sum())} CTAs that ran several ({tiles} KV tiles each without a causal "
+          f"mask or window): medians, us")
+    for start, stop in ITEM_STEPS:
+        begin, end = marks[repeat, column[start]], marks[repeat, column[stop]]
+        if (begin > 0).all() and (end > 0).all():  # marks a variant does not reach stay 0
+            print(f"  {start + ' -> ' + stop:<36}{np.median(end - begin) / 1000.0:>8.2f}")
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 // partials and their combine, and the WG_SPLIT merge of two warpgroups' partial results.
 #pragma once
 #include "tile_math.cuh"
+#include "trace.cuh"
 
 namespace attn {
 
@@ -36,6 +37,7 @@ BSK_DEVICE void store(const Params& p, SharedStorage& smem, int wg, const float 
                       const float (&row_max_log2)[2], const float (&row_sum)[2], int wg_first_row, int head,
                       int batch) {
     const int lane = threadIdx.x % 32, tid = threadIdx.x % 128, row0 = thread_row(wg_first_row);
+    if (wg == 0 && tid == 0) trace_mark(kTraceStoreEntry);
     uint16_t* out = p.out + batch * p.out_stride_b + head * p.out_stride_h;
     float inv[2];
 #pragma unroll
@@ -57,6 +59,7 @@ BSK_DEVICE void store(const Params& p, SharedStorage& smem, int wg, const float 
         for (int i = 0; i < 2; ++i) write_row(staging + (row0 + 8 * i - wg_first_row) * kHeadDim, o, i, inv[i]);
         fence_proxy_async_shared();
         named_barrier_sync(kStoreBarrier + wg, 128);
+        if (wg == 0 && tid == 0) trace_mark(kTraceStaged);
         const int rows = min(kRowsPerWarpgroup, p.seqlen_q - wg_first_row);
         if (tid == 0 && rows > 0) {
             bulk_store(out + static_cast<int64_t>(wg_first_row) * kHeadDim, staging, rows * kHeadDim * 2);

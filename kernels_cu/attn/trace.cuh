@@ -37,18 +37,30 @@ enum TraceMark {
     kTraceMerged,      // WG_SPLIT: the storing warpgroup has merged the other's partial result
     kTraceStored,      // the storing warpgroup issued its output (after any WG_SPLIT merge)
     kTraceExit,        // consumer 0 leaves the kernel
+    kTraceItemWait,    // consumer 0 starts waiting for its item's q_full (after the previous item's store)
+    kTraceStoreEntry,  // consumer 0 enters the store (row sums reduced)
+    kTraceStaged,      // bulk store: consumer 0's rows are in the staging buffer (the copy is issued next)
     kTraceMarks
 };
 
-BSK_DEVICE void trace_mark(int mark) {
+// The time now (TRACE 1; else 0), to be written later as a mark with trace_mark_at.
+BSK_DEVICE uint64_t trace_now() {
+    uint64_t now = 0;
 #if TRACE == 1
-    uint64_t now;
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
-    bsk_trace[blockIdx.x * kTraceMarks + mark] = now;
+#endif
+    return now;
+}
+
+BSK_DEVICE void trace_mark_at(int mark, uint64_t time) {
+#if TRACE == 1
+    bsk_trace[blockIdx.x * kTraceMarks + mark] = time;
 #else
-    (void)mark;
+    (void)mark, (void)time;
 #endif
 }
+
+BSK_DEVICE void trace_mark(int mark) { trace_mark_at(mark, trace_now()); }
 
 // Per-tile events of the consumer loop (TRACE 2), in the order one iteration passes them.
 enum TileEvent {
