@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from probe_kernels import probe_source  # noqa: E402
+
 ROUNDS = 32
 
 KERNEL = r'''
@@ -30,17 +32,12 @@ KERNEL = r'''
 template <int kGemm, int kMath>
 __device__ void overlap_probe(long long* out, int run_gemm, int run_math, float seed) {
     __shared__ __align__(1024) uint8_t tile[2][16384];
-    for (int i = threadIdx.x; i < 2 * 16384 / 4; i += blockDim.x) reinterpret_cast<uint32_t*>(tile)[i] = 0u;
-    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-    __syncthreads();
+    zero_operand_tiles(tile);
     const int wg = threadIdx.x / 128;
     float acc[64];
     float e[64];
     uint32_t a[4] = {0u, 0u, 0u, 0u};
-#pragma unroll
-    for (int i = 0; i < 64; ++i) e[i] = seed * (threadIdx.x + i);
-#pragma unroll
-    for (int i = 0; i < 64; ++i) acc[i] = 0.f;
+    init_register_operands(acc, e, seed);
     float sum = 0.f;
     long long t0, t1;
     asm volatile("bar.sync 1, %0;" ::"r"(blockDim.x));
@@ -105,13 +102,7 @@ BSK_PROBE_ENTRY(2, 1)
 
 
 def source() -> str:
-    common = ROOT / "kernels_cu" / "common"
-    parts = [f"#define ROUNDS {ROUNDS}"]
-    for name in ("prelude.cuh", "wgmma.cuh"):
-        text = (common / name).read_text()
-        parts.append("\n".join(line for line in text.splitlines()
-                               if not line.startswith("#include") and not line.startswith("#pragma once")))
-    return "\n".join(parts) + KERNEL
+    return probe_source(KERNEL, {"ROUNDS": ROUNDS})
 
 
 def main() -> None:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from probe_kernels import probe_source  # noqa: E402
 
 KERNEL = r'''
 // kShape 0: 8 x m64n128k16, A and B in shared memory; 1: 16 x m64n64k16, shared/shared; 2: 16 x m64n64k16,
@@ -29,17 +30,12 @@ KERNEL = r'''
 template <int kShape>
 __device__ void issue_probe(long long* out, int with_exp, float seed) {
     __shared__ __align__(1024) uint8_t tile[2][16384];
-    for (int i = threadIdx.x; i < 2 * 16384 / 4; i += blockDim.x) reinterpret_cast<uint32_t*>(tile)[i] = 0u;
-    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-    __syncthreads();
+    zero_operand_tiles(tile);
     const int wg = threadIdx.x / 128;
     float acc[64];
     float e[64];
     uint32_t a[4] = {0u, 0u, 0u, 0u};
-#pragma unroll
-    for (int i = 0; i < 64; ++i) e[i] = seed * (threadIdx.x + i);
-#pragma unroll
-    for (int i = 0; i < 64; ++i) acc[i] = 0.f;
+    init_register_operands(acc, e, seed);
     long long t[4];
     for (int round = 0; round < 4; ++round) {
         asm volatile("bar.sync 1, %0;" ::"r"(blockDim.x));
@@ -100,13 +96,7 @@ BSK_PROBE_ENTRY(2)
 
 
 def source() -> str:
-    common = ROOT / "kernels_cu" / "common"
-    parts = []
-    for name in ("prelude.cuh", "wgmma.cuh"):
-        text = (common / name).read_text()
-        parts.append("\n".join(line for line in text.splitlines()
-                               if not line.startswith("#include") and not line.startswith("#pragma once")))
-    return "\n".join(parts) + KERNEL
+    return probe_source(KERNEL)
 
 
 def main() -> None:
