@@ -5,7 +5,9 @@
 A variant is ``name`` or ``name:field=value,field=value`` over :class:`bsk_cupy.specs.KernelSpec` fields
 (e.g. ``default`` and ``serial:pingpong=0``); ``splits=N`` forces N-way split-KV instead of the heuristic,
 ``pdl=0`` launches without programmatic dependent launch, ``ctas=N`` caps the grid at N persistent CTAs
-(``ctas=0``: one per SM) that claim items from a device counter (``dyn=0``: static hand-out); a variant
+(``ctas=0``: one per SM, as the dispatcher launches them) that claim items from a device counter
+(``dyn=0``: static hand-out); without ``ctas`` every work item gets its own CTA, so changes to how a
+persistent CTA moves from one item to the next need ``ctas=0`` to show; a variant
 illegal for a shape (``block_m=192`` at D 128) shows as "-" there. Each variant is launched through its
 own LaunchPlan on the same inputs, so the only difference is the compiled kernel. The output is checked
 against SDPA's math backend in float32 (on the first two heads, to bound memory) after poisoning it with
