@@ -19,8 +19,10 @@ _plans_lock = threading.Lock()
 
 # Three consumer warpgroups (192-row query tiles, FlashAttention-3's choice at head dim 64) keep the tensor
 # cores busier than two while one warpgroup's softmax runs: per query row a 192-row CTA is 1.11x as fast
-# as a 128-row one (H100, persistent, B2 H16 S16384 D64 after the 192-row max tree: 5420 / 5612 us in 32
-# rounds of 128 rows vs 4892 in 21 rounds of 192; benchmarks/RESULTS.md, eighth session).
+# as a 128-row one (H100, one CTA per work item as benchmarks/compare_variants.py launches them by default,
+# B2 H16 S16384 D64 after the 192-row max tree: 5420 / 5612 us in 32 rounds of 128 rows vs 4892 in 21
+# rounds of 192; benchmarks/RESULTS.md, eighth session). The rules below were tuned on such launches, not
+# on the persistent CTAs get_plan launches (RESULTS.md, tenth session: to be re-checked with ctas=0).
 _TALL_TILE_GAIN = 1.11
 # Causal rows keep the rows-only rule and the gain it was tuned with (third session; the causal per-row
 # gain measured 1.06 at B2 H16 S16384 in the eighth, and short causal rows lost 10% on 192 in the sixth).

@@ -14,7 +14,8 @@ def problem(b, h, s, d, causal=False, window=None):
                             causal=causal, scale=0.125, layout="bhsd", device=0, window=window)
 
 
-# Measured on the H100 (benchmarks/RESULTS.md, sessions 3 and 8, persistent CTAs): the faster tile height.
+# Measured on the H100 (benchmarks/RESULTS.md, sessions 3 and 8; the session-8 figures with one CTA per work
+# item, compare_variants' default launch): the faster tile height.
 @pytest.mark.parametrize("shape,block_m", [
     ((1, 8, 512, 64), 128),       # 32 vs 24 CTAs: 9.1 vs 11.0 us
     ((1, 16, 1024, 64), 128),     # 128 vs 96 CTAs: 15.2 vs 18.6 us
