@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from collections import OrderedDict
@@ -177,6 +178,34 @@ def mask_tile_spec(spec: KernelSpec, mask_block: int | None) -> KernelSpec:
     return spec.retiled(block_m=64, block_n=64, split_warpgroups=True)
 
 
+# Two Q buffers save each item boundary's Q wait (1.0-1.4 us under load; RESULTS.md, tenth session), a few
+# percent of an item of up to 16 KV tiles; beyond that the saving is under 1% and claiming items a round
+# early balances the last round worse (B1 H16 S8192, 64 tiles: 3-11% slower; S4096 and S16384 tied).
+_Q_BUFFERS_MAX_TILES = 16
+
+
+def q_buffers_spec(problem: AttentionProblem, spec: KernelSpec, splits: int, sms: int, masked: bool) -> KernelSpec:
+    """``spec``, or its variant with two Q buffers (``q_buffers=2``) where that helps: head dim 64, no causal
+    or block mask, no window, 128- or 192-row tiles without split-KV, at most 16 KV tiles per item, and
+    more work items than persistent CTAs. Every item then has the same KV tiles, so a CTA claims its next
+    item as soon as the current one's loads are issued and its Q lands during the current item instead of
+    after it (the kernel checks the same conditions).
+
+    H100, persistent CTAs, two buffers against one in the same process, three processes (RESULTS.md,
+    eleventh session): B8 H32 S1024 D64 186-195 -> 176-182 us, B32 H32 S512 222-227 -> 203-219, B2 H32
+    S1024 49.0-50.3 -> 46.9-48.9, B1 H32 S2048 88.6-92.6 -> 86.3-90.0. With one item per CTA (B1 H16
+    S1024) the second buffer gains nothing, and an A/B against the single-buffer tree read it 3% slower.
+    """
+    items = math.ceil(problem.seqlen_q / spec.block_m) * problem.heads_q * problem.batch
+    tiles = math.ceil(problem.seqlen_k / spec.block_n)
+    unwindowed = problem.window is None or problem.window == (None, None)
+    if (problem.head_dim != 64 or problem.causal or masked or not unwindowed or spec.split_warpgroups
+            or spec.cluster_split > 1 or splits > 1 or tiles > _Q_BUFFERS_MAX_TILES
+            or items <= persistent_ctas(sms)):
+        return spec
+    return dataclasses.replace(spec, q_buffers=2)
+
+
 def choose_variant(problem: AttentionProblem, sms: int, mask_block: int | None = None) -> tuple[KernelSpec, int]:
     """The kernel variant and KV split count (``num_splits``) for ``problem`` on ``sms`` multiprocessors, under
     a block mask of ``mask_block`` x ``mask_block`` blocks (None: no mask)."""
@@ -187,6 +216,7 @@ def choose_variant(problem: AttentionProblem, sms: int, mask_block: int | None =
     if clustered is not spec:
         return clustered, clustered.cluster_split
     spec = mask_tile_spec(split_warpgroups_spec(problem, spec, splits, sms, masked), mask_block)
+    spec = q_buffers_spec(problem, spec, splits, sms, masked)
     return spec, (1 if spec.split_warpgroups else splits)
 
 

@@ -67,6 +67,12 @@ class KernelSpec:
         (split-KV without a global workspace: the two CTAs trade halves of their partial results through
         shared memory, and each merges and stores 32 rows). One work item per CTA; the launch's
         ``num_splits`` must equal it. No ``bulk_store``.
+    q_buffers : int
+        Q tiles in shared memory: 1, or 2 at head dim 64 without a causal mask, split warpgroups or cluster,
+        so that a persistent CTA loads its next work item's Q (claimed early where every item has the same
+        KV tiles) while its consumers still work on the current one. The dispatcher takes 2 only where CTAs
+        get more than one item (H100, persistent CTAs, same run: B1 H32 S2048 D64 87.5-91.1 -> 83.7-86.9
+        us; RESULTS.md, eleventh session).
     trace : int
         Build a probe (``kernels_cu/attn/trace.cuh``; diagnostics only, never dispatched): 1 (or True), the
         launch timeline (per-CTA %globaltimer marks in the module global ``bsk_trace``;
@@ -84,6 +90,7 @@ class KernelSpec:
     split_warpgroups: bool = False
     bulk_store: bool | None = None
     cluster_split: int = 1
+    q_buffers: int = 1
     trace: int = 0
     family: str = "attn_fwd_sm90"
 
@@ -112,6 +119,10 @@ class KernelSpec:
             raise ValueError(f"cluster_split must be 1, or 2 with split_warpgroups; got {self.cluster_split}")
         if self.cluster_split > 1 and self.bulk_store:
             raise ValueError("cluster_split stores each CTA's 32 rows from registers; bulk_store must be off")
+        if self.q_buffers not in (1, 2) or (self.q_buffers == 2 and (
+                self.head_dim != 64 or self.causal or self.split_warpgroups or self.cluster_split > 1)):
+            raise ValueError(f"q_buffers must be 1, or 2 at head_dim 64 without causal, split_warpgroups or "
+                             f"cluster_split; got {self.q_buffers}")
         if self.head_dim == 256:
             if self.block_n != 64 or self.split_warpgroups:
                 raise ValueError(f"head_dim 256 runs 128 x 64 tiles (block_n 64, no split_warpgroups); got "
@@ -159,6 +170,7 @@ class KernelSpec:
                 f".m{self.block_m}n{self.block_n}s{self.stages}{'' if self.pingpong else '.serial'}"
                 f"{'.wgsplit' if self.split_warpgroups else ''}"
                 f"{f'.cluster{self.cluster_split}' if self.cluster_split > 1 else ''}"
+                f"{'.q2' if self.q_buffers == 2 else ''}"
                 f"{self._store_suffix}{('', '.trace', '.tiletrace')[int(self.trace)]}")
 
     @property
@@ -182,15 +194,15 @@ class KernelSpec:
         return self._smem_bytes(self.stages, self.bulk_store)
 
     def _smem_bytes(self, stages: int, bulk_store: bool) -> int:
-        q_bytes = self.block_m * self.head_dim * 2
+        q_bytes = self.block_m * self.head_dim * 2 * self.q_buffers
         kv_tile = self.block_n * self.head_dim * 2
-        # mbarriers (Q, claim, K/V), stage block ids, two work-item slots (5 ints each), the claim (a work
-        # item and a KV schedule: 48 bytes), the split-KV combine flag
-        barriers = 8 * (4 + 4 * stages) + 4 * stages + 2 * 20 + 48 + 4
+        # mbarriers (Q full and empty per buffer, claim, K/V), stage block ids, two work-item slots per Q
+        # buffer (5 ints each), the claim (a work item and a KV schedule: 48 bytes), the split-KV combine flag
+        barriers = 8 * (2 * self.q_buffers + 2 + 4 * stages) + 4 * stages + 2 * self.q_buffers * 20 + 48 + 4
         partial = 4 * 128 * (self.head_dim // 2 + 4)  # per thread: O fragments, row maxima and sums
         exchange = partial if self.split_warpgroups else 16
-        # last: the cluster merge's buffer and mbarrier
-        cluster = (partial if self.cluster_split > 1 else 16) + 8
+        # last: the cluster merge's buffer and mbarrier, then with two Q buffers the loader's copy of a claim
+        cluster = (partial if self.cluster_split > 1 else 16) + 8 + (48 if self.q_buffers == 2 else 0)
         # bulk-store staging: 64 rows per storing warpgroup
         staging = (1 if self.split_warpgroups else self.consumers) * 64 * 2 * self.head_dim
         staging = staging if bulk_store else 16
@@ -211,6 +223,7 @@ class KernelSpec:
             "WG_SPLIT": int(self.split_warpgroups),
             "BULK_STORE": int(self.bulk_store),
             "CLUSTER_SPLIT": self.cluster_split,
+            "Q_BUFFERS": self.q_buffers,
             **({"TRACE": int(self.trace)} if self.trace else {}),
             "SMEM_BYTES": self.smem_bytes,
         }
@@ -220,14 +233,17 @@ def all_specs() -> list[KernelSpec]:
     """Every attention variant the dispatcher can choose (:func:`all_kernel_specs` adds the other kernel
     families): 128-row tiles for every head dim (128 x 64 at 256), 192-row tiles at head dim 64, and 64-row
     tiles with split warpgroups and four stages: 64 x 128 at head dim 64, 64 x 64 at 128 and (for 64 x 64
-    block masks) at 64; the first two also split across a cluster of two CTAs."""
+    block masks) at 64; the first two also split across a cluster of two CTAs; and two Q buffers for the
+    128- and 192-row tiles at head dim 64 without a causal mask."""
     tall = [KernelSpec(head_dim=64, dtype=t, causal=c, block_m=192)
             for t in DTYPE_CODES for c in (False, True)]
     split = [KernelSpec(head_dim=d, dtype=t, causal=c, block_m=64, block_n=n, split_warpgroups=True)
              for d, n in ((64, 128), (64, 64), (128, 64)) for t in DTYPE_CODES for c in (False, True)]
     cluster = [spec.retiled(cluster_split=2) for spec in split if spec.block_n == (128 if spec.head_dim == 64 else 64)]
+    two_q = [KernelSpec(head_dim=64, dtype=t, causal=False, block_m=m, q_buffers=2)
+             for t in DTYPE_CODES for m in (128, 192)]
     return [KernelSpec(head_dim=d, dtype=t, causal=c)
-            for d in HEAD_DIMS for t in DTYPE_CODES for c in (False, True)] + tall + split + cluster
+            for d in HEAD_DIMS for t in DTYPE_CODES for c in (False, True)] + tall + split + cluster + two_q
 
 
 SCORE_DTYPE_CODES = {"float16": 0, "bfloat16": 1, "float32": 2}

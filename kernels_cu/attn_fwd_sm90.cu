@@ -28,10 +28,13 @@
 // 1-D grid has one CTA per item or, persistent, fewer (the host's choice): CTA c starts with item c, and
 // its producer claims the next from Params::work_counter (or takes c + gridDim.x, ... without one), loading
 // its Q and K/V while the consumers finish the previous item. Claims come in item order, so the longest
-// causal query blocks start first, as the hardware would start one CTA per item. CLUSTER_SPLIT: clusters
-// of two consecutive CTAs, one item each (no persistence), the two splits of one query block. Rows
-// and keys past Sq / Sk are zero-filled by TMA and masked. The kernel supports programmatic dependent
-// launch: barrier set-up overlaps the previous kernel, global memory waits for it (common/pdl.cuh).
+// causal query blocks start first, as the hardware would start one CTA per item. Q_BUFFERS 2 (head dim
+// 64, every item with the same KV tiles, more items than CTAs): the loader copies each claim and lets the
+// next item be claimed at once, and that item's Q loads into the other buffer during the current item
+// instead of after it. CLUSTER_SPLIT: clusters of two consecutive CTAs, one item each (no persistence),
+// the two splits of one query block. Rows and keys past Sq / Sk are zero-filled by TMA and masked. The
+// kernel supports programmatic dependent launch: barrier set-up overlaps the previous kernel, global
+// memory waits for it (common/pdl.cuh).
 //
 // Warpgroups (128 threads each, setmaxnreg budgets in attn/config.cuh).
 //   WG0  producer: one thread (warp 1) claims the items and decodes each (its KV schedule: a block range,
@@ -67,7 +70,9 @@
 // 184 320 with two stages at 128; with BLOCK_N 64 (the 64 x 64 tiles of 64 x 64 block masks; S = Q K^T by
 // m64n64k16) the K/V tiles halve and both head dims take four stages: 94 208 and 184 320. CLUSTER_SPLIT
 // adds a second exchange of the same size, last in SharedStorage (178 176 bytes at head dim 64 with
-// 64 x 128 tiles, 219 136 at 128 with 64 x 64); other variants end with 16 + 8 unused bytes.
+// 64 x 128 tiles, 219 136 at 128 with 64 x 64); other variants end with 16 + 8 unused bytes. Q_BUFFERS 2
+// adds a second Q (16 384 / 24 576 bytes), two more Q barriers and item slots, and last the loader's
+// 48-byte copy of a claim.
 //
 // Files: attn/config.cuh (macros, constants, register budgets, named barriers), attn/params.cuh (Params,
 // work-item types, SharedStorage), attn/schedule.cuh (items, claims, KV schedules), attn/load.cuh (the
@@ -111,7 +116,8 @@ BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, const Item
     auto stage_of = [wg](int u) { return kSplitWarpgroups ? wg + 2 * (u % (kStages / 2)) : u % kStages; };
     const int row_offset = kSplitWarpgroups ? 0 : wg * kRowsPerWarpgroup;
     const int wg_first_row = slot.item.m_block * kBlockM + row_offset;
-    const uint32_t q_wg = smem_addr(smem.q) + row_offset * kChunkRowBytes;
+    const int q_buffer = (ring >> kRoundShift) % kQBuffers;
+    const uint32_t q_wg = smem_addr(smem.q[q_buffer]) + row_offset * kChunkRowBytes;
 
     float o[kChunks][32];
 #pragma unroll
@@ -120,7 +126,7 @@ BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, const Item
         for (int e = 0; e < 32; ++e) o[c][e] = 0.f;
     }
     RowState st = {{BSK_NEG_INF, BSK_NEG_INF}, {0.f, 0.f}, {1.f, 1.f}};
-    if (tiles == 0) mbar_arrive(&smem.q_empty);
+    if (tiles == 0) mbar_arrive(&smem.q_empty[q_buffer]);
     if (tiles > 0) {
         float s[kBlockN / 2];
         uint32_t p_regs[kBlockN / 16][4];
@@ -172,7 +178,7 @@ BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, const Item
             pack_p(p_regs, s);
             tile_mark(wg, t, kTileEnd);
         }
-        mbar_arrive(&smem.q_empty);  // every S of this item has landed: the producer may load the next Q
+        mbar_arrive(&smem.q_empty[q_buffer]);  // every S of this item has landed: this Q buffer is free
         const int last_stage = stage_of(tiles - 1);
         mbar_wait(&smem.v_full[last_stage], stage_parity(ring, last_stage) ^ 1);
         rescale(o, st);
@@ -186,7 +192,8 @@ BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, const Item
     if (kSplitWarpgroups && !merge_warpgroups(smem, o, st, wg, p.scale_log2)) return;
     if (kClusterSplit > 1 && !merge_cluster(smem, o, st, p.scale_log2)) return;
     if (kSplitWarpgroups && threadIdx.x % 128 == 0) trace_mark(kTraceMerged);
-    const WorkItem item = slot.item;
+    // With four slots the item is read again by the round in `ring`: a pointer kept across the loop spills.
+    const WorkItem item = kItemSlots == 2 ? slot.item : smem.items[ring >> kRoundShift].item;
     if (kClusterSplit == 1 && p.num_splits > 1) {
         split_store(p, smem, wg, o, st, wg_first_row, item.m_block, item.split, item.head, item.batch);
     } else {
@@ -223,8 +230,10 @@ attn_fwd_sm90(const __grid_constant__ attn::Params p) {
 
     if (threadIdx.x == 0) {
         trace_mark(kTraceEntry);
-        mbar_init(&smem.q_full, 1);
-        mbar_init(&smem.q_empty, kConsumerThreads);
+        for (int b = 0; b < kQBuffers; ++b) {
+            mbar_init(&smem.q_full[b], 1);
+            mbar_init(&smem.q_empty[b], kConsumerThreads);
+        }
         mbar_init(&smem.claim_full, 1);
         mbar_init(&smem.claim_empty, 1);
         for (int s = 0; s < kStages; ++s) {
@@ -268,30 +277,43 @@ attn_fwd_sm90(const __grid_constant__ attn::Params p) {
         uint32_t ring = 0;
         for (int round = 0;; ++round) {
             mbar_wait(&smem.claim_full, round & 1);
-            mbar_wait(&smem.q_empty, (round & 1) ^ 1);
-            ItemSlot& slot = smem.items[round & 1];
-            const Claim& claim = smem.claim;
+            // Two Q buffers, uniform items (uniform_items) and more of them than CTAs: the loader works
+            // from its own copy of the claim and lets the claiming thread decode the next item at once, so
+            // that the next Q goes out as soon as this item's loads are issued. Otherwise the next claim
+            // waits for those loads, as the longest remaining items should go to whichever CTA frees first
+            // (and with one item per CTA there is no next Q to fetch).
+            const bool claim_early =
+                kQBuffers > 1 && uniform_items(p) && p.num_items > static_cast<int>(gridDim.x);
+            if (kQBuffers > 1) smem.loading = smem.claim;
+            if (claim_early) mbar_arrive(&smem.claim_empty);
+            const int q_buffer = round % kQBuffers;
+            mbar_wait(&smem.q_empty[q_buffer], ((round / kQBuffers) & 1) ^ 1);
+            ItemSlot& slot = smem.items[round % kItemSlots];
+            const Claim& claim = kQBuffers > 1 ? smem.loading : smem.claim;
             slot.tiles = claim.sched.count();
             if (slot.tiles < 0) {
-                mbar_arrive(&smem.q_full);
+                mbar_arrive(&smem.q_full[q_buffer]);
                 break;
             }
             slot.item = claim.item;
             trace_mark(kTraceLoadStart);
-            load(p, smem, claim.sched, claim.item, ring);
-            mbar_arrive(&smem.claim_empty);  // every load of this item is issued: decode the next
+            load(p, smem, claim.sched, claim.item, ring, q_buffer);
+            if (!claim_early) mbar_arrive(&smem.claim_empty);  // every load of this item is issued
         }
     } else {
         warpgroup_claim_registers<kConsumerRegisters>();
         grid_dependency_wait();
         grid_dependents_launch();
         const int wg = warpgroup - 1;
-        uint32_t ring = 0;  // bit 31: the Q barriers' phase (one per round), below it the K/V stages
+        // From bit kRoundShift: the round mod kItemSlots (its item slot, Q buffer and Q phase); below, the
+        // stages' phases.
+        uint32_t ring = 0;
         if (wg == kConsumers - 1) scheduler_pass(wg);  // warpgroup 0 goes first
-        for (;; ring ^= 1u << 31) {
+        for (;; ring += 1u << kRoundShift) {
+            const uint32_t round = ring >> kRoundShift;
             const uint64_t wait_start = trace_now();
-            mbar_wait(&smem.q_full, ring >> 31);
-            const ItemSlot& slot = smem.items[ring >> 31];
+            mbar_wait(&smem.q_full[round % kQBuffers], (round / kQBuffers) & 1);
+            const ItemSlot& slot = smem.items[round];
             if (slot.tiles < 0) break;
             if (wg == 0 && threadIdx.x % 128 == 0) {
                 trace_mark_at(kTraceItemWait, wait_start);

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bsk_cupy.dispatch import choose_splits, choose_variant, mask_tile_spec, select_spec, split_warpgroups_spec
+from bsk_cupy.dispatch import (choose_splits, choose_variant, mask_tile_spec, q_buffers_spec, select_spec,
+                               split_warpgroups_spec)
 from bsk_cupy.specs import KernelSpec, all_specs
 from bsk_cupy.validation import AttentionProblem
 
@@ -151,6 +152,33 @@ def test_every_dispatched_variant_is_compiled_by_warmup_and_audit():
                 spec, splits = choose_variant(problem(b, h, s, d, causal), 132, mask_block)
                 assert spec.name in names, (b, h, s, d, causal, mask_block, spec.name)
                 assert splits >= 1 and (not spec.split_warpgroups or splits == spec.cluster_split)
+
+
+def test_two_q_buffers_where_persistent_ctas_walk_uniform_items():
+    assert choose_variant(problem(1, 32, 2048, 64), 132)[0].q_buffers == 2      # 352 items of 192 rows
+    assert choose_variant(problem(8, 32, 1024, 64), 132)[0].q_buffers == 2
+    assert choose_variant(problem(1, 16, 1024, 64), 132)[0].q_buffers == 1      # 128 items: one per CTA
+    assert choose_variant(problem(1, 32, 2048, 64, causal=True), 132)[0].q_buffers == 1
+    assert choose_variant(problem(1, 32, 2048, 64, window=(256, 0)), 132)[0].q_buffers == 1
+    assert choose_variant(problem(1, 32, 2048, 64), 132, mask_block=128)[0].q_buffers == 1
+    assert choose_variant(problem(1, 32, 2048, 128), 132)[0].q_buffers == 1
+    assert choose_variant(problem(1, 16, 4096, 64), 132)[0].q_buffers == 1      # 32 KV tiles per item
+    assert choose_variant(problem(2, 16, 16384, 64), 132)[0].q_buffers == 1
+    long = problem(1, 32, 2048, 64)
+    assert q_buffers_spec(long, select_spec(long), 1, sms=352, masked=False).q_buffers == 1   # one item per SM
+    assert q_buffers_spec(long, select_spec(long), 1, sms=351, masked=False).q_buffers == 2
+
+
+def test_two_q_buffers_only_at_head_dim_64_without_causal_split_or_cluster():
+    spec = KernelSpec(head_dim=64, dtype="float16", causal=False, q_buffers=2)
+    plain = spec.retiled(q_buffers=1)
+    assert spec.defines()["Q_BUFFERS"] == 2 and plain.defines()["Q_BUFFERS"] == 1
+    assert spec.name.endswith(".q2") and not plain.name.endswith(".q2")
+    assert spec.smem_bytes - plain.smem_bytes == 128 * 64 * 2   # the second Q (its barriers fit the padding)
+    for fields in ({"head_dim": 128}, {"causal": True}, {"block_m": 64, "split_warpgroups": True},
+                   {"q_buffers": 3}):
+        with pytest.raises(ValueError, match="q_buffers must be 1, or 2 at head_dim 64"):
+            KernelSpec(**{"head_dim": 64, "dtype": "float16", "causal": False, "q_buffers": 2, **fields})
 
 
 def test_cluster_split_needs_split_warpgroups():

@@ -32,6 +32,10 @@ VARIANTS = {
     "wgsplit_bulkstore": {"block_m": 64, "split_warpgroups": True, "bulk_store": True},
     "m192": {"block_m": 192},
     "m192_persistent": {"block_m": 192, "ctas": 3},
+    # two Q buffers: one item per CTA, and persistent CTAs that claim the next item early where items are uniform
+    "m128_q2": {"block_m": 128, "q_buffers": 2},
+    "m128_q2_persistent": {"block_m": 128, "q_buffers": 2, "ctas": 5},
+    "m192_q2_persistent": {"block_m": 192, "q_buffers": 2, "ctas": 3},
     "wgsplit": {"block_m": 64, "split_warpgroups": True},     # four stages at head dim 64, two at 128
     "wgsplit_s2": {"block_m": 64, "split_warpgroups": True, "stages": 2},
     "wgsplit_persistent": {"block_m": 64, "split_warpgroups": True, "ctas": 3},

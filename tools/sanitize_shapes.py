@@ -16,7 +16,7 @@ import torch.nn.functional as F
 import bsk_cupy as bsk
 
 CASES = [  # (B, H, Sq, Sk, D, causal, mask density, mask block)
-    (2, 16, 1024, 1024, 64, False, None, 128),    # 256 items on 132 persistent CTAs
+    (2, 16, 1024, 1024, 64, False, None, 128),    # 256 items on 132 persistent CTAs, two Q buffers
     (2, 16, 1024, 1024, 128, True, None, 128),
     (2, 16, 1024, 1024, 128, False, 0.3, 128),
     (2, 16, 1024, 1024, 64, True, 0.3, 64),       # 64 x 64 tiles
@@ -24,7 +24,7 @@ CASES = [  # (B, H, Sq, Sk, D, causal, mask density, mask block)
     (1, 4, 256, 256, 64, False, None, 128),       # split warpgroups
     (1, 8, 512, 512, 64, False, None, 128),       # split warpgroups, KV split across a cluster of two
     (1, 8, 512, 512, 128, True, None, 128),
-    (4, 16, 2048, 2048, 64, False, None, 128),    # 192-row tiles
+    (4, 16, 2048, 2048, 64, False, None, 128),    # 192-row tiles, two Q buffers
     (2, 8, 1024, 1024, 256, True, None, 128),     # head dim 256
 ]
 

@@ -19,21 +19,22 @@ BSK_DEVICE void load_chunk(void* dst, const TmaDescriptor* desc, uint64_t* bar, 
 // counts the uses of stage s so far mod 2, the parity of that stage's barrier phase.
 BSK_DEVICE uint32_t stage_parity(uint32_t ring, int stage) { return (ring >> stage) & 1; }
 
-// Producer, one work item (its Q buffer already released): its Q, then its K/V tiles into the ring (`ring`
-// as above, updated). One thread. An item without tiles only cycles the Q barriers. K and V of a stage have
-// their own full/empty barriers: K is released right after S = Q K^T, V only after O += P V, so the next K
-// can land earlier. The block index of each stage goes to shared memory before its K load is armed
+// Producer, one work item (its Q buffer `q_buffer` already released): its Q, then its K/V tiles into the
+// ring (`ring` as above, updated). One thread. An item without tiles only cycles the Q barriers. K and V of
+// a stage have their own full/empty barriers: K is released right after S = Q K^T, V only after O += P V,
+// so the next K can land earlier. The block index of each stage goes to shared memory before its K load is armed
 // (mbarrier arrive releases it).
 BSK_DEVICE void load(const Params& p, SharedStorage& smem, const KvSchedule& sched, const WorkItem& item,
-                     uint32_t& ring) {
+                     uint32_t& ring, int q_buffer) {
     const int kv_head = item.head / p.heads_per_kv, batch = item.batch;
+    uint64_t* q_full = &smem.q_full[q_buffer];
     if (sched.count() == 0) {
-        mbar_arrive(&smem.q_full);
+        mbar_arrive(q_full);
         return;
     }
-    mbar_arrive_expect_tx(&smem.q_full, kQBytes);
+    mbar_arrive_expect_tx(q_full, kQBytes);
     for (int c = 0; c < kChunks; ++c) {
-        load_chunk(smem.q + c * kBlockM * kChunkRowBytes, &p.tma_q, &smem.q_full, p.coord_order_q,
+        load_chunk(smem.q[q_buffer] + c * kBlockM * kChunkRowBytes, &p.tma_q, q_full, p.coord_order_q,
                    c * kChunkElems, item.m_block * kBlockM, item.head, batch);
     }
     for (int t = 0; t < sched.count(); ++t) {

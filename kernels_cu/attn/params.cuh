@@ -95,19 +95,18 @@ struct Claim {
 };
 
 // The item a round of the consumers works on, with its KV tile count (-1: no more items). Written by the
-// producer before the round's q_full; two slots, because the consumers still read a round's item in its
-// epilogue after they let the producer start the next round.
+// producer before the round's q_full, in slot round mod kItemSlots (config.cuh).
 struct ItemSlot {
     WorkItem item;
     int tiles;
 };
 
 struct SharedStorage {
-    alignas(1024) uint8_t q[kQBytes];
+    alignas(1024) uint8_t q[kQBuffers][kQBytes];  // round r's Q in q[r mod kQBuffers]
     alignas(1024) uint8_t k[kStages][kKVTileBytes];
     alignas(1024) uint8_t v[kStages][kKVTileBytes];
-    uint64_t q_full;
-    uint64_t q_empty;          // consumers are done with Q (persistent CTAs reload it per work item)
+    uint64_t q_full[kQBuffers];
+    uint64_t q_empty[kQBuffers];  // consumers are done with that Q (persistent CTAs reload it per work item)
     uint64_t claim_full;       // the claiming thread wrote `claim`
     uint64_t claim_empty;      // the loader issued every load of it
     uint64_t k_full[kStages];
@@ -115,14 +114,15 @@ struct SharedStorage {
     uint64_t k_empty[kStages];
     uint64_t v_empty[kStages];
     int kv_block[kStages];     // KV block held by each stage (written by the producer before k_full)
-    ItemSlot items[2];         // by round parity
+    ItemSlot items[kItemSlots];  // by round mod kItemSlots
     Claim claim;               // the loader's next work item, decoded by the claiming thread
     int combine;               // split-KV: this CTA combines the parts
     alignas(16) float exchange[kExchangeFloats];
     alignas(16) uint8_t staging[kStagingBytes];  // bulk-store epilogue: output rows on their way out
-    // Last, so that the members above keep their offsets in variants without a cluster.
+    // Last, so that the members above keep their offsets in variants without a cluster or a second Q.
     alignas(16) float cluster_exchange[kClusterExchangeFloats];
     uint64_t cluster_full;     // CLUSTER_SPLIT: the other CTA's partial of the rows this CTA keeps has landed
+    Claim loading;             // Q_BUFFERS 2: the loader's copy of the item it loads
 };
 #ifdef SMEM_BYTES
 static_assert(sizeof(SharedStorage) + 1024 == SMEM_BYTES, "shared-memory size drifted from bsk_cupy/specs.py");

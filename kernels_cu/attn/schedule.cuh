@@ -70,6 +70,12 @@ BSK_DEVICE KvSchedule kv_schedule(const Params& p, const WorkItem& item) {
     return sched;
 }
 
+// Whether every work item of the launch has the same KV tiles (no block mask, no causal mask, a window that
+// covers every key of every row), so that claiming the next one early unbalances no CTA.
+BSK_DEVICE bool uniform_items(const Params& p) {
+    return p.mask_num == nullptr && !kCausal && p.window_lo <= 1 - p.seqlen_k && p.window_hi >= p.seqlen_q - 1;
+}
+
 // The claiming thread, before the loop below: the CTA's first item (blockIdx.x; the grid never exceeds
 // the items) decoded into `smem.claim`. The kernel calls it before griddepcontrol.wait where it reads
 // parameters alone (no block mask, whose lists the previous kernel may still be writing), so that its
