@@ -22,8 +22,10 @@ _plans_lock = threading.Lock()
 # cores busier than two while one warpgroup's softmax runs: per query row a 192-row CTA is 1.11x as fast
 # as a 128-row one (H100, one CTA per work item as benchmarks/compare_variants.py launches them by default,
 # B2 H16 S16384 D64 after the 192-row max tree: 5420 / 5612 us in 32 rounds of 128 rows vs 4892 in 21
-# rounds of 192; benchmarks/RESULTS.md, eighth session). The rules below were tuned on such launches, not
-# on the persistent CTAs get_plan launches (RESULTS.md, tenth session: to be re-checked with ctas=0).
+# rounds of 192; benchmarks/RESULTS.md, eighth session). The rules below were tuned on such launches; with
+# the persistent CTAs get_plan launches their calls held on 15 of 16 shapes (RESULTS.md, eleventh session:
+# B2 H16 S16384 read 5489-5528 us on 128 rows, 4826-4893 on 192; causal B1 H16 S8192 ran 3-5% faster on
+# 192 rows, against the causal rule below).
 _TALL_TILE_GAIN = 1.11
 # Causal rows keep the rows-only rule and the gain it was tuned with (third session; the causal per-row
 # gain measured 1.06 at B2 H16 S16384 in the eighth, and short causal rows lost 10% on 192 in the sixth).
@@ -179,29 +181,30 @@ def mask_tile_spec(spec: KernelSpec, mask_block: int | None) -> KernelSpec:
 
 
 # Two Q buffers save each item boundary's Q wait (1.0-1.4 us under load; RESULTS.md, tenth session), a few
-# percent of an item of up to 16 KV tiles; beyond that the saving is under 1% and claiming items a round
-# early balances the last round worse (B1 H16 S8192, 64 tiles: 3-11% slower; S4096 and S16384 tied).
+# percent of an item of up to 16 KV tiles; longer items measured no gain (B1 H16 S4096, 32 tiles; B2 H16
+# S16384, 128), so they keep one buffer and claim their items as late as ever.
 _Q_BUFFERS_MAX_TILES = 16
 
 
 def q_buffers_spec(problem: AttentionProblem, spec: KernelSpec, splits: int, sms: int, masked: bool) -> KernelSpec:
-    """``spec``, or its variant with two Q buffers (``q_buffers=2``) where that helps: head dim 64, no causal
-    or block mask, no window, 128- or 192-row tiles without split-KV, at most 16 KV tiles per item, and
-    more work items than persistent CTAs. Every item then has the same KV tiles, so a CTA claims its next
-    item as soon as the current one's loads are issued and its Q lands during the current item instead of
-    after it (the kernel checks the same conditions).
+    """``spec``, or its variant with two Q buffers (``q_buffers=2``) where that helps: 192-row tiles at head
+    dim 64, no causal or block mask, no window, at most 16 KV tiles per item, and more work items than
+    persistent CTAs. Every item then has the same KV tiles, so a CTA claims its next item as soon as the
+    current one's loads are issued and its Q lands during the current item instead of after it (the kernel
+    checks the same conditions).
 
-    H100, persistent CTAs, two buffers against one in the same process, three processes (RESULTS.md,
-    eleventh session): B8 H32 S1024 D64 186-195 -> 176-182 us, B32 H32 S512 222-227 -> 203-219, B2 H32
-    S1024 49.0-50.3 -> 46.9-48.9, B1 H32 S2048 88.6-92.6 -> 86.3-90.0. With one item per CTA (B1 H16
-    S1024) the second buffer gains nothing, and an A/B against the single-buffer tree read it 3% slower.
+    128-row tiles keep one buffer: their bulk-store epilogue, staging the output through shared memory,
+    already covers the next Q's landing, and there two buffers ran 0-8% slower (the earlier claim costs
+    balance and buys nothing). H100, persistent CTAs, same processes (RESULTS.md, eleventh session), 192
+    rows with one buffer -> two: B4 H32 S1024 D64 97.3 / 98.7 -> 93.0 / 90.5 us, B32 H32 S512 234.8 / 222.7
+    -> 214.6 / 209.7, B2 H32 S1024 50.7 / 48.9 -> 50.4 / 45.9, B8 H16 S512 33.0 / 29.6 -> 28.4 / 27.0;
+    B1 H32 S2048 and B8 H32 S1024 within the noise (3 of 5 pairs faster at B8 H32 S1024).
     """
     items = math.ceil(problem.seqlen_q / spec.block_m) * problem.heads_q * problem.batch
     tiles = math.ceil(problem.seqlen_k / spec.block_n)
     unwindowed = problem.window is None or problem.window == (None, None)
-    if (problem.head_dim != 64 or problem.causal or masked or not unwindowed or spec.split_warpgroups
-            or spec.cluster_split > 1 or splits > 1 or tiles > _Q_BUFFERS_MAX_TILES
-            or items <= persistent_ctas(sms)):
+    if (problem.head_dim != 64 or problem.causal or masked or not unwindowed or spec.block_m != 192
+            or splits > 1 or tiles > _Q_BUFFERS_MAX_TILES or items <= persistent_ctas(sms)):
         return spec
     return dataclasses.replace(spec, q_buffers=2)
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 import bsk_cupy as bsk
 
 CASES = [  # (B, H, Sq, Sk, D, causal, mask density, mask block)
-    (2, 16, 1024, 1024, 64, False, None, 128),    # 256 items on 132 persistent CTAs, two Q buffers
+    (2, 16, 1024, 1024, 64, False, None, 128),    # 256 items on 132 persistent CTAs
     (2, 16, 1024, 1024, 128, True, None, 128),
     (2, 16, 1024, 1024, 128, False, 0.3, 128),
     (2, 16, 1024, 1024, 64, True, 0.3, 64),       # 64 x 64 tiles
