@@ -36,6 +36,7 @@ VARIANTS = {
     "m128_q2": {"block_m": 128, "q_buffers": 2},
     "m128_q2_persistent": {"block_m": 128, "q_buffers": 2, "ctas": 5},
     "m192_q2_persistent": {"block_m": 192, "q_buffers": 2, "ctas": 3},
+    "m192_q2_bulkstore_persistent": {"block_m": 192, "q_buffers": 2, "bulk_store": True, "ctas": 3},
     "wgsplit": {"block_m": 64, "split_warpgroups": True},     # four stages at head dim 64, two at 128
     "wgsplit_s2": {"block_m": 64, "split_warpgroups": True, "stages": 2},
     "wgsplit_persistent": {"block_m": 64, "split_warpgroups": True, "ctas": 3},
