@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402  (import before NVRTC/CuPy: see bsk_cupy.environment.import_torch)
 
-from bsk_cupy.bench import (TARGET_CONFIGS, analyze, bench_config, format_table, format_verdicts,  # noqa: E402
-                            graph_time_us)
+from bsk_cupy.bench import (TARGET_CONFIGS, analyze, bench_config, format_clock_table, format_table,  # noqa: E402
+                            format_verdicts, graph_time_us)
 
 import perf_sparse  # noqa: E402  (benchmarks/perf_sparse.py, beside this script)
 
@@ -115,6 +115,8 @@ def main() -> int:
     sparse_rows = perf_sparse.measure_all() if args.sparse else []
     verdicts = analyze(target_rows)
     print(format_table(target_rows + sweep_rows))
+    print()
+    print(format_clock_table(target_rows + sweep_rows))
     print()
     print(format_verdicts(verdicts))
     if sparse_rows:

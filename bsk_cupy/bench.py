@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from .clocks import ClockReading, ClockSampler, gpu_id
+
 
 def graph_time_us(fn: Callable[[], object], calls: int = 20, replays: int = 25) -> float:
     """Median GPU microseconds per call of ``fn`` replayed from a CUDA graph."""
@@ -77,6 +79,10 @@ class BenchRow:
     cudnn_us: float | None
     flash_us: float | None
     ours_eager_out_us: float | None = None   # eager with out= (no allocation); the eager target uses the plain call
+    # SM clock (MHz) and board power (W) while the graph replays ran (bsk_cupy.clocks); None where the row
+    # was too short to sample or nvidia-smi is missing
+    ours_clock: ClockReading | None = None
+    cudnn_clock: ClockReading | None = None
 
     @property
     def flops(self) -> float:
@@ -129,11 +135,16 @@ def bench_config(batch: int, heads: int, seqlen: int, head_dim: int, causal: boo
     def ours_into():
         return attention_forward(q, k, v, causal=causal, out=given)
 
+    gpu = gpu_id(q.device.index)
+    with ClockSampler(gpu) as ours_clock:
+        ours_us = graph_time_us(ours)
+    with ClockSampler(gpu) as cudnn_clock:
+        cudnn_us = _sdpa_time(q, k, v, causal, SDPBackend.CUDNN_ATTENTION)
     return BenchRow(batch, heads, seqlen, head_dim, causal, dtype,
-                    ours_us=graph_time_us(ours), ours_eager_us=eager_time_us(ours),
-                    cudnn_us=_sdpa_time(q, k, v, causal, SDPBackend.CUDNN_ATTENTION),
+                    ours_us=ours_us, ours_eager_us=eager_time_us(ours), cudnn_us=cudnn_us,
                     flash_us=_sdpa_time(q, k, v, causal, SDPBackend.FLASH_ATTENTION),
-                    ours_eager_out_us=eager_time_us(ours_into))
+                    ours_eager_out_us=eager_time_us(ours_into),
+                    ours_clock=ours_clock.reading, cudnn_clock=cudnn_clock.reading if cudnn_us else None)
 
 
 def load_targets() -> dict:
@@ -184,6 +195,26 @@ def format_verdicts(verdicts: list[Verdict]) -> str:
         lines.append(f"| {v.config} | {v.kind} | {v.metric} | {v.target:g} | {v.measured:.1f} | "
                      f"{'MET' if v.met else 'MISSED'} | {v.gap} |")
     return "\n".join(lines)
+
+
+def format_clock_table(rows: list[BenchRow]) -> str:
+    """Markdown table of the SM clock and power under the rows long enough to sample, and each call's cost
+    in SM cycles (GPU time x clock), which the power-capped clock does not enter."""
+    def clock(reading: ClockReading | None, us: float | None) -> str:
+        if reading is None or us is None:
+            return "— | — | —"
+        return f"{reading.sm_mhz:.0f} | {reading.watts:.0f} | {us * reading.sm_mhz / 1e3:.1f}"
+
+    lines = ["| B | H | S | D | causal | ours MHz | ours W | ours kcycles | cuDNN MHz | cuDNN W | cuDNN kcycles "
+             "| clock-event reasons (ours / cuDNN) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        if r.ours_clock is None and r.cudnn_clock is None:
+            continue
+        reasons = " / ".join((c.reasons or "none") if c is not None else "—" for c in (r.ours_clock, r.cudnn_clock))
+        lines.append(f"| {r.batch} | {r.heads} | {r.seqlen} | {r.head_dim} | {r.causal} | "
+                     f"{clock(r.ours_clock, r.ours_us)} | {clock(r.cudnn_clock, r.cudnn_us)} | {reasons} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 def format_table(rows: list[BenchRow]) -> str:

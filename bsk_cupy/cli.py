@@ -53,7 +53,7 @@ def _bench(args) -> int:
     if import_torch() is None:
         print("bench needs PyTorch (the SDPA baselines come from it)", file=sys.stderr)
         return 2
-    from .bench import TARGET_CONFIGS, analyze, bench_config, format_table, format_verdicts
+    from .bench import TARGET_CONFIGS, analyze, bench_config, format_clock_table, format_table, format_verdicts
     from .device import gpu_available
 
     if not gpu_available():
@@ -63,7 +63,7 @@ def _bench(args) -> int:
     if args.json:
         print(json.dumps([r.as_dict() for r in rows], indent=1))
     else:
-        print(format_table(rows) + "\n\n" + format_verdicts(analyze(rows)))
+        print(format_table(rows) + "\n\n" + format_clock_table(rows) + "\n\n" + format_verdicts(analyze(rows)))
     return 0
 
 

@@ -145,11 +145,18 @@ def _accuracy(report: Report) -> None:
 
 
 def _benchmark(report: Report) -> None:
-    from .bench import TARGET_CONFIGS, analyze, bench_config, format_table, format_verdicts
+    from .bench import TARGET_CONFIGS, analyze, bench_config, format_clock_table, format_table, format_verdicts
 
     rows = [bench_config(*cfg) for cfg in TARGET_CONFIGS]
     report.add("Timing (fp16, GPU µs per call by CUDA-graph replay; eager = Python wall per call)",
                format_table(rows))
+    clocks = format_clock_table(rows)
+    report.add("Clock and power during the replays (nvidia-smi, second half of each row's replays)",
+               (clocks + "\n\nUnder about a second of back-to-back calls the card settles at its power limit "
+                "(reason 0x4: software power cap) and lowers the SM clock, for cuDNN as for us: a large row's "
+                "time is its cost in SM cycles divided by a clock that depends on the power the kernel "
+                "draws. kcycles = GPU µs x MHz / 1000.") if clocks else
+               "not sampled (no nvidia-smi, or every row too short to sample)")
     verdicts = analyze(rows)
     met = sum(v.met for v in verdicts)
     report.add("Speed targets (bsk_cupy/targets.json)",
