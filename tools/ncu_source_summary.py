@@ -2,8 +2,8 @@
 
     python tools/ncu_source_summary.py SOURCE.csv [TOP]
 
-Prints the warp-state samples per stall reason over the kernel, then the TOP (default 40) instructions by
-samples: address, samples, share, the three leading reasons and the SASS text. Column names differ between
+Prints the warp-state samples per stall reason over the kernel, then per opcode (samples, warp
+instructions executed, leading reasons), then the TOP (default 40) instructions by samples: address, samples, share, the three leading reasons and the SASS text. Column names differ between
 Nsight Compute versions, so the sample columns are found by name ("Warp Stall Sampling" / "stall_*").
 """
 
@@ -54,6 +54,22 @@ def main() -> None:
     print(f"samples: {overall:.0f}")
     for name, count in by_reason.most_common(12):
         print(f"  {name:60s} {count:9.0f} {count / max(overall, 1):6.1%}")
+    print()
+    executed = col("Instructions Executed")
+    by_opcode: dict[str, Counter] = {}
+    for r in body:
+        words = r[source].split() if source is not None else []
+        words = words[1:] if words and words[0].startswith("@") else words
+        opcode = words[0].split(".")[0] if words else "?"
+        counts = by_opcode.setdefault(opcode, Counter())
+        counts["_samples"] += num(r, total)
+        counts["_executed"] += num(r, executed) if executed is not None else 0
+        for i in reasons:
+            counts[header[i].replace("stall_", "")] += num(r, i)
+    print("by opcode: samples, share, warp instructions executed, leading reasons")
+    for opcode, c in sorted(by_opcode.items(), key=lambda kv: -kv[1]["_samples"])[:20]:
+        lead = ", ".join(f"{k} {v:.0f}" for k, v in c.most_common(6) if not k.startswith("_"))[:80]
+        print(f"  {opcode:10s} {c['_samples']:8.0f} {c['_samples'] / max(overall, 1):6.1%} {c['_executed']:12.0f}  {lead}")
     print()
     ranked = sorted(body, key=lambda r: -num(r, total))[:top]
     for r in ranked:
