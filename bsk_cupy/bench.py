@@ -44,11 +44,15 @@ def graph_time_us(fn: Callable[[], object], calls: int = 20, replays: int = 25) 
     return statistics.median(samples)
 
 
-def eager_time_us(fn: Callable[[], object], calls: int = 50, repeats: int = 15, warmup_s: float = 0.3) -> float:
+def eager_time_us(fn: Callable[[], object], calls: int = 50, repeats: int = 15, warmup_s: float = 0.3,
+                  min_seconds: float = 0.5) -> float:
     """Median wall microseconds per call of back-to-back eager calls (host overhead included).
 
     Calls run for ``warmup_s`` seconds first, so that one-time costs (plan creation, allocator growth) stay
-    out of the samples.
+    out of the samples. Samples of ``calls`` calls are taken until there are ``repeats`` of them and they
+    span ``min_seconds``: on the virtual machines we measure on, the host stalls now and then for tens of
+    milliseconds (one of eight rounds of the headline read 37 µs against 11.3 in the others, twelfth
+    session), and 15 samples of a 10 µs call span only 8 ms, so one stall could become the median.
     """
     import torch
 
@@ -57,7 +61,8 @@ def eager_time_us(fn: Callable[[], object], calls: int = 50, repeats: int = 15, 
         fn()
     torch.cuda.synchronize()
     samples = []
-    for _ in range(repeats):
+    start = time.perf_counter()
+    while len(samples) < repeats or time.perf_counter() - start < min_seconds:
         t0 = time.perf_counter()
         for _ in range(calls):
             fn()
