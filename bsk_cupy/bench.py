@@ -7,6 +7,7 @@ Needs PyTorch (the same-run SDPA baselines come from it).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import time
@@ -17,8 +18,10 @@ from typing import Callable
 from .clocks import ClockReading, ClockSampler, gpu_id
 
 
-def graph_time_us(fn: Callable[[], object], calls: int = 20, replays: int = 25) -> float:
-    """Median GPU microseconds per call of ``fn`` replayed from a CUDA graph."""
+def graph_time_us(fn: Callable[[], object], calls: int = 20, replays: int = 25,
+                  clock: ClockSampler | None = None) -> float:
+    """Median GPU microseconds per call of ``fn`` replayed from a CUDA graph; ``clock`` (optional) samples
+    the SM clock and power during the replays alone (not the warm-up and capture)."""
     import torch
 
     stream = torch.cuda.Stream()
@@ -35,12 +38,13 @@ def graph_time_us(fn: Callable[[], object], calls: int = 20, replays: int = 25) 
     torch.cuda.synchronize()
     start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     samples = []
-    for _ in range(replays):
-        start.record()
-        graph.replay()
-        stop.record()
-        stop.synchronize()
-        samples.append(start.elapsed_time(stop) * 1000.0 / calls)
+    with clock if clock is not None else contextlib.nullcontext():
+        for _ in range(replays):
+            start.record()
+            graph.replay()
+            stop.record()
+            stop.synchronize()
+            samples.append(start.elapsed_time(stop) * 1000.0 / calls)
     return statistics.median(samples)
 
 
@@ -106,7 +110,7 @@ class BenchRow:
         return row
 
 
-def _sdpa_time(q, k, v, causal: bool, backend) -> float | None:
+def _sdpa_time(q, k, v, causal: bool, backend, clock: ClockSampler | None = None) -> float | None:
     import torch.nn.functional as F
     from torch.nn.attention import sdpa_kernel
 
@@ -116,7 +120,7 @@ def _sdpa_time(q, k, v, causal: bool, backend) -> float | None:
 
     try:
         call()
-        return graph_time_us(call)
+        return graph_time_us(call, clock=clock)
     except RuntimeError:
         return None  # the backend does not take this shape / dtype on this build
 
@@ -141,10 +145,9 @@ def bench_config(batch: int, heads: int, seqlen: int, head_dim: int, causal: boo
         return attention_forward(q, k, v, causal=causal, out=given)
 
     gpu = gpu_id(q.device.index)
-    with ClockSampler(gpu) as ours_clock:
-        ours_us = graph_time_us(ours)
-    with ClockSampler(gpu) as cudnn_clock:
-        cudnn_us = _sdpa_time(q, k, v, causal, SDPBackend.CUDNN_ATTENTION)
+    ours_clock, cudnn_clock = ClockSampler(gpu), ClockSampler(gpu)
+    ours_us = graph_time_us(ours, clock=ours_clock)
+    cudnn_us = _sdpa_time(q, k, v, causal, SDPBackend.CUDNN_ATTENTION, clock=cudnn_clock)
     return BenchRow(batch, heads, seqlen, head_dim, causal, dtype,
                     ours_us=ours_us, ours_eager_us=eager_time_us(ours), cudnn_us=cudnn_us,
                     flash_us=_sdpa_time(q, k, v, causal, SDPBackend.FLASH_ATTENTION),

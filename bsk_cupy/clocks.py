@@ -10,6 +10,7 @@ to sample, the reading is None.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import statistics
 import subprocess
@@ -63,7 +64,9 @@ def summarize(samples: list[tuple[float, float, str]]) -> ClockReading | None:
                         reasons=",".join(masks), samples=len(steady))
 
 
+@functools.lru_cache(maxsize=None)
 def _reasons_field(smi: str) -> str | None:
+    """The name this driver's nvidia-smi knows the clock-event reasons by (None: neither)."""
     for field in _REASONS:
         probe = subprocess.run([smi, f"--query-gpu={field}", "--format=csv,noheader"], capture_output=True,
                                timeout=10, check=False)

@@ -1,19 +1,17 @@
-"""Is the eager headline slow only the first time a process measures it? Plain and ``out=`` calls, in rounds.
+"""Why is the eager headline sometimes slow in the first row of `bsk-cupy bench` / `validate`?
 
     PYTHONPATH=. python tools/eager_warmup_probe.py
 
-``bsk-cupy validate`` measures the eager target (B1 H8 S512 D64, plain calls that allocate their output)
-first of all its eager timings, right after the same row's graph replays. Twelfth session: 18.0 and 20.6
-µs there on machines where the same call with ``out=`` read 8.5 and 12.8 µs a moment later and the next
-row's plain calls cost no more than its ``out=`` calls. This replays that order — a graph capture, then
-alternating rounds of ``bsk_cupy.bench.eager_time_us`` on plain and ``out=`` calls — and prints each
-round, then the same rounds with the cyclic garbage collector's existing objects frozen (``gc.freeze``),
-which takes the process's long-lived objects out of every later collection.
+The benchmark times B1 H8 S512 D64's plain eager calls (which allocate their output) right after the
+row's graph replays of ours and of cuDNN (`bsk_cupy.bench.bench_config`). Twelfth session: 17.4 and
+18.0 µs there in two processes and 11.3-11.9 in two others, while `out=` calls read 8.5-9.3 µs moments
+later and the next row's plain calls cost no more than its `out=` calls. This replays the row's steps in
+order — our graph, cuDNN's graph, flash's graph — timing plain and `out=` eager calls after each step
+(`bsk_cupy.bench.eager_time_us`), for two rounds, so a slow reading can be pinned to the step before it.
 """
 
 from __future__ import annotations
 
-import gc
 import sys
 import time
 from pathlib import Path
@@ -21,6 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 
 import bsk_cupy as bsk  # noqa: E402
 from bsk_cupy.bench import eager_time_us, graph_time_us  # noqa: E402
@@ -36,15 +36,23 @@ def main() -> None:
     def into():
         return bsk.attention_forward(q, k, v, causal=False, out=given)
 
-    print(f"graph {graph_time_us(plain):.2f} us; gc counts {gc.get_count()}, tracked {len(gc.get_objects())}")
+    def sdpa(backend):
+        def call():
+            with sdpa_kernel(backend):
+                return F.scaled_dot_product_attention(q, k, v)
+        return call
+
     start = time.perf_counter()
-    for label in ("as validate", "after gc.freeze"):
-        if label == "after gc.freeze":
-            gc.freeze()
-        for round_ in range(4):
+    steps = [("our graph", plain), ("cuDNN graph", sdpa(SDPBackend.CUDNN_ATTENTION)),
+             ("flash graph", sdpa(SDPBackend.FLASH_ATTENTION)), ("nothing", None)]
+    for round_ in range(2):
+        for name, fn in steps:
+            if fn is not None:
+                fn()
+                graph_time_us(fn)
             t = time.perf_counter() - start
-            print(f"{label:16s} round {round_} at {t:5.1f} s: plain {eager_time_us(plain):6.2f} us, "
-                  f"out= {eager_time_us(into):6.2f} us")
+            print(f"round {round_} at {t:5.1f} s, after {name:12s}: plain {eager_time_us(plain):6.2f} us, "
+                  f"out= {eager_time_us(into):6.2f} us", flush=True)
 
 
 if __name__ == "__main__":
