@@ -9,17 +9,14 @@ draw more power per FLOP than cuDNN's they run at a lower clock there, and part 
 clock, not cycles. For each shape and implementation this replays a captured graph of calls for SECONDS
 (default 3) while `nvidia-smi` samples SM clock, power and the active clock-event reasons every 50 ms, and
 prints, over the second half of the window (steady state): GPU µs per call (median of the replays), median
-SM clock and power, the reasons seen, and the call's cost in thousands of SM cycles (time x clock), the
-clock-free comparison. One line per row; the nvidia-smi samples go to $OUT/clock_samples.csv when OUT is set.
+SM clock and power (bsk_cupy.clocks), the clock-event reasons seen, and the call's cost in thousands of SM
+cycles (time x clock), the clock-free comparison. One line per row.
 """
 
 from __future__ import annotations
 
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,42 +27,14 @@ import torch.nn.functional as F  # noqa: E402
 from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 
 import bsk_cupy as bsk  # noqa: E402
+from bsk_cupy.clocks import ClockReading, ClockSampler, gpu_id  # noqa: E402
 
 SHAPES = [(4, 32, 4096, 128, False), (4, 32, 4096, 128, True), (2, 16, 16384, 64, False), (1, 32, 2048, 64, False)]
-FIELDS = "timestamp,clocks.sm,power.draw,temperature.gpu"
 
 
-def start_sampler(path: str) -> subprocess.Popen:
-    """nvidia-smi sampling every 50 ms into ``path`` (the reasons field under its newer name where the driver
-    knows it, else the older one)."""
-    reasons = "clocks_event_reasons.active"
-    probe = subprocess.run(["nvidia-smi", f"--query-gpu={reasons}", "--format=csv,noheader"], capture_output=True,
-                           check=False)
-    if probe.returncode != 0:
-        reasons = "clocks_throttle_reasons.active"
-    return subprocess.Popen(["nvidia-smi", f"--query-gpu={FIELDS},{reasons}", "--format=csv,noheader,nounits",
-                             "-lms", "50"], stdout=open(path, "w"), stderr=subprocess.DEVNULL)
-
-
-def read_samples(path: str) -> list[tuple[float, float, float, str]]:
-    """(host time, SM MHz, watts, reasons) per sample line that parses."""
-    rows = []
-    for line in Path(path).read_text().splitlines():
-        parts = [x.strip() for x in line.split(",")]
-        if len(parts) < 5:
-            continue
-        try:
-            stamp = time.mktime(time.strptime(parts[0].split(".")[0], "%Y/%m/%d %H:%M:%S"))
-            stamp += float("0." + parts[0].split(".")[1]) if "." in parts[0] else 0.0
-            rows.append((stamp, float(parts[1]), float(parts[2]), parts[4]))
-        except ValueError:
-            continue
-    return rows
-
-
-def sustained(fn, seconds: float, calls: int) -> tuple[float, float, float]:
-    """Replay a graph of ``calls`` calls of ``fn`` back to back for ``seconds``; (median µs per call over the
-    second half, host time at the start of the second half, host time at the end)."""
+def sustained(fn, seconds: float, calls: int) -> tuple[float, ClockReading | None]:
+    """Replay a graph of ``calls`` calls of ``fn`` back to back for ``seconds``: the median µs per call over
+    the second half, and the clock reading (bsk_cupy.clocks: medians over the second half of the samples)."""
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
@@ -77,57 +46,45 @@ def sustained(fn, seconds: float, calls: int) -> tuple[float, float, float]:
         for _ in range(calls):
             fn()
     torch.cuda.synchronize()
-    begin = time.time()
-    half = begin + seconds / 2
     samples = []
     start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    while time.time() < begin + seconds:
-        start.record()
-        graph.replay()
-        stop.record()
-        stop.synchronize()
-        if time.time() >= half:
-            samples.append(start.elapsed_time(stop) * 1000.0 / calls)
-    return statistics.median(samples), half, time.time()
+    with ClockSampler(gpu_id(torch.cuda.current_device())) as clock:
+        begin = time.time()
+        while time.time() < begin + seconds:
+            start.record()
+            graph.replay()
+            stop.record()
+            stop.synchronize()
+            if time.time() >= begin + seconds / 2:
+                samples.append(start.elapsed_time(stop) * 1000.0 / calls)
+    return statistics.median(samples), clock.reading
 
 
 def main() -> None:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 3.0
-    log = os.path.join(os.environ.get("OUT") or tempfile.mkdtemp(), "clock_samples.csv")
-    sampler = start_sampler(log)
-    time.sleep(1.0)
-    rows = []
-    try:
-        for b, h, s, d, causal in SHAPES:
-            q, k, v = (torch.randn(b, h, s, d, device="cuda", dtype=torch.float16) for _ in range(3))
-            flops = 4 * b * h * s * s * d / (2 if causal else 1)
-            calls = max(1, int(20e-3 / (flops / 500e12)))  # ~20 ms of work per replay
-
-            def ours(q=q, k=k, v=v, causal=causal):
-                return bsk.attention_forward(q, k, v, causal=causal)
-
-            def cudnn(q=q, k=k, v=v, causal=causal):
-                with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
-                    return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-
-            for name, fn in (("ours", ours), ("cuDNN", cudnn), ("ours", ours)):
-                time.sleep(1.0)  # let the clock recover between rows
-                us, t0, t1 = sustained(fn, seconds, calls)
-                rows.append((f"B{b} H{h} S{s} D{d}{' causal' if causal else ''}", name, us, flops, t0, t1))
-    finally:
-        time.sleep(0.2)
-        sampler.terminate()
-        sampler.wait()
-    samples = read_samples(log)
     print(f"{'shape':28s} {'impl':6s} {'us/call':>9s} {'TFLOPS':>7s} {'SM MHz':>7s} {'watts':>6s} "
           f"{'kcycles':>8s}  reasons")
-    for shape, name, us, flops, t0, t1 in rows:
-        window = [r for r in samples if t0 <= r[0] <= t1]
-        mhz = statistics.median(r[1] for r in window) if window else float("nan")
-        watts = statistics.median(r[2] for r in window) if window else float("nan")
-        reasons = ",".join(sorted({r[3] for r in window})) or "-"
-        print(f"{shape:28s} {name:6s} {us:9.1f} {flops / us / 1e6:7.1f} {mhz:7.0f} {watts:6.0f} "
-              f"{us * mhz / 1e3:8.1f}  {reasons}")
+    for b, h, s, d, causal in SHAPES:
+        q, k, v = (torch.randn(b, h, s, d, device="cuda", dtype=torch.float16) for _ in range(3))
+        flops = 4 * b * h * s * s * d / (2 if causal else 1)
+        calls = max(1, int(20e-3 / (flops / 500e12)))  # ~20 ms of work per replay
+
+        def ours(q=q, k=k, v=v, causal=causal):
+            return bsk.attention_forward(q, k, v, causal=causal)
+
+        def cudnn(q=q, k=k, v=v, causal=causal):
+            with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+                return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+        for name, fn in (("ours", ours), ("cuDNN", cudnn), ("ours", ours)):
+            time.sleep(1.0)  # let the clock recover between rows
+            us, clock = sustained(fn, seconds, calls)
+            shape = f"B{b} H{h} S{s} D{d}{' causal' if causal else ''}"
+            if clock is None:
+                print(f"{shape:28s} {name:6s} {us:9.1f} {flops / us / 1e6:7.1f}  (no clock reading)")
+                continue
+            print(f"{shape:28s} {name:6s} {us:9.1f} {flops / us / 1e6:7.1f} {clock.sm_mhz:7.0f} {clock.watts:6.0f} "
+                  f"{us * clock.sm_mhz / 1e3:8.1f}  {clock.reasons or '-'}")
 
 
 if __name__ == "__main__":
