@@ -17,8 +17,10 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 
-_FIELDS = "clocks.sm,power.draw"
-_REASONS = ("clocks_event_reasons.active", "clocks_throttle_reasons.active")  # newer name, older name
+# Each a field of nvidia-smi --query-gpu under the names drivers have given it, newest first: power.draw is
+# a one-second average on recent drivers, which smears the idle time before a short row into its reading.
+_POWER = ("power.draw.instant", "power.draw")
+_REASONS = ("clocks_event_reasons.active", "clocks_throttle_reasons.active")
 _PERIOD_MS = 50
 _MIN_SAMPLES = 4
 
@@ -35,7 +37,7 @@ class ClockReading:
 
 def parse_samples(text: str) -> list[tuple[float, float, str]]:
     """(SM MHz, watts, reason mask) per line of ``nvidia-smi --format=csv,noheader,nounits`` output of
-    ``clocks.sm,power.draw,<reasons>``; lines that do not parse (``[N/A]``, a partial last line) are skipped."""
+    ``clocks.sm,<power>,<reasons>``; lines that do not parse (``[N/A]``, a partial last line) are skipped."""
     samples = []
     for line in text.splitlines():
         parts = [p.strip() for p in line.split(",")]
@@ -65,9 +67,9 @@ def summarize(samples: list[tuple[float, float, str]]) -> ClockReading | None:
 
 
 @functools.lru_cache(maxsize=None)
-def _reasons_field(smi: str) -> str | None:
-    """The name this driver's nvidia-smi knows the clock-event reasons by (None: neither)."""
-    for field in _REASONS:
+def _known_field(smi: str, names: tuple[str, ...]) -> str | None:
+    """The first of ``names`` this driver's nvidia-smi knows (None: none)."""
+    for field in names:
         probe = subprocess.run([smi, f"--query-gpu={field}", "--format=csv,noheader"], capture_output=True,
                                timeout=10, check=False)
         if probe.returncode == 0:
@@ -87,12 +89,12 @@ class ClockSampler:
 
     def __enter__(self) -> "ClockSampler":
         smi = shutil.which("nvidia-smi")
-        field = _reasons_field(smi) if smi else None
-        if field is None:
+        power, reasons = (_known_field(smi, _POWER), _known_field(smi, _REASONS)) if smi else (None, None)
+        if power is None or reasons is None:
             return self
         self._log = tempfile.TemporaryFile(mode="w+")
         self._process = subprocess.Popen(
-            [smi, "-i", self.gpu, f"--query-gpu={_FIELDS},{field}", "--format=csv,noheader,nounits",
+            [smi, "-i", self.gpu, f"--query-gpu=clocks.sm,{power},{reasons}", "--format=csv,noheader,nounits",
              "-lms", str(_PERIOD_MS)], stdout=self._log, stderr=subprocess.DEVNULL)
         return self
 

@@ -46,14 +46,15 @@ def test_sampler_runs_nvidia_smi_on_the_named_gpu_and_parses_what_it_wrote(monke
         def wait(self, timeout=None):
             return 0
 
-    clocks._reasons_field.cache_clear()
+    clocks._known_field.cache_clear()
     monkeypatch.setattr(clocks.shutil, "which", lambda name: "/usr/bin/nvidia-smi")
     monkeypatch.setattr(clocks.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0))
     monkeypatch.setattr(clocks.subprocess, "Popen", FakeProcess)
     with ClockSampler("GPU-1234") as sampler:
         pass
-    clocks._reasons_field.cache_clear()
-    assert calls[0][1:3] == ["-i", "GPU-1234"] and "clocks_event_reasons.active" in calls[0][3]
+    clocks._known_field.cache_clear()
+    assert calls[0][1:3] == ["-i", "GPU-1234"]
+    assert calls[0][3] == "--query-gpu=clocks.sm,power.draw.instant,clocks_event_reasons.active"
     assert sampler.reading == ClockReading(sm_mhz=1700.0, watts=650.0, reasons="0x4", samples=6)
 
 
