@@ -18,10 +18,9 @@ from typing import Callable
 from .clocks import ClockReading, ClockSampler, gpu_id
 
 
-def graph_time_us(fn: Callable[[], object], calls: int = 20, replays: int = 25,
-                  clock: ClockSampler | None = None) -> float:
-    """Median GPU microseconds per call of ``fn`` replayed from a CUDA graph; ``clock`` (optional) samples
-    the SM clock and power during the replays alone (not the warm-up and capture)."""
+def capture_graph(fn: Callable[[], object], calls: int):
+    """A ``torch.cuda.CUDAGraph`` of ``calls`` back-to-back calls of ``fn``, after three warm-up calls on a
+    side stream (compilation, plan caches and allocations stay out of the capture)."""
     import torch
 
     stream = torch.cuda.Stream()
@@ -34,6 +33,16 @@ def graph_time_us(fn: Callable[[], object], calls: int = 20, replays: int = 25,
     with torch.cuda.graph(graph):
         for _ in range(calls):
             fn()
+    return graph
+
+
+def graph_time_us(fn: Callable[[], object], calls: int = 20, replays: int = 25,
+                  clock: ClockSampler | None = None) -> float:
+    """Median GPU microseconds per call of ``fn`` replayed from a CUDA graph; ``clock`` (optional) samples
+    the SM clock and power during the replays alone (not the warm-up and capture)."""
+    import torch
+
+    graph = capture_graph(fn, calls)
     graph.replay()
     torch.cuda.synchronize()
     start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)

@@ -27,6 +27,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 
 import bsk_cupy as bsk  # noqa: E402
+from bsk_cupy.bench import capture_graph  # noqa: E402
 from bsk_cupy.clocks import ClockReading, ClockSampler, gpu_id  # noqa: E402
 
 SHAPES = [(4, 32, 4096, 128, False), (4, 32, 4096, 128, True), (2, 16, 16384, 64, False), (1, 32, 2048, 64, False)]
@@ -35,16 +36,7 @@ SHAPES = [(4, 32, 4096, 128, False), (4, 32, 4096, 128, True), (2, 16, 16384, 64
 def sustained(fn, seconds: float, calls: int) -> tuple[float, ClockReading | None]:
     """Replay a graph of ``calls`` calls of ``fn`` back to back for ``seconds``: the median µs per call over
     the second half, and the clock reading (bsk_cupy.clocks: medians over the second half of the samples)."""
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for _ in range(3):
-            fn()
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for _ in range(calls):
-            fn()
+    graph = capture_graph(fn, calls)
     torch.cuda.synchronize()
     samples = []
     start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
