@@ -2,10 +2,10 @@
 
 Graph replay keeps the card busy for about a second per timed row, long enough for an H100 to settle at
 its power limit: it then lowers the SM clock (clock-event reason 0x4, software power cap), for cuDNN as
-for us. A row's time is then clock x cycles, and the clock depends on the power the kernel draws, so the
-benchmark reports both (``bsk_cupy.bench``): time per call x clock = the call's cost in cycles, the
-comparison that the clock does not enter. Where ``nvidia-smi`` is missing or the workload is too short
-to sample, the reading is None.
+for us. A row's time is then its cost in cycles divided by a clock that depends on the power the kernel
+draws, so the benchmark reports both (``bsk_cupy.bench``): time per call x clock = the call's cost in
+cycles, the comparison that the clock does not enter. Where ``nvidia-smi`` is missing, fails or the
+workload is too short to sample, the reading is None.
 """
 
 from __future__ import annotations
@@ -70,8 +70,11 @@ def summarize(samples: list[tuple[float, float, str]]) -> ClockReading | None:
 def _known_field(smi: str, names: tuple[str, ...]) -> str | None:
     """The first of ``names`` this driver's nvidia-smi knows (None: none)."""
     for field in names:
-        probe = subprocess.run([smi, f"--query-gpu={field}", "--format=csv,noheader"], capture_output=True,
-                               timeout=10, check=False)
+        try:
+            probe = subprocess.run([smi, f"--query-gpu={field}", "--format=csv,noheader"], capture_output=True,
+                                   timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
         if probe.returncode == 0:
             return field
     return None
@@ -93,9 +96,12 @@ class ClockSampler:
         if power is None or reasons is None:
             return self
         self._log = tempfile.TemporaryFile(mode="w+")
-        self._process = subprocess.Popen(
-            [smi, "-i", self.gpu, f"--query-gpu=clocks.sm,{power},{reasons}", "--format=csv,noheader,nounits",
-             "-lms", str(_PERIOD_MS)], stdout=self._log, stderr=subprocess.DEVNULL)
+        try:
+            self._process = subprocess.Popen(
+                [smi, "-i", self.gpu, f"--query-gpu=clocks.sm,{power},{reasons}", "--format=csv,noheader,nounits",
+                 "-lms", str(_PERIOD_MS)], stdout=self._log, stderr=subprocess.DEVNULL)
+        except OSError:
+            self._log.close()
         return self
 
     def __exit__(self, *exc) -> None:

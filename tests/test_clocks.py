@@ -67,3 +67,26 @@ def test_clock_table_gives_cycles_per_call_and_skips_unsampled_rows():
     cells = [c.strip() for c in line.strip("|").split("|")]
     assert cells[5:11] == ["1680", "688", "3360.0", "1600", "690", "3040.0"] and cells[11] == "0x4 / 0x4"
     assert format_clock_table([short]) == ""
+
+
+def test_a_hanging_or_failing_nvidia_smi_leaves_the_reading_empty(monkeypatch):
+    def hang(*args, **kwargs):
+        raise subprocess.TimeoutExpired(args[0], 10)
+
+    clocks._known_field.cache_clear()
+    monkeypatch.setattr(clocks.shutil, "which", lambda name: "/usr/bin/nvidia-smi")
+    monkeypatch.setattr(clocks.subprocess, "run", hang)
+    with ClockSampler(0) as sampler:
+        pass
+    clocks._known_field.cache_clear()
+    assert sampler.reading is None
+
+    def refuse(*args, **kwargs):
+        raise OSError("exec format error")
+
+    monkeypatch.setattr(clocks.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0))
+    monkeypatch.setattr(clocks.subprocess, "Popen", refuse)
+    with ClockSampler(0) as sampler:
+        pass
+    clocks._known_field.cache_clear()
+    assert sampler.reading is None
