@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Where do the consumer warps of one real launch stall, instruction by instruction? Nsight Compute's
 # SourceCounters (warp-state sampling per SASS instruction) on the 4th launch of one shape, exported per
-# instruction, then summarised by tools/ncu_source_summary.py: the instructions holding the most samples,
-# with their leading stall reasons, and the samples per reason over the whole kernel.
+# instruction, then summarised by tools/ncu_source_summary.py: samples per stall reason and per opcode, and
+# the instructions holding the most samples with their leading reasons.
 #
 #   OUT=/tmp/out tools/ncu_source_stalls.sh B H S D [causal]
 #
