@@ -36,6 +36,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from bsk_cupy import BlockMask, interop
 from bsk_cupy.bench import TARGET_CONFIGS, graph_time_us
+from bsk_cupy.clocks import ClockSampler, gpu_id
 from bsk_cupy.compile.module import load_kernel
 from bsk_cupy.dispatch import choose_splits, mask_tile_spec, select_spec, sm_count
 from bsk_cupy.launch import LaunchPlan
@@ -72,7 +73,7 @@ def random_mask(b: int, h: int, sq: int, sk: int, density: float, block: int) ->
     return BlockMask.from_dense(blocks, seq_lengths=(sq, sk), block_size=block), elements
 
 
-def run_config(config, variants, density: float | None = None, mask_block: int = 128) -> dict:
+def run_config(config, variants, density: float | None = None, mask_block: int = 128, clocks: bool = False) -> dict:
     b, h, sq, sk, d, causal = config
     q = torch.randn(b, h, sq, d, device="cuda", dtype=torch.float16)
     k, v = (torch.randn(b, h, sk, d, device="cuda", dtype=torch.float16) for _ in range(2))
@@ -126,7 +127,9 @@ def run_config(config, variants, density: float | None = None, mask_block: int =
 
         launch()
         err = (out[:, :2].float() - ref).abs().max().item()
-        row[name] = {"spec": spec.name, "splits": splits, "max_err": err, "us": graph_time_us(launch)}
+        clock = ClockSampler(gpu_id(problem.device)) if clocks else None
+        row[name] = {"spec": spec.name, "splits": splits, "max_err": err, "us": graph_time_us(launch, clock=clock),
+                     "clock": clock.reading if clock is not None else None}
     return row
 
 
@@ -134,6 +137,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("variants", nargs="+")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--clocks", action="store_true",
+                        help="sample SM clock and power during each variant's replays (bsk_cupy.clocks) and print "
+                             "them with its kilocycles per call after the table")
     parser.add_argument("--config", action="append", type=parse_config, metavar="B,H,SQ,SK,D,CAUSAL",
                         help="shapes to run instead of the speed targets (repeatable)")
     parser.add_argument("--density", type=float, help="run under a random block mask of this density")
@@ -141,9 +147,9 @@ def main() -> None:
     args = parser.parse_args()
     variants = [parse_variant(v) for v in args.variants]
     configs = args.config or [(b, h, s, s, d, c) for b, h, s, d, c in TARGET_CONFIGS]
-    rows = [run_config(c, variants, args.density, args.mask_block) for c in configs]
+    rows = [run_config(c, variants, args.density, args.mask_block, args.clocks) for c in configs]
     if args.json:
-        args.json.write_text(json.dumps({"gpu": torch.cuda.get_device_name(), "rows": rows}, indent=1))
+        args.json.write_text(json.dumps({"gpu": torch.cuda.get_device_name(), "rows": rows}, indent=1, default=vars))
     head = f"{'B H Sq Sk D causal':<24}{'cuDNN us':>10}" + "".join(f"{n + ' us':>14}{'TFLOPS':>8}{'err':>9}"
                                                            for n, _ in variants)
     print(head)
@@ -157,6 +163,15 @@ def main() -> None:
                 continue
             line += f"{r['us']:>14.1f}{tflops(row['config'], r['us']):>8.0f}{r['max_err']:>9.1e}"
         print(line)
+    if args.clocks:  # MHz / W / kilocycles per call of each variant ("-": too short to sample)
+        print(f"{'clocks: MHz / W / kcycles':<34}" + "".join(f"{n:>24}" for n, _ in variants))
+        for row in rows:
+            cells = []
+            for name, _ in variants:
+                c = row[name]["clock"] if row[name] is not None else None
+                kcycles = None if c is None else row[name]["us"] * c.sm_mhz / 1e3
+                cells.append("-" if c is None else f"{c.sm_mhz:.0f} / {c.watts:.0f} / {kcycles:.0f}")
+            print(f"{' '.join(str(x) for x in row['config']):<34}" + "".join(f"{x:>24}" for x in cells))
 
 
 if __name__ == "__main__":
