@@ -54,7 +54,7 @@ def select_spec(problem: AttentionProblem, sms: int = 132, masked: bool = False)
         return spec
 
     def rounds(block_m: int) -> int:
-        return math.ceil(math.ceil(problem.seqlen_q / block_m) * problem.heads_q * problem.batch / sms)
+        return math.ceil(query_blocks(problem, block_m) / sms)
 
     if problem.causal:
         taller = rounds(192) * 192 / _CAUSAL_TALL_TILE_GAIN < rounds(128) * 128
@@ -68,6 +68,11 @@ def select_spec(problem: AttentionProblem, sms: int = 132, masked: bool = False)
     if taller:
         return KernelSpec(head_dim=64, dtype=problem.dtype, causal=problem.causal, block_m=192)
     return spec
+
+
+def query_blocks(problem: AttentionProblem, block_m: int) -> int:
+    """Work items of ``problem`` without split-KV: its ``block_m``-row query blocks over every head and batch."""
+    return math.ceil(problem.seqlen_q / block_m) * problem.heads_q * problem.batch
 
 
 def persistent_ctas(sms: int) -> int:
@@ -107,7 +112,7 @@ def choose_splits(problem: AttentionProblem, spec: KernelSpec, sms: int, masked:
     half of the SMs, as many ways as fit in one wave (one CTA per SM), keeping at least 4 KV tiles per split,
     at most 16 ways. Block-sparse calls do not split: their tile counts live on the device.
     """
-    ctas = math.ceil(problem.seqlen_q / spec.block_m) * problem.heads_q * problem.batch
+    ctas = query_blocks(problem, spec.block_m)
     tiles = math.ceil(problem.seqlen_k / spec.block_n)
     if masked or 2 * ctas > sms:
         return 1
@@ -127,7 +132,7 @@ def split_warpgroups_spec(problem: AttentionProblem, spec: KernelSpec, splits: i
     ones with one stage each (H100, same run: B1 H8 S512 D128 9.9 -> 9.6 us, causal 10.1 -> 9.3, B1 H4
     S1024 D128 17.5 -> 14.1; RESULTS.md, sixth session).
     """
-    items = math.ceil(problem.seqlen_q / spec.block_m) * problem.heads_q * problem.batch
+    items = query_blocks(problem, spec.block_m)
     if masked or splits != 1 or spec.block_m != 128 or spec.head_dim == 256 or 2 * items > sms:
         return spec
     return _split_warpgroup_tiles(spec)
@@ -161,7 +166,7 @@ def cluster_split_spec(problem: AttentionProblem, spec: KernelSpec, splits: int,
     if masked or spec.block_m != 128 or spec.head_dim == 256:
         return spec
     clustered = _split_warpgroup_tiles(spec).retiled(cluster_split=2)
-    items = math.ceil(problem.seqlen_q / clustered.block_m) * problem.heads_q * problem.batch
+    items = query_blocks(problem, clustered.block_m)
     tiles = math.ceil(problem.seqlen_k / clustered.block_n)
     warpgroups = clustered.consumers * clustered.cluster_split
     chain = math.ceil(tiles / warpgroups) * clustered.block_n
@@ -200,7 +205,7 @@ def q_buffers_spec(problem: AttentionProblem, spec: KernelSpec, splits: int, sms
     -> 214.6 / 209.7, B2 H32 S1024 50.7 / 48.9 -> 50.4 / 45.9, B8 H16 S512 33.0 / 29.6 -> 28.4 / 27.0;
     B1 H32 S2048 and B8 H32 S1024 within the noise (3 of 5 pairs faster at B8 H32 S1024).
     """
-    items = math.ceil(problem.seqlen_q / spec.block_m) * problem.heads_q * problem.batch
+    items = query_blocks(problem, spec.block_m)
     tiles = math.ceil(problem.seqlen_k / spec.block_n)
     unwindowed = problem.window is None or problem.window == (None, None)
     if (problem.head_dim != 64 or problem.causal or masked or not unwindowed or spec.block_m != 192
