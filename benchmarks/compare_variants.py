@@ -6,7 +6,9 @@ A variant is ``name`` or ``name:field=value,field=value`` over :class:`bsk_cupy.
 (e.g. ``default`` and ``serial:pingpong=0``); ``splits=N`` forces N-way split-KV instead of the heuristic,
 ``pdl=0`` launches without programmatic dependent launch, ``ctas=N`` caps the grid at N persistent CTAs
 (``ctas=0``: one per SM, as the dispatcher launches them) that claim items from a device counter
-(``dyn=0``: static hand-out); without ``ctas`` every work item gets its own CTA, so changes to how a
+(``dyn=0``: static hand-out); ``tall=N`` keeps N 192-row blocks per head and makes the rest 128-row
+items (``tall=-1``: as ``dispatch.short_items_plan`` chooses, all 192-row where it declines); without
+``ctas`` every work item gets its own CTA, so changes to how a
 persistent CTA moves from one item to the next need ``ctas=0`` to show; a variant
 illegal for a shape (``block_m=192`` at D 128) shows as "-" there. Each variant is launched through its
 own LaunchPlan on the same inputs, so the only difference is the compiled kernel. The output is checked
@@ -38,7 +40,7 @@ from bsk_cupy import BlockMask, interop
 from bsk_cupy.bench import TARGET_CONFIGS, graph_time_us
 from bsk_cupy.clocks import ClockSampler, gpu_id
 from bsk_cupy.compile.module import load_kernel
-from bsk_cupy.dispatch import choose_splits, mask_tile_spec, select_spec, sm_count
+from bsk_cupy.dispatch import choose_splits, mask_tile_spec, select_spec, short_items_plan, sm_count
 from bsk_cupy.launch import LaunchPlan
 from bsk_cupy.mask_operand import mask_operand
 from bsk_cupy.validation import check_attention_args
@@ -106,6 +108,7 @@ def run_config(config, variants, density: float | None = None, mask_block: int =
         programmatic = bool(overrides.pop("pdl", 1))
         max_ctas = overrides.pop("ctas", None)
         dynamic = bool(overrides.pop("dyn", 1))
+        tall_blocks = overrides.pop("tall", None)
         if max_ctas == 0:
             max_ctas = sm_count(problem.device)
         try:
@@ -118,8 +121,14 @@ def run_config(config, variants, density: float | None = None, mask_block: int =
             splits = spec.cluster_split
         if splits is None:
             splits = choose_splits(problem, spec, sm_count(problem.device), masked=mask is not None)
-        plan = LaunchPlan(load_kernel(spec, problem.device), problem, *infos, mask=mask, num_splits=splits,
-                          max_ctas=max_ctas, dynamic=dynamic, programmatic=programmatic)
+        if tall_blocks == -1:
+            tall_blocks = short_items_plan(problem, spec, splits, sm_count(problem.device), mask is not None)
+        try:
+            plan = LaunchPlan(load_kernel(spec, problem.device), problem, *infos, mask=mask, num_splits=splits,
+                              max_ctas=max_ctas, dynamic=dynamic, programmatic=programmatic, tall_blocks=tall_blocks)
+        except ValueError:  # e.g. tall= on a shape without 192-row tiles
+            row[name] = None
+            continue
         out = torch.full_like(q, float("nan"))
 
         def launch(plan=plan, out=out):  # on the current stream: graph_time_us captures on its own

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import math
 import threading
 from collections import OrderedDict
 from functools import lru_cache
 
 from .compile.module import load_kernel
-from .launch import LaunchPlan
+from .launch import SHORT_ROWS, LaunchPlan, short_items_per_head
 from .specs import KernelSpec
 from .validation import ArrayInfo, AttentionProblem
 
@@ -214,6 +215,61 @@ def q_buffers_spec(problem: AttentionProblem, spec: KernelSpec, splits: int, sms
     return dataclasses.replace(spec, q_buffers=2)
 
 
+# Item heights are only re-planned for grids of a few rounds (where the last round's idle SMs are a large
+# share), over the last few tall blocks of each head, and only for a predicted gain of 3% or more.
+_SHORT_ITEMS_MAX_ROUNDS = 6
+_SHORT_ITEMS_MAX_BLOCKS = 8
+_SHORT_ITEMS_MIN_GAIN = 0.03
+
+
+def _claimed_makespan(costs: list[float], ctas: int) -> float:
+    """When the last of ``ctas`` persistent CTAs finishes items of these costs, claimed in list order by
+    whichever CTA is free first (the kernel's device counter)."""
+    free = [0.0] * ctas
+    for cost in costs:
+        heapq.heappush(free, heapq.heappop(free) + cost)
+    return max(free)
+
+
+@lru_cache(maxsize=256)
+def _best_tall_blocks(seqlen_q: int, seqlen_k: int, heads: int, sms: int) -> int | None:
+    tiles = math.ceil(seqlen_k / 128)
+    tall = tiles * 192 / 128 / _TALL_TILE_GAIN + _ITEM_COST_TILES
+    short = tiles + _ITEM_COST_TILES
+    m_blocks = math.ceil(seqlen_q / 192)
+    # Now: every block 192 rows, claimed head by head (last block first), a last block of at most 128 rows
+    # costing a short item (its third consumer idles).
+    last_rows = seqlen_q - (m_blocks - 1) * 192
+    per_head = [short if last_rows <= SHORT_ROWS else tall] + [tall] * (m_blocks - 1)
+    best, best_cost = None, _claimed_makespan(per_head * heads, sms)
+    for tall_blocks in range(max(0, m_blocks - _SHORT_ITEMS_MAX_BLOCKS), m_blocks):
+        shorts = short_items_per_head(seqlen_q, 192, tall_blocks) * heads
+        cost = _claimed_makespan([tall] * (tall_blocks * heads) + [short] * shorts, sms)
+        if cost < best_cost * (1 - _SHORT_ITEMS_MIN_GAIN) and (best is None or cost < best_cost):
+            best, best_cost = tall_blocks, cost
+    return best
+
+
+def short_items_plan(problem: AttentionProblem, spec: KernelSpec, splits: int, sms: int,
+                     masked: bool) -> int | None:
+    """How many 192-row query blocks each head keeps when the rest of its rows become 128-row items
+    (``LaunchPlan``'s ``tall_blocks``), or None to keep every block 192 rows.
+
+    With a few rounds of 192-row items, the last round leaves SMs idle (B1 H32 S2048 D64: 352 items on 132
+    SMs, 2.67 rounds). Short items numbered after every tall one fill that round instead: 8 tall and 4
+    short blocks per head there give each SM 2 tall items, or 2 tall and 1 short, or 1 tall and 2 short.
+    Each candidate is scored by the claims the kernel makes (``_claimed_makespan``), with the item costs of
+    ``select_spec`` (a short item runs on two of the three consumers, as a 128-row tile). Uniform grids
+    only (head dim 64 on 192-row tiles, no causal or block mask, no split): causal items already differ in
+    length and come longest first.
+    """
+    items = query_blocks(problem, spec.block_m)
+    if (spec.block_m != 192 or problem.causal or masked or splits != 1 or items <= sms
+            or items > _SHORT_ITEMS_MAX_ROUNDS * sms):
+        return None
+    return _best_tall_blocks(problem.seqlen_q, problem.seqlen_k, problem.heads_q * problem.batch, sms)
+
+
 def choose_variant(problem: AttentionProblem, sms: int, mask_block: int | None = None) -> tuple[KernelSpec, int]:
     """The kernel variant and KV split count (``num_splits``) for ``problem`` on ``sms`` multiprocessors, under
     a block mask of ``mask_block`` x ``mask_block`` blocks (None: no mask)."""
@@ -239,8 +295,9 @@ def get_plan(problem: AttentionProblem, q: ArrayInfo, k: ArrayInfo, v: ArrayInfo
             return plan
     sms = sm_count(problem.device)
     spec, splits = choose_variant(problem, sms, mask.block if mask is not None else None)
+    tall_blocks = short_items_plan(problem, spec, splits, sms, mask is not None)
     plan = LaunchPlan(load_kernel(spec, problem.device), problem, q, k, v, mask=mask, num_splits=splits,
-                      max_ctas=persistent_ctas(sms))
+                      max_ctas=persistent_ctas(sms), tall_blocks=tall_blocks)
     with _plans_lock:
         _plans[key] = plan
         while len(_plans) > _PLAN_CACHE_SIZE:

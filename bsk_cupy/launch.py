@@ -30,6 +30,9 @@ _SPLIT_FORMAT = "<QQQiiii"   # split_o, split_ml, split_counter, num_splits, num
 _OFF_SPLIT = 512
 _WORK_FORMAT = "<Q"          # work_counter (persistent CTAs claiming items), after num_heads and batch
 _OFF_WORK = 552
+_HEIGHTS_FORMAT = "<ii"      # tall_blocks, tall_items
+_OFF_HEIGHTS = 560
+SHORT_ROWS = 128             # kShortRows: the height of the items after a head's tall ones
 _UNBOUNDED = 1 << 30         # a window side without a bound
 _TMA_BYTES = 128
 _CHUNK_ELEMS = 64  # 128-byte swizzle rows of 16-bit elements
@@ -253,12 +256,14 @@ class LaunchPlan(PackedLaunch):
     than CTAs, each CTA claims its next item from a device counter as it finishes one (``dynamic``, the
     order in which the hardware would start one CTA per item) or takes every ``ctas``-th item.
     ``programmatic``: programmatic dependent launch (the kernel waits for its predecessor before touching
-    global memory), see :class:`PackedLaunch`.
+    global memory), see :class:`PackedLaunch`. ``tall_blocks`` (192-row tiles, no split or mask): only each
+    head's first ``tall_blocks`` query blocks are 192-row items; its remaining rows are 128-row items
+    (``SHORT_ROWS``), numbered after every tall one (None: all 192-row items).
     """
 
     def __init__(self, kernel: LoadedKernel, problem: AttentionProblem, q: ArrayInfo, k: ArrayInfo,
                  v: ArrayInfo, mask=None, num_splits: int = 1, max_ctas: int | None = None,
-                 dynamic: bool = True, programmatic: bool = True):
+                 dynamic: bool = True, programmatic: bool = True, tall_blocks: int | None = None):
         spec = kernel.spec
         if mask is not None and (spec.block_m, spec.block_n * spec.tiles_per_mask_block) != (mask.block, mask.block):
             raise ValueError(f"a {mask.block} x {mask.block} block mask needs {mask.block}-row tiles covering "
@@ -268,6 +273,20 @@ class LaunchPlan(PackedLaunch):
                              f"{spec.cluster_split}; num_splits must be {spec.cluster_split}, got {num_splits}")
         m_blocks = math.ceil(problem.seqlen_q / spec.block_m)
         items = m_blocks * num_splits * problem.heads_q * problem.batch
+        tall_items = items
+        self.tall_blocks = tall_blocks
+        if tall_blocks is not None:
+            short_blocks = short_items_per_head(problem.seqlen_q, spec.block_m, tall_blocks)
+            if spec.block_m != 192 or num_splits != 1 or mask is not None:
+                raise ValueError(f"tall_blocks needs 192-row tiles without split-KV or a block mask; got "
+                                 f"{spec.name}, num_splits {num_splits}, mask {mask is not None}")
+            if not 0 <= tall_blocks < m_blocks:
+                raise ValueError(f"tall_blocks must lie in [0, {m_blocks}) for seqlen_q {problem.seqlen_q}; "
+                                 f"got {tall_blocks}")
+            tall_items = tall_blocks * problem.heads_q * problem.batch
+            items = tall_items + short_blocks * problem.heads_q * problem.batch
+        else:
+            tall_blocks = m_blocks
         ctas = items if max_ctas is None else min(items, max_ctas)
         if spec.cluster_split > 1 and ctas != items:
             raise ValueError(f"{spec.name} runs one work item per CTA (the CTAs of a cluster split one query "
@@ -300,10 +319,17 @@ class LaunchPlan(PackedLaunch):
         self.work_counter = WorkCounter(problem.device) if dynamic and ctas < items else None
         struct.pack_into(_WORK_FORMAT, self._params, _OFF_WORK,
                          self.work_counter.pointer if self.work_counter is not None else 0)
+        struct.pack_into(_HEIGHTS_FORMAT, self._params, _OFF_HEIGHTS, tall_blocks, tall_items)
 
     def launch(self, out_ptr: int, lse_ptr: int, stream: int) -> None:
         """Launch on ``stream`` writing O to ``out_ptr`` and (if non-zero) LSE to ``lse_ptr``."""
         self._launch(stream, out_ptr, lse_ptr)
+
+
+def short_items_per_head(seqlen_q: int, block_m: int, tall_blocks: int) -> int:
+    """Items of ``SHORT_ROWS`` rows that cover a head's rows after its first ``tall_blocks`` ``block_m``-row
+    ones."""
+    return math.ceil(max(seqlen_q - tall_blocks * block_m, 0) / SHORT_ROWS)
 
 
 def _make_context_current(device: int) -> None:

@@ -31,7 +31,10 @@
 // causal query blocks start first, as the hardware would start one CTA per item. Q_BUFFERS 2 (head dim
 // 64, every item with the same KV tiles, more items than CTAs): the loader copies each claim and lets the
 // next item be claimed at once, and that item's Q loads into the other buffer during the current item
-// instead of after it. CLUSTER_SPLIT: clusters of two consecutive CTAs, one item each (no persistence),
+// instead of after it. On 192-row tiles the host may make each head's last rows 128-row items, numbered
+// after every 192-row one (Params::tall_blocks), so that they fill the last round of a grid of a few
+// rounds; there, and on the last rows of Sq, a consumer whose 64 rows lie past the item's idles
+// (idle_item). CLUSTER_SPLIT: clusters of two consecutive CTAs, one item each (no persistence),
 // the two splits of one query block. Rows and keys past Sq / Sk are zero-filled by TMA and masked. The
 // kernel supports programmatic dependent launch: barrier set-up overlaps the previous kernel, global
 // memory waits for it (common/pdl.cuh).
@@ -100,6 +103,24 @@ BSK_DEVICE void scheduler_pass(int wg) {
     if (kPingPong) named_barrier_arrive(kSchedulerBarrier + (wg + 1) % kConsumers, kSchedulerThreads);
 }
 
+// Consumer warpgroup `wg` of a 192-row tile on an item whose rows end before its own (a short item, or
+// the last rows of Sq): it computes and stores nothing, but keeps the rings in step as compute would:
+// releases its Q buffer, takes and passes its ping-pong turn once per tile, and releases each K and V stage
+// once it has landed (arriving earlier could complete a stage's empty phase of a later use).
+BSK_DEVICE void idle_item(SharedStorage& smem, int wg, int tiles, int q_buffer, uint32_t& ring) {
+    mbar_arrive(&smem.q_empty[q_buffer]);
+    for (int t = 0; t < tiles; ++t) {
+        const int stage = t % kStages;
+        mbar_wait(&smem.k_full[stage], stage_parity(ring, stage));
+        ring ^= 1u << stage;
+        scheduler_wait(wg);
+        scheduler_pass(wg);
+        mbar_arrive(&smem.k_empty[stage]);
+        mbar_wait(&smem.v_full[stage], stage_parity(ring, stage) ^ 1);
+        mbar_arrive(&smem.v_empty[stage]);
+    }
+}
+
 // Consumer warpgroup `wg` (0-based among consumers), the work item in `slot` (its Q barrier passed): 64
 // query rows of the block over its KV tiles (`ring` as in `load`, updated). The item is read again from
 // shared memory for the epilogue rather than kept live through the tile loop (three consumers have 160
@@ -115,8 +136,14 @@ BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, const Item
     const int tiles = kSplitWarpgroups ? (item_tiles + 1 - wg) / 2 : item_tiles;
     auto stage_of = [wg](int u) { return kSplitWarpgroups ? wg + 2 * (u % (kStages / 2)) : u % kStages; };
     const int row_offset = kSplitWarpgroups ? 0 : wg * kRowsPerWarpgroup;
-    const int wg_first_row = slot.item.m_block * kBlockM + row_offset;
+    const int wg_first_row = item_first_row(slot.item) + row_offset;
     const int q_buffer = (ring >> kRoundShift) % kQBuffers;
+    // On 192-row tiles, a warpgroup past the item's rows (a short item, or the end of Sq) idles; under
+    // split-KV every warpgroup writes its partial for the combine.
+    if (kShortItems && p.num_splits == 1 && row_offset >= item_rows(p, slot.item)) {
+        idle_item(smem, wg, item_tiles, q_buffer, ring);
+        return;
+    }
     const uint32_t q_wg = smem_addr(smem.q[q_buffer]) + row_offset * kChunkRowBytes;
 
     float o[kChunks][32];
@@ -195,7 +222,7 @@ BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, const Item
     // With four slots the item is read again by the round in `ring`: a pointer kept across the loop spills.
     const WorkItem item = kItemSlots == 2 ? slot.item : smem.items[ring >> kRoundShift].item;
     if (kClusterSplit == 1 && p.num_splits > 1) {
-        split_store(p, smem, wg, o, st, wg_first_row, item.m_block, item.split, item.head, item.batch);
+        split_store(p, smem, wg, o, st, wg_first_row, item_block(item), item.split, item.head, item.batch);
     } else {
         float row_max_log2[2], row_sum[2];
 #pragma unroll

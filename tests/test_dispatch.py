@@ -196,3 +196,41 @@ def test_cluster_split_needs_split_warpgroups():
     plain = spec.retiled(cluster_split=1)
     assert spec.defines()["CLUSTER_SPLIT"] == 2 and plain.defines()["CLUSTER_SPLIT"] == 1
     assert spec.smem_bytes - plain.smem_bytes == 18432  # 128 threads x (32 O floats + 4) x 4 bytes
+
+
+def test_short_items_fill_the_last_round_of_192_row_grids():
+    """B1 H32 S2048 D64: 352 items of 192 rows make 2.67 rounds on 132 SMs; 8 tall and 4 short blocks per
+    head leave no SM a third tall item (model: 72.4 -> 66.7 tiles of makespan)."""
+    from bsk_cupy.dispatch import short_items_plan
+
+    def plan(prob, masked=False):
+        spec, splits = choose_variant(prob, 132, mask_block=128 if masked else None)
+        return short_items_plan(prob, spec, splits, 132, masked)
+
+    assert plan(problem(1, 32, 2048, 64)) == 8
+    assert plan(problem(2, 16, 2048, 64)) == 8
+    assert plan(problem(1, 16, 4096, 64)) == 16
+    assert plan(problem(1, 32, 2048, 64, causal=True)) is None        # causal items come longest first
+    assert plan(problem(1, 32, 2048, 64), masked=True) is None          # 128-row mask blocks
+    assert plan(problem(1, 32, 2048, 128)) is None                      # no 192-row tiles at head dim 128
+    assert plan(problem(1, 8, 2048, 64)) is None                        # one item per SM at most
+    assert plan(problem(2, 16, 16384, 64)) is None                      # many rounds: little to gain
+    assert plan(problem(4, 32, 2048, 64)) is None                       # under 3% predicted
+
+
+def test_claimed_makespan_follows_the_claim_order():
+    from bsk_cupy.dispatch import _claimed_makespan
+
+    assert _claimed_makespan([3.0, 3.0, 3.0], 2) == 6.0
+    assert _claimed_makespan([3.0, 3.0, 1.0, 1.0, 1.0], 2) == 5.0    # the short ones fill in after the long
+    assert _claimed_makespan([1.0, 1.0, 1.0, 3.0, 3.0], 2) == 5.0
+    assert _claimed_makespan([1.0, 1.0, 3.0, 3.0, 1.0], 2) == 5.0
+
+
+def test_short_items_per_head_cover_the_rows_after_the_tall_blocks():
+    from bsk_cupy.launch import short_items_per_head
+
+    assert short_items_per_head(2048, 192, 8) == 4      # 1536 + 4 x 128
+    assert short_items_per_head(2048, 192, 10) == 1     # 1920 + 128
+    assert short_items_per_head(1000, 192, 2) == 5      # 384 + 616 rows: the last item holds 104
+    assert short_items_per_head(300, 192, 0) == 3

@@ -23,7 +23,8 @@ from bsk_cupy.reference import attention_reference, window_keys  # noqa: E402
 from bsk_cupy.validation import check_attention_args  # noqa: E402
 
 # Spec fields, plus "ctas": a cap on the grid, so that persistent CTAs walk several work items each
-# (claimed from a device counter, or handed out statically with "dynamic": False).
+# (claimed from a device counter, or handed out statically with "dynamic": False), and "tall": LaunchPlan's
+# tall_blocks (192-row blocks per head before the 128-row items; no split-KV).
 VARIANTS = {
     "m128": {"block_m": 128},
     "m128_persistent": {"block_m": 128, "ctas": 5},
@@ -37,6 +38,10 @@ VARIANTS = {
     "m128_q2_persistent": {"block_m": 128, "q_buffers": 2, "ctas": 5},
     "m192_q2_persistent": {"block_m": 192, "q_buffers": 2, "ctas": 3},
     "m192_q2_bulkstore_persistent": {"block_m": 192, "q_buffers": 2, "bulk_store": True, "ctas": 3},
+    # short items: one 192-row block per head, then 128-row items (two consumers work, the third idles);
+    # every item 128 rows, claimed early by persistent CTAs
+    "m192_short": {"block_m": 192, "tall": 1},
+    "m192_q2_short_persistent": {"block_m": 192, "q_buffers": 2, "tall": 0, "ctas": 3},
     "wgsplit": {"block_m": 64, "split_warpgroups": True},     # four stages at head dim 64, two at 128
     "wgsplit_s2": {"block_m": 64, "split_warpgroups": True, "stages": 2},
     "wgsplit_persistent": {"block_m": 64, "split_warpgroups": True, "ctas": 3},
@@ -79,16 +84,19 @@ def test_variant_matches_float64(variant, case, head_dim):
     fields = dict(VARIANTS[variant])
     max_ctas = fields.pop("ctas", None)
     dynamic = fields.pop("dynamic", True)
+    tall_blocks = fields.pop("tall", None)
     try:
         spec = select_spec(problem).retiled(**fields)
     except ValueError:
         pytest.skip(f"{variant} does not exist at head_dim {head_dim}")
+    if tall_blocks is not None and splits > 1:
+        pytest.skip("short items are never split")
     if spec.split_warpgroups:
         if splits > 1 and spec.cluster_split == 1:
             pytest.skip("split warpgroups split KV only across a cluster")
         splits = spec.cluster_split
     plan = LaunchPlan(load_kernel(spec, 0), problem, *infos, num_splits=splits, max_ctas=max_ctas,
-                      dynamic=dynamic)
+                      dynamic=dynamic, tall_blocks=tall_blocks)
     out = torch.full_like(q, float("nan"))
     lse = torch.full((2, hq, sq), float("nan"), device="cuda", dtype=torch.float32)
     plan.launch(out.data_ptr(), lse.data_ptr(), torch.cuda.current_stream().cuda_stream)

@@ -48,7 +48,8 @@ def main() -> None:
     problem = check_attention_args(*infos, causal=False, scale=None, layout="bhsd")
     plan = get_plan(problem, *infos)
     out = torch.empty_like(q)
-    plain = LaunchPlan(plan.kernel, problem, *infos, num_splits=plan.num_splits, programmatic=False)
+    plain = LaunchPlan(plan.kernel, problem, *infos, num_splits=plan.num_splits, programmatic=False,
+                       tall_blocks=plan.tall_blocks)
     steps = {
         "torch_call_key": lambda: interop.torch_call_key(q, k, v),
         "slow: describe x3": lambda: [interop.describe(n, x) for n, x in (("q", q), ("k", k), ("v", v))],

@@ -3,7 +3,7 @@
     PYTHONPATH=. compute-sanitizer --tool memcheck python tools/sanitize_shapes.py
 
 One call each: persistent CTAs claiming items (dense, causal, block masks of 128 and 64 at density 0.3),
-split-KV, split warpgroups (alone and across a cluster of two CTAs), 192-row tiles, head dim 256; small enough for the sanitizer's slowdown. Prints
+split-KV, split warpgroups (alone and across a cluster of two CTAs), 192-row tiles (with the 128-row items after them), head dim 256; small enough for the sanitizer's slowdown. Prints
 the largest |error| vs float32 SDPA per call, so a call the tool lets through is still checked.
 """
 
@@ -24,7 +24,8 @@ CASES = [  # (B, H, Sq, Sk, D, causal, mask density, mask block)
     (1, 4, 256, 256, 64, False, None, 128),       # split warpgroups
     (1, 8, 512, 512, 64, False, None, 128),       # split warpgroups, KV split across a cluster of two
     (1, 8, 512, 512, 128, True, None, 128),
-    (4, 16, 2048, 2048, 64, False, None, 128),    # 192-row tiles, two Q buffers
+    (4, 16, 2048, 2048, 64, False, None, 128),    # 192-row tiles, two Q buffers, 8 per head then 128-row items
+    (1, 32, 1900, 1900, 64, False, None, 128),    # the same, 6 per head, the last 128-row item holds 108 rows
     (2, 8, 1024, 1024, 256, True, None, 128),     # head dim 256
 ]
 

@@ -54,11 +54,12 @@ def trace_shape(config: tuple[int, ...], overrides: dict) -> None:
     plan = get_plan(problem, *infos)
     spec = plan.kernel.spec.retiled(**overrides) if overrides else plan.kernel.spec
     max_ctas = persistent_ctas(sm_count(problem.device))
+    tall_blocks = plan.tall_blocks if spec.block_m == plan.kernel.spec.block_m else None  # 192-row tiles only
     plain = LaunchPlan(load_kernel(spec, problem.device), problem, *infos, mask=None, num_splits=plan.num_splits,
-                       max_ctas=max_ctas, dynamic=plan.work_counter is not None)
+                       max_ctas=max_ctas, dynamic=plan.work_counter is not None, tall_blocks=tall_blocks)
     kernel = load_kernel(dataclasses.replace(spec, trace=2), problem.device)
     probe = LaunchPlan(kernel, problem, *infos, mask=None, num_splits=plan.num_splits, max_ctas=max_ctas,
-                       dynamic=plan.work_counter is not None)
+                       dynamic=plan.work_counter is not None, tall_blocks=tall_blocks)
     buffer = torch.zeros(probe.grid[0] * CONSUMER_SLOTS * TILES * len(EVENTS), dtype=torch.int64, device="cuda")
     slot = kernel.module.get_global_var("bsk_tile_trace")
     value = np.array([buffer.data_ptr()], dtype=np.uint64)

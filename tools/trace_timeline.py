@@ -49,7 +49,8 @@ def probe_plan(plan: LaunchPlan, problem, infos) -> tuple[LaunchPlan, torch.Tens
     spec = dataclasses.replace(plan.kernel.spec, trace=True)
     kernel = load_kernel(spec, problem.device)
     probe = LaunchPlan(kernel, problem, *infos, mask=None, num_splits=plan.num_splits,
-                       max_ctas=persistent_ctas(sm_count(problem.device)), dynamic=plan.work_counter is not None)
+                       max_ctas=persistent_ctas(sm_count(problem.device)), dynamic=plan.work_counter is not None,
+                       tall_blocks=plan.tall_blocks)
     buffer = torch.zeros(plan.grid[0] * len(MARKS), dtype=torch.int64, device="cuda")
     slot = kernel.module.get_global_var("bsk_trace")   # the device address of the kernel's pointer
     value = np.array([buffer.data_ptr()], dtype=np.uint64)

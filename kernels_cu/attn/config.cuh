@@ -51,6 +51,12 @@ constexpr int kBlockN = BLOCK_N;
 constexpr int kStages = STAGES;
 
 constexpr int kRowsPerWarpgroup = 64;                       // wgmma M
+// Height of the short items that may follow a head's 192-row items (Params::tall_blocks): two consumers
+// work, the third only keeps the rings in step (idle_item). Other tiles have no short items and compile
+// as without them; WorkItem::m_block counts kRowUnit rows.
+constexpr bool kShortItems = kBlockM == 192;
+constexpr int kShortRows = 128;
+constexpr int kRowUnit = kShortItems ? 64 : kBlockM;
 // WG_SPLIT: both consumers share one 64-row query block and split its KV tiles (warpgroup w takes the
 // tiles at odd / even positions, which the 2-stage ring puts in stage w), then merge in shared memory.
 // Twice the CTAs of 128-row blocks, each with half the tiles per warpgroup: for grids too small to fill

@@ -35,7 +35,7 @@ BSK_DEVICE void load(const Params& p, SharedStorage& smem, const KvSchedule& sch
     mbar_arrive_expect_tx(q_full, kQBytes);
     for (int c = 0; c < kChunks; ++c) {
         load_chunk(smem.q[q_buffer] + c * kBlockM * kChunkRowBytes, &p.tma_q, q_full, p.coord_order_q,
-                   c * kChunkElems, item.m_block * kBlockM, item.head, batch);
+                   c * kChunkElems, item_first_row(item), item.head, batch);
     }
     for (int t = 0; t < sched.count(); ++t) {
         const int stage = t % kStages;

@@ -48,12 +48,21 @@ struct Params {
     // Persistent CTAs claim items past their first from work_counter[0] (work_counter[1] counts the CTAs
     // that are done; the last resets both to 0). nullptr: CTA c takes items c, c + gridDim.x, ...
     uint32_t* work_counter;
+    // Item heights (192-row tiles only; bsk_cupy/dispatch.py's short_items_plan): each head's first
+    // tall_blocks query blocks are BLOCK_M rows, numbered first over all heads and batches (items below
+    // tall_items), and its rows from tall_blocks * BLOCK_M on are kShortRows-row items, numbered after them,
+    // so that claims in item order hand out the long ones first. tall_blocks = m_blocks, tall_items =
+    // num_items: every item is BLOCK_M rows.
+    int tall_blocks;
+    int tall_items;
     // (the struct is padded to 576 bytes: TmaDescriptor is 64-byte aligned)
 };
 static_assert(sizeof(Params) == 576, "Params layout drifted from bsk_cupy/launch.py");
 // One unit of work: a query block (or one split of it) of one head. Items are numbered with the
 // (query block, split) pair fastest, query blocks in reverse so that the longest causal blocks start first
 // and CTAs working at the same time share a head's K and V in L2; each CTA's first is its blockIdx.x.
+// m_block counts kRowUnit rows: BLOCK_M, or on 192-row tiles, whose items may be short ones starting
+// past the tall blocks at multiples of kShortRows (Params::tall_blocks), 64 (item_first_row).
 struct WorkItem {
     int m_block;
     int split;

@@ -31,20 +31,40 @@ BSK_DEVICE void retire(const Params& p) {
 }
 
 BSK_DEVICE WorkItem work_item(const Params& p, int index) {
-    const int per_head = m_blocks(p) * p.num_splits;
+    constexpr int kUnits = kBlockM / kRowUnit, kShortUnits = kShortRows / kRowUnit;
+    if (kShortItems && index >= p.tall_items) {  // a short item (never split)
+        const int per_head = ceil_div(p.seqlen_q - p.tall_blocks * kBlockM, kShortRows);
+        const int j = index - p.tall_items, head_batch = j / per_head;
+        return {p.tall_blocks * kUnits + j % per_head * kShortUnits, 0, head_batch % p.num_heads,
+                head_batch / p.num_heads};
+    }
+    const int per_head = (kShortItems ? p.tall_blocks : m_blocks(p)) * p.num_splits;
     const int x = per_head - 1 - index % per_head, head_batch = index / per_head;
-    return {x / p.num_splits, x % p.num_splits, head_batch % p.num_heads, head_batch / p.num_heads};
+    return {x / p.num_splits * kUnits, x % p.num_splits, head_batch % p.num_heads, head_batch / p.num_heads};
+}
+
+BSK_DEVICE int item_first_row(const WorkItem& item) { return item.m_block * kRowUnit; }
+
+// The BLOCK_M-row query block of a tall item (split-KV partials, block-mask rows).
+BSK_DEVICE int item_block(const WorkItem& item) { return item.m_block / (kBlockM / kRowUnit); }
+
+// The item's height (BLOCK_M, or kShortRows past the tall blocks) and how many of its rows exist (cut at Sq).
+BSK_DEVICE int item_height(const Params& p, const WorkItem& item) {
+    return kShortItems && item_first_row(item) >= p.tall_blocks * kBlockM ? kShortRows : kBlockM;
+}
+BSK_DEVICE int item_rows(const Params& p, const WorkItem& item) {
+    return min(item_height(p, item), p.seqlen_q - item_first_row(item));
 }
 
 BSK_DEVICE int diagonal_hi(const Params& p) { return kCausal ? min(p.window_hi, 0) : p.window_hi; }
 
 BSK_DEVICE KvSchedule kv_schedule(const Params& p, const WorkItem& item) {
-    const int m_block = item.m_block, head = item.head, batch = item.batch, split = item.split;
+    const int head = item.head, batch = item.batch, split = item.split;
     KvSchedule sched = {0, 0, nullptr, nullptr, 0, p.mask_kv_blocks};
     int total;
     if (p.mask_num != nullptr) {
         // Counts are clamped to the row length: a malformed device mask cannot read past its rows.
-        const int64_t row = batch * p.mask_stride_b + (head / p.mask_head_div) * p.mask_stride_h + m_block;
+        const int64_t row = batch * p.mask_stride_b + (head / p.mask_head_div) * p.mask_stride_h + item_block(item);
         sched.partial = p.mask_idx + row * p.mask_kv_blocks;
         sched.num_partial = min(max(p.mask_num[row], 0), p.mask_kv_blocks);
         total = sched.num_partial;
@@ -55,7 +75,8 @@ BSK_DEVICE KvSchedule kv_schedule(const Params& p, const WorkItem& item) {
         total *= kTilesPerMaskBlock;
     } else {
         const int shift = p.seqlen_k - p.seqlen_q;
-        const int first_row = m_block * kBlockM, last_row = min(first_row + kBlockM, p.seqlen_q) - 1;
+        const int first_row = item_first_row(item);
+        const int last_row = min(first_row + item_height(p, item), p.seqlen_q) - 1;
         const int64_t lo_key = static_cast<int64_t>(first_row) + shift + p.window_lo;
         const int64_t hi_key = static_cast<int64_t>(last_row) + shift + diagonal_hi(p);
         const int first_key = static_cast<int>(max(lo_key, static_cast<int64_t>(0)));
