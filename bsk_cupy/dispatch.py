@@ -260,11 +260,12 @@ def short_items_plan(problem: AttentionProblem, spec: KernelSpec, splits: int, s
     short blocks per head there give each SM 2 tall items, or 2 tall and 1 short, or 1 tall and 2 short.
     Each candidate is scored by the claims the kernel makes (``_claimed_makespan``), with the item costs of
     ``select_spec`` (a short item runs on two of the three consumers, as a 128-row tile). Uniform grids
-    only (head dim 64 on 192-row tiles, no causal or block mask, no split): causal items already differ in
-    length and come longest first.
+    only (head dim 64 on 192-row tiles, no causal or block mask, no window, no split), whose items all have
+    the same KV tiles: causal items already differ in length and come longest first.
     """
     items = query_blocks(problem, spec.block_m)
-    if (spec.block_m != 192 or problem.causal or masked or splits != 1 or items <= sms
+    unwindowed = problem.window is None or problem.window == (None, None)
+    if (spec.block_m != 192 or problem.causal or masked or not unwindowed or splits != 1 or items <= sms
             or items > _SHORT_ITEMS_MAX_ROUNDS * sms):
         return None
     return _best_tall_blocks(problem.seqlen_q, problem.seqlen_k, problem.heads_q * problem.batch, sms)

@@ -211,6 +211,7 @@ def test_short_items_fill_the_last_round_of_192_row_grids():
     assert plan(problem(2, 16, 2048, 64)) == 8
     assert plan(problem(1, 16, 4096, 64)) == 16
     assert plan(problem(1, 32, 2048, 64, causal=True)) is None        # causal items come longest first
+    assert plan(problem(1, 32, 2048, 64, window=(256, 0))) is None     # windowed items differ in length
     assert plan(problem(1, 32, 2048, 64), masked=True) is None          # 128-row mask blocks
     assert plan(problem(1, 32, 2048, 128)) is None                      # no 192-row tiles at head dim 128
     assert plan(problem(1, 8, 2048, 64)) is None                        # one item per SM at most
