@@ -241,11 +241,11 @@ def _best_tall_blocks(seqlen_q: int, seqlen_k: int, heads: int, sms: int) -> int
     # costing a short item (its third consumer idles).
     last_rows = seqlen_q - (m_blocks - 1) * 192
     per_head = [short if last_rows <= SHORT_ROWS else tall] + [tall] * (m_blocks - 1)
-    best, best_cost = None, _claimed_makespan(per_head * heads, sms)
+    best, best_cost = None, _claimed_makespan(per_head * heads, sms) * (1 - _SHORT_ITEMS_MIN_GAIN)
     for tall_blocks in range(max(0, m_blocks - _SHORT_ITEMS_MAX_BLOCKS), m_blocks):
         shorts = short_items_per_head(seqlen_q, 192, tall_blocks) * heads
         cost = _claimed_makespan([tall] * (tall_blocks * heads) + [short] * shorts, sms)
-        if cost < best_cost * (1 - _SHORT_ITEMS_MIN_GAIN) and (best is None or cost < best_cost):
+        if cost < best_cost:
             best, best_cost = tall_blocks, cost
     return best
 

@@ -3,8 +3,9 @@
     PYTHONPATH=. compute-sanitizer --tool memcheck python tools/sanitize_shapes.py
 
 One call each: persistent CTAs claiming items (dense, causal, block masks of 128 and 64 at density 0.3),
-split-KV, split warpgroups (alone and across a cluster of two CTAs), 192-row tiles (with the 128-row items after them), head dim 256; small enough for the sanitizer's slowdown. Prints
-the largest |error| vs float32 SDPA per call, so a call the tool lets through is still checked.
+split-KV, split warpgroups (alone and across a cluster of two CTAs), 192-row tiles (with the 128-row items
+after them), head dim 256; small enough for the sanitizer's slowdown. Prints the largest |error| vs
+float32 SDPA per call, so a call the tool lets through is still checked.
 """
 
 from __future__ import annotations
