@@ -25,18 +25,22 @@ _plans_lock = threading.Lock()
 # B2 H16 S16384 D64 after the 192-row max tree: 5420 / 5612 us in 32 rounds of 128 rows vs 4892 in 21
 # rounds of 192; benchmarks/RESULTS.md, eighth session). The rules below were tuned on such launches; with
 # the persistent CTAs get_plan launches their calls held on 15 of 16 shapes (RESULTS.md, eleventh session:
-# B2 H16 S16384 read 5489-5528 us on 128 rows, 4826-4893 on 192; causal B1 H16 S8192 ran 3-5% faster on
-# 192 rows, against the causal rule below).
+# B2 H16 S16384 read 5489-5528 us on 128 rows, 4826-4893 on 192).
 _TALL_TILE_GAIN = 1.11
-# Causal rows keep the rows-only rule and the gain it was tuned with (third session; the causal per-row
-# gain measured 1.06 at B2 H16 S16384 in the eighth, and short causal rows lost 10% on 192 in the sixth).
-_CAUSAL_TALL_TILE_GAIN = 1.09
 # What a work item costs besides its KV tiles (its Q load, first S and epilogue), in 128 x 128 tiles:
 # with it the estimate below calls the measured cases (eighth session: 192 rows 4-7% faster at B1 H32
 # S2048, B2 H16 S2048, B1 H16 S4096, B2 H32 S1024; 128 rows 1-5% faster at B1 H16 S8192). Of the eleven
 # shapes it moves to 192 rows (ninth session, tools/tall_tile_flip_ab.sh), eight ran 2.5-9% faster, two
 # tied and one, B1 H32 S4096 (estimates 0.5% apart), ran 1-3% slower.
 _ITEM_COST_TILES = 2.5
+# Causal grids: the same gain, but a fixed cost per item of one tile. Fitted to the nine causal D64 shapes
+# measured on persistent CTAs (RESULTS.md, eleventh and thirteenth sessions), it calls all nine (192 rows
+# 12.5% faster at B1 H4 S8192, 4% at B1 H16 S8192 and B2 H8 S8192, 1-2% at B4 H32 S4096, 7% at B2 H16
+# S16384, a tie at B4 H16 S2048; 128 rows 3% faster at B4 H32 S512 and B8 H16 S512, 10% at B1 H4 S16384);
+# with 2.5, as for uniform rows, it misses the two S512 shapes.
+_CAUSAL_ITEM_COST_TILES = 1.0
+# Past this many items per SM, claims balance any item mix; the estimate is then the mean load per SM.
+_CLAIM_MODEL_MAX_ROUNDS = 64
 
 
 def select_spec(problem: AttentionProblem, sms: int = 132, masked: bool = False) -> KernelSpec:
@@ -45,10 +49,12 @@ def select_spec(problem: AttentionProblem, sms: int = 132, masked: bool = False)
     Tiles are 128 keys by 128 query rows (two consumer warpgroups), or 192 rows (three) at head dim 64 when
     that finishes sooner: a grid's time is estimated as its rounds of work items (one CTA per SM) times
     what an item costs, its KV tiles times its rows (discounted by the measured gain of the taller tile)
-    plus a fixed cost per item; causal grids count rows alone. Round quantisation decides most shapes (B1
-    H16 S8192 D64: 8 rounds of 128 rows beat 6 rounds of 192; B1 H32 S2048: 3 rounds of 192 beat 4 of
-    128, whose items pay the fixed cost once more); block masks, whose query blocks are 128 rows, always
-    use 128. Both fit in shared memory (84 / 92 / 166 KB) and in the register budgets without spills.
+    plus a fixed cost per item. Round quantisation decides most shapes (B1 H16 S8192 D64: 8 rounds of 128
+    rows beat 6 rounds of 192; B1 H32 S2048: 3 rounds of 192 beat 4 of 128, whose items pay the fixed cost
+    once more). Causal items differ in length (their KV tiles end at the diagonal) and are claimed longest
+    first per head, so causal grids are estimated by replaying those claims (``_causal_estimate``). Block
+    masks, whose query blocks are 128 rows, always use 128. Both fit in shared memory (84 / 92 / 166 KB)
+    and in the register budgets without spills.
     """
     spec = KernelSpec(head_dim=problem.head_dim, dtype=problem.dtype, causal=problem.causal)
     if problem.head_dim != 64 or masked:
@@ -58,7 +64,9 @@ def select_spec(problem: AttentionProblem, sms: int = 132, masked: bool = False)
         return math.ceil(query_blocks(problem, block_m) / sms)
 
     if problem.causal:
-        taller = rounds(192) * 192 / _CAUSAL_TALL_TILE_GAIN < rounds(128) * 128
+        heads = problem.heads_q * problem.batch
+        taller = (_causal_estimate(problem.seqlen_q, problem.seqlen_k, heads, sms, 192)
+                  < _causal_estimate(problem.seqlen_q, problem.seqlen_k, heads, sms, 128))
     else:
         tiles = math.ceil(problem.seqlen_k / 128)
 
@@ -69,6 +77,22 @@ def select_spec(problem: AttentionProblem, sms: int = 132, masked: bool = False)
     if taller:
         return KernelSpec(head_dim=64, dtype=problem.dtype, causal=problem.causal, block_m=192)
     return spec
+
+
+@lru_cache(maxsize=256)
+def _causal_estimate(seqlen_q: int, seqlen_k: int, heads: int, sms: int, block_m: int) -> float:
+    """When a causal grid of ``block_m``-row items finishes, in 128 x 128 tiles of work: each item costs
+    its KV tiles up to the diagonal (bottom-right aligned) times its rows, discounted by the taller tile's
+    gain, plus a fixed cost; the items are claimed as the kernel numbers them, each head's longest first."""
+    gain = _TALL_TILE_GAIN if block_m == 192 else 1.0
+    per_head = []
+    for block in reversed(range(math.ceil(seqlen_q / block_m))):
+        last_key = min((block + 1) * block_m, seqlen_q) - 1 + seqlen_k - seqlen_q
+        tiles = max(last_key, -1) // 128 + 1
+        per_head.append(tiles * block_m / 128 / gain + _CAUSAL_ITEM_COST_TILES)
+    if len(per_head) * heads > _CLAIM_MODEL_MAX_ROUNDS * sms:
+        return sum(per_head) * heads / sms
+    return _claimed_makespan(per_head * heads, sms)
 
 
 def query_blocks(problem: AttentionProblem, block_m: int) -> int:

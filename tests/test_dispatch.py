@@ -32,6 +32,21 @@ def test_tile_height(shape, block_m):
     assert select_spec(problem(*shape), sms=132).block_m == block_m
 
 
+# Causal D64 on persistent CTAs (RESULTS.md, eleventh and thirteenth sessions): the faster tile height.
+@pytest.mark.parametrize("shape,block_m", [
+    ((1, 4, 8192), 192),      # 123.2 / 124.4 vs 107.6 / 109.3 us
+    ((1, 16, 8192), 192),     # 384.0 / 384.4 vs 368.6 / 368.6 us
+    ((2, 8, 8192), 192),      # 383.5 / 384.2 vs 371.2 / 366.0 us
+    ((2, 16, 16384), 192),    # 2789-2792 vs 2581-2607 us
+    ((4, 32, 4096), 192),     # 192 rows 1-2% faster
+    ((4, 32, 512), 128),      # 27.5 / 27.1 vs 28.2 / 28.1 us
+    ((8, 16, 512), 128),      # 26.8 / 26.8 vs 27.6 / 27.6 us
+    ((1, 4, 16384), 128),     # 345.3 / 347.4 vs 382.9 / 377.2 us
+])
+def test_causal_tile_height(shape, block_m):
+    assert select_spec(problem(*shape, 64, causal=True), sms=132).block_m == block_m
+
+
 def test_block_masks_keep_128_row_tiles():
     assert select_spec(problem(2, 16, 16384, 64), sms=132, masked=True).block_m == 128
 
