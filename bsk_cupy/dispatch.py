@@ -60,9 +60,6 @@ def select_spec(problem: AttentionProblem, sms: int = 132, masked: bool = False)
     if problem.head_dim != 64 or masked:
         return spec
 
-    def rounds(block_m: int) -> int:
-        return math.ceil(query_blocks(problem, block_m) / sms)
-
     if problem.causal:
         heads = problem.heads_q * problem.batch
         taller = (_causal_estimate(problem.seqlen_q, problem.seqlen_k, heads, sms, 192)
@@ -70,13 +67,25 @@ def select_spec(problem: AttentionProblem, sms: int = 132, masked: bool = False)
     else:
         tiles = math.ceil(problem.seqlen_k / 128)
 
-        def estimate(block_m: int, gain: float) -> float:
-            return rounds(block_m) * (tiles * block_m / 128 / gain + _ITEM_COST_TILES)
+        def estimate(block_m: int) -> float:
+            rounds = math.ceil(query_blocks(problem, block_m) / sms)
+            return rounds * _item_cost(tiles, block_m, _ITEM_COST_TILES)
 
-        taller = estimate(192, _TALL_TILE_GAIN) < estimate(128, 1.0)
+        taller = estimate(192) < estimate(128)
     if taller:
         return KernelSpec(head_dim=64, dtype=problem.dtype, causal=problem.causal, block_m=192)
     return spec
+
+
+def _item_cost(tiles: int, block_m: int, fixed: float) -> float:
+    """A work item's cost in 128 x 128 tiles of work: its KV tiles times its rows, 192-row tiles discounted
+    by their measured gain, plus ``fixed``."""
+    return tiles * block_m / 128 / (_TALL_TILE_GAIN if block_m == 192 else 1.0) + fixed
+
+
+def _unwindowed(problem: AttentionProblem) -> bool:
+    """Whether ``problem`` has no sliding window (every item then sees the same keys, causal aside)."""
+    return problem.window is None or problem.window == (None, None)
 
 
 @lru_cache(maxsize=256)
@@ -84,12 +93,10 @@ def _causal_estimate(seqlen_q: int, seqlen_k: int, heads: int, sms: int, block_m
     """When a causal grid of ``block_m``-row items finishes, in 128 x 128 tiles of work: each item costs
     its KV tiles up to the diagonal (bottom-right aligned) times its rows, discounted by the taller tile's
     gain, plus a fixed cost; the items are claimed as the kernel numbers them, each head's longest first."""
-    gain = _TALL_TILE_GAIN if block_m == 192 else 1.0
     per_head = []
     for block in reversed(range(math.ceil(seqlen_q / block_m))):
         last_key = min((block + 1) * block_m, seqlen_q) - 1 + seqlen_k - seqlen_q
-        tiles = max(last_key, -1) // 128 + 1
-        per_head.append(tiles * block_m / 128 / gain + _CAUSAL_ITEM_COST_TILES)
+        per_head.append(_item_cost(max(last_key, -1) // 128 + 1, block_m, _CAUSAL_ITEM_COST_TILES))
     if len(per_head) * heads > _CLAIM_MODEL_MAX_ROUNDS * sms:
         return sum(per_head) * heads / sms
     return _claimed_makespan(per_head * heads, sms)
@@ -232,8 +239,7 @@ def q_buffers_spec(problem: AttentionProblem, spec: KernelSpec, splits: int, sms
     """
     items = query_blocks(problem, spec.block_m)
     tiles = math.ceil(problem.seqlen_k / spec.block_n)
-    unwindowed = problem.window is None or problem.window == (None, None)
-    if (problem.head_dim != 64 or problem.causal or masked or not unwindowed or spec.block_m != 192
+    if (problem.head_dim != 64 or problem.causal or masked or not _unwindowed(problem) or spec.block_m != 192
             or splits > 1 or tiles > _Q_BUFFERS_MAX_TILES or items <= persistent_ctas(sms)):
         return spec
     return dataclasses.replace(spec, q_buffers=2)
@@ -258,8 +264,7 @@ def _claimed_makespan(costs: list[float], ctas: int) -> float:
 @lru_cache(maxsize=256)
 def _best_tall_blocks(seqlen_q: int, seqlen_k: int, heads: int, sms: int) -> int | None:
     tiles = math.ceil(seqlen_k / 128)
-    tall = tiles * 192 / 128 / _TALL_TILE_GAIN + _ITEM_COST_TILES
-    short = tiles + _ITEM_COST_TILES
+    tall, short = _item_cost(tiles, 192, _ITEM_COST_TILES), _item_cost(tiles, SHORT_ROWS, _ITEM_COST_TILES)
     m_blocks = math.ceil(seqlen_q / 192)
     # Now: every block 192 rows, claimed head by head (last block first), a last block of at most 128 rows
     # costing a short item (its third consumer idles).
@@ -288,8 +293,7 @@ def short_items_plan(problem: AttentionProblem, spec: KernelSpec, splits: int, s
     the same KV tiles: causal items already differ in length and come longest first.
     """
     items = query_blocks(problem, spec.block_m)
-    unwindowed = problem.window is None or problem.window == (None, None)
-    if (spec.block_m != 192 or problem.causal or masked or not unwindowed or splits != 1 or items <= sms
+    if (spec.block_m != 192 or problem.causal or masked or not _unwindowed(problem) or splits != 1 or items <= sms
             or items > _SHORT_ITEMS_MAX_ROUNDS * sms):
         return None
     return _best_tall_blocks(problem.seqlen_q, problem.seqlen_k, problem.heads_q * problem.batch, sms)
