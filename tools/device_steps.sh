@@ -1,11 +1,12 @@
 # Steps shared by the device-run scripts (sourced, not run): the environment they run under, the whole GPU
 # suite on 4 pytest workers, the attention tests alone, compute-sanitizer memcheck and an A/B against the
-# tree in .oldwt, each with its own time limit, logs in $out.
+# tree in .oldwt, each with its own time limit (gpu_suite and attention_tests take another as their first
+# argument, attention_tests further pytest arguments after it), logs in $out.
 export PYTHONPATH=. PYTHONUNBUFFERED=1 BSK_CACHE_DIR=${BSK_CACHE_DIR:-/tmp/bskc} XLA_PYTHON_CLIENT_PREALLOCATE=false
 out=${OUT:?set OUT to the log directory}
 
 gpu_suite() {
-    timeout 240 python -m pytest -m gpu -q -n 4 -rfE -p no:cacheprovider tests/ > "$out/tests.log" 2>&1
+    timeout "${1:-240}" python -m pytest -m gpu -q -n 4 -rfE -p no:cacheprovider tests/ > "$out/tests.log" 2>&1
     echo "tests: exit $?"; grep -E "^(FAILED|ERROR)" "$out/tests.log" | head -20; tail -1 "$out/tests.log"
 }
 
@@ -16,8 +17,8 @@ memcheck() {
 
 # The attention and kernel-variant GPU tests alone (what a kernel A/B must pass before its timings count).
 attention_tests() {
-    timeout 150 python -m pytest -m gpu -q -n 4 -rfE -p no:cacheprovider tests/test_attention_gpu.py \
-        tests/test_kernel_variants_gpu.py > "$out/tests.log" 2>&1
+    timeout "${1:-150}" python -m pytest -m gpu -q -n 4 -rfE -p no:cacheprovider tests/test_attention_gpu.py \
+        tests/test_kernel_variants_gpu.py "${@:2}" > "$out/tests.log" 2>&1
     echo "tests: exit $?"; grep -E "^(FAILED|ERROR)" "$out/tests.log" | head -10; tail -1 "$out/tests.log"
 }
 

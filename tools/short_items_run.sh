@@ -25,17 +25,14 @@ check | ab)
         8,16,512,512,64,0 1,64,2048,2048,64,0
     ;;
 tall-tests)  # the 192-row variants' GPU tests and the attention tests
-    timeout 240 python -m pytest -m gpu -q -n 4 -rfE -p no:cacheprovider -k "m192 or attention_gpu" \
-        tests/test_kernel_variants_gpu.py tests/test_attention_gpu.py > "$out/tests.log" 2>&1
-    echo "tests: exit $?"; grep -E "^(FAILED|ERROR)" "$out/tests.log" | head -20; tail -1 "$out/tests.log"
+    attention_tests 240 -k "m192 or attention_gpu"
     ;;
 validate)
     timeout 240 python -m bsk_cupy validate --report "$out/validate.md" > "$out/validate.log" 2>&1
     echo "validate: exit $?"; tail -n 30 "$out/validate.log"
     ;;
 suite)
-    timeout 420 python -m pytest -m gpu -q -n 4 -rfE -p no:cacheprovider tests/ > "$out/tests.log" 2>&1
-    echo "tests: exit $?"; grep -E "^(FAILED|ERROR)" "$out/tests.log" | head -20; tail -1 "$out/tests.log"
+    gpu_suite 420
     memcheck
     ;;
 targets | targets-reversed)
