@@ -7,7 +7,8 @@ A variant is ``name`` or ``name:field=value,field=value`` over :class:`bsk_cupy.
 ``pdl=0`` launches without programmatic dependent launch, ``ctas=N`` caps the grid at N persistent CTAs
 (``ctas=0``: one per SM, as the dispatcher launches them) that claim items from a device counter
 (``dyn=0``: static hand-out); ``tall=N`` keeps N 192-row blocks per head and makes the rest 128-row
-items (``tall=-1``: as ``dispatch.short_items_plan`` chooses, all 192-row where it declines); without
+items (``tall=-1``: as ``dispatch.short_items_plan`` chooses, all 192-row where it declines);
+``order=0`` runs a block mask's rows in the kernel's item order instead of its ``row_order``; without
 ``ctas`` every work item gets its own CTA, so changes to how a
 persistent CTA moves from one item to the next need ``ctas=0`` to show; a variant
 illegal for a shape (``block_m=192`` at D 128) shows as "-" there. Each variant is launched through its
@@ -25,6 +26,7 @@ fixed); the reference then is SDPA's math backend with the equivalent element ma
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -109,6 +111,7 @@ def run_config(config, variants, density: float | None = None, mask_block: int =
         max_ctas = overrides.pop("ctas", None)
         dynamic = bool(overrides.pop("dyn", 1))
         tall_blocks = overrides.pop("tall", None)
+        variant_mask = mask if overrides.pop("order", 1) or mask is None else dataclasses.replace(mask, row_order_ptr=0)
         if max_ctas == 0:
             max_ctas = sm_count(problem.device)
         try:
@@ -124,7 +127,7 @@ def run_config(config, variants, density: float | None = None, mask_block: int =
         if tall_blocks == -1:
             tall_blocks = short_items_plan(problem, spec, splits, sm_count(problem.device), mask is not None)
         try:
-            plan = LaunchPlan(load_kernel(spec, problem.device), problem, *infos, mask=mask, num_splits=splits,
+            plan = LaunchPlan(load_kernel(spec, problem.device), problem, *infos, mask=variant_mask, num_splits=splits,
                               max_ctas=max_ctas, dynamic=dynamic, programmatic=programmatic, tall_blocks=tall_blocks)
         except ValueError:  # e.g. tall= on a shape without 192-row tiles
             row[name] = None

@@ -44,6 +44,12 @@ class BlockMask:
         Query-block rows and KV-block keys, each 64 or 128.
     full_kv_num_blocks, full_kv_indices : int32 arrays, optional
         Blocks that need no element mask, same shapes as ``kv_num_blocks`` / ``kv_indices``.
+    row_order : int32 array, (B or 1) * (H or 1) * nQB, optional
+        The order in which the attention kernel starts the rows (flattened (b, h, query block) indices of
+        ``kv_num_blocks``): a permutation, rows listing the most blocks first (stable), so that the GPU's
+        persistent CTAs take the longest rows first and finish together (longest-processing-time
+        scheduling). The constructors set it; None runs the rows in the kernel's index order. It decides
+        which CTA computes a row and when, never a value of the result.
 
     Build one with :meth:`from_dense`, :meth:`causal`, :meth:`sliding_window` or :meth:`from_flex`; the
     constructor only stores (call :meth:`validate` to check arrays built by hand).
@@ -55,6 +61,7 @@ class BlockMask:
     block_size: tuple[int, int] = (128, 128)
     full_kv_num_blocks: object = None
     full_kv_indices: object = None
+    row_order: object = None
 
     # ----------------------------------------------------------------------------------- constructors
     @classmethod
@@ -98,7 +105,8 @@ class BlockMask:
             partial = blocks & ~full_blocks
             full_num, full_idx = _lists_from_dense(full_blocks)
         num, idx = _lists_from_dense(partial)
-        mask = cls(num, idx, tuple(int(x) for x in seq_lengths), block_size, full_num, full_idx)
+        mask = cls(num, idx, tuple(int(x) for x in seq_lengths), block_size, full_num, full_idx,
+                   _rows_by_blocks(num, full_num))
         mask.validate()
         return mask
 
@@ -228,6 +236,14 @@ class BlockMask:
             if (valid[..., 1:] & (steps <= 0)).any():
                 raise ValueError(f"{prefix}_indices must be strictly increasing (no duplicates) in the first "
                                  f"{prefix}_num_blocks entries of each row")
+        if self.row_order is not None:
+            rows = math.prod(self.kv_num_blocks.shape)
+            order = self.row_order
+            if str(order.dtype) != "int32" or tuple(order.shape) != (rows,):
+                raise ValueError(f"row_order must be an int32 array of shape ({rows},) (one entry per row of "
+                                 f"kv_num_blocks), got {order.dtype} {tuple(order.shape)}")
+            if not np.array_equal(np.sort(_to_host(order)), np.arange(rows)):
+                raise ValueError(f"row_order must be a permutation of 0 .. {rows - 1} (every row once)")
         if self.full_kv_num_blocks is not None:
             partial = _to_host(_dense_from_lists(self.kv_num_blocks, self.kv_indices))
             full = _to_host(_dense_from_lists(self.full_kv_num_blocks, self.full_kv_indices))
@@ -238,6 +254,15 @@ class BlockMask:
 
 def _to_host(array) -> np.ndarray:
     return array if isinstance(array, np.ndarray) else array.get()
+
+
+def _rows_by_blocks(num, full_num):
+    """``row_order``: the flattened rows of the count arrays, most listed blocks (partial and full) first,
+    ties in index order."""
+    xp = _xp(num)
+    total = (num if full_num is None else num + full_num).reshape(-1).astype(xp.int64)
+    rows = total.shape[0]
+    return xp.argsort(xp.arange(rows) - total * rows).astype(xp.int32)  # unique keys: any sort is stable
 
 
 def _lists_from_dense(blocks):

@@ -36,15 +36,17 @@ class MaskOperand:
     kv_blocks: int             # nKB, the row length of the index arrays
     head_div: int              # the mask head of query head h is h // head_div
     block: int                 # the mask's square block size: the kernel's query-block rows and tile keys
+    row_order_ptr: int = 0     # BlockMask.row_order (0: the kernel's item order)
     arrays: tuple = field(default=(), compare=False, repr=False)  # the device arrays: kept alive with it
 
 
 def _device_arrays(mask: BlockMask, device: int) -> tuple:
-    """The mask's four arrays (None for absent full lists) as contiguous int32 CuPy arrays on ``device``."""
+    """The mask's five arrays (None for absent full lists or row order) as contiguous int32 CuPy arrays on
+    ``device``."""
     import cupy
     import numpy as np
 
-    arrays = (mask.kv_num_blocks, mask.kv_indices, mask.full_kv_num_blocks, mask.full_kv_indices)
+    arrays = (mask.kv_num_blocks, mask.kv_indices, mask.full_kv_num_blocks, mask.full_kv_indices, mask.row_order)
     if all(a is None or not isinstance(a, np.ndarray) for a in arrays):
         for a in arrays:
             if a is not None and a.device.id != device:
@@ -101,17 +103,22 @@ def mask_operand(mask, problem: AttentionProblem) -> MaskOperand:
     else:
         raise ValueError(f"block_mask head dimension must be 1, Hq={problem.heads_q} or Hkv={problem.heads_kv}; "
                          f"got {mask_h}")
-    for name in ("kv_num_blocks", "kv_indices", "full_kv_num_blocks", "full_kv_indices"):
+    for name in ("kv_num_blocks", "kv_indices", "full_kv_num_blocks", "full_kv_indices", "row_order"):
         array = getattr(mask, name)
         if array is not None and str(array.dtype) != "int32":
             raise TypeError(f"block_mask.{name} must be int32, got {array.dtype}")
     if (mask.full_kv_num_blocks is None) != (mask.full_kv_indices is None):
         raise ValueError("block_mask.full_kv_num_blocks and full_kv_indices must be given together")
+    rows = math.prod(mask.kv_num_blocks.shape)
+    if mask.row_order is not None and tuple(mask.row_order.shape) != (rows,):
+        raise ValueError(f"block_mask.row_order must have shape ({rows},), one entry per row of kv_num_blocks; "
+                         f"got {tuple(mask.row_order.shape)}")
     arrays = _device_arrays(mask, problem.device)
-    num, idx, full_num, full_idx = arrays
+    num, idx, full_num, full_idx, row_order = arrays
     return MaskOperand(
         num_ptr=num.data.ptr, idx_ptr=idx.data.ptr,
         full_num_ptr=0 if full_num is None else full_num.data.ptr,
         full_idx_ptr=0 if full_idx is None else full_idx.data.ptr,
         stride_b=0 if mask_b == 1 else mask_h * n_qb, stride_h=0 if mask_h == 1 else n_qb,
-        kv_blocks=n_kb, head_div=head_div, block=block, arrays=arrays)
+        kv_blocks=n_kb, head_div=head_div, block=block,
+        row_order_ptr=0 if row_order is None else row_order.data.ptr, arrays=arrays)

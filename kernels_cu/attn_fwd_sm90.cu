@@ -28,7 +28,8 @@
 // 1-D grid has one CTA per item or, persistent, fewer (the host's choice): CTA c starts with item c, and
 // its producer claims the next from Params::work_counter (or takes c + gridDim.x, ... without one), loading
 // its Q and K/V while the consumers finish the previous item. Claims come in item order, so the longest
-// causal query blocks start first, as the hardware would start one CTA per item. Q_BUFFERS 2 (head dim
+// causal query blocks start first, as the hardware would start one CTA per item; block-mask items follow
+// the mask's row order when it has one (its rows with the most listed blocks first). Q_BUFFERS 2 (head dim
 // 64, every item with the same KV tiles, more items than CTAs): the loader copies each claim and lets the
 // next item be claimed at once, and that item's Q loads into the other buffer during the current item
 // instead of after it. On 192-row tiles the host may make each head's last rows 128-row items, numbered

@@ -88,6 +88,10 @@ def _good():
     (dict(full_kv_num_blocks=np.array([[[1, 0, 0]]], np.int32)), "given together"),
     (dict(full_kv_num_blocks=np.array([[[1, 0, 0]]], np.int32),
           full_kv_indices=np.zeros((1, 1, 3, 3), np.int32)), "both in kv_indices and in full_kv_indices"),
+    (dict(row_order=np.array([2, 1, 0], np.int64)), "row_order must be an int32 array of shape"),
+    (dict(row_order=np.array([2, 1], np.int32)), r"shape \(3,\)"),
+    (dict(row_order=np.array([2, 2, 0], np.int32)), "permutation of 0 .. 2"),
+    (dict(row_order=np.array([3, 1, 0], np.int32)), "permutation"),
 ])
 def test_validation_names_the_problem(change, match):
     good = _good()
@@ -122,3 +126,27 @@ def test_from_flex_layout_with_unsorted_lists():
     mask = BlockMask.from_flex(flex)
     np.testing.assert_array_equal(mask.to_dense()[0, 0], [[1, 0, 0], [1, 1, 1]])
     np.testing.assert_array_equal(mask.full_to_dense()[0, 0], [[0, 0, 0], [1, 0, 0]])
+
+
+def test_row_order_puts_the_longest_rows_first_ties_in_index_order():
+    rng = np.random.default_rng()
+    dense = rng.random((2, 3, 6, 9)) < 0.4
+    full = dense & (rng.random(dense.shape) < 0.5)
+    mask = BlockMask.from_dense(dense, full_blocks=full)
+    order = mask.row_order
+    assert order.dtype == np.int32 and order.shape == (2 * 3 * 6,)
+    counts = dense.sum(-1).reshape(-1)          # partial plus full blocks of each flattened (b, h, qb) row
+    expected = sorted(range(counts.size), key=lambda row: (-counts[row], row))
+    np.testing.assert_array_equal(order, expected)
+    mask.validate()
+
+
+def test_window_row_order_runs_the_short_first_blocks_last():
+    mask = BlockMask.sliding_window(1024, 1024, left=383, right=0)
+    # query blocks 0, 1, 2 see 1, 2, 3 blocks; every later one sees 4 (a partial, three or four full)
+    np.testing.assert_array_equal(mask.row_order, [3, 4, 5, 6, 7, 2, 1, 0])
+
+
+def test_a_mask_built_by_hand_has_no_row_order():
+    good = _good()
+    assert BlockMask(good.kv_num_blocks, good.kv_indices, good.seq_lengths).validate().row_order is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -107,6 +109,32 @@ def test_block_mask(mask_heads, causal, with_full, on_device, block):
         blocks_in, full_in = blocks, full
     mask = bsk.BlockMask.from_dense(blocks_in, (s, s), block, full_blocks=full_in)
     _check(q, k, v, causal=causal, mask=mask)
+
+
+@pytest.mark.parametrize("mask_heads,mask_batch", [("q", 2), ("kv", 2), ("kv", 1), ("broadcast", 1),
+                                                    ("broadcast", 2)])
+@pytest.mark.parametrize("block", [128, 64])
+def test_row_order_changes_no_bit(mask_heads, mask_batch, block):
+    # The constructor's row order (longest rows first) against none, reversed and random: each row's items
+    # run whole on one CTA in any order, so the outputs must agree bit for bit.
+    from bsk_cupy import interop
+    from bsk_cupy.mask_operand import mask_operand
+    from bsk_cupy.validation import check_attention_args
+
+    b, hq, hkv, s = 2, 4, 2, 1000
+    q, k, v = _rand((b, hq, s, 64), 40), _rand((b, hkv, s, 64), 41), _rand((b, hkv, s, 64), 42)
+    n = -(-s // block)
+    blocks = _random_blocks((mask_batch, {"q": hq, "kv": hkv, "broadcast": 1}[mask_heads], n, n), 0.4, 43)
+    mask = bsk.BlockMask.from_dense(cupy.asarray(blocks), (s, s), block)
+    infos = [interop.describe(name, x).info for name, x in (("q", q), ("k", k), ("v", v))]
+    assert mask_operand(mask, check_attention_args(*infos, causal=False, scale=None, layout="bhsd")).row_order_ptr
+    ordered, ordered_lse = _check(q, k, v, mask=mask)
+    rows = mask.row_order.size
+    rng = np.random.default_rng(44)
+    for order in (None, cupy.arange(rows - 1, -1, -1, dtype=cupy.int32), cupy.asarray(rng.permutation(rows), cupy.int32)):
+        out, lse = bsk.attention_forward(q, k, v, block_mask=dataclasses.replace(mask, row_order=order),
+                                         return_lse=True)
+        assert torch.equal(out, ordered) and torch.equal(lse, ordered_lse)
 
 
 @pytest.mark.parametrize("block", [128, 64])

@@ -3,6 +3,8 @@ bounds, block-mask checks against the problem, and the reference's element masks
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -50,6 +52,10 @@ def _mask(blocks, seq_lengths, block_size=128):
     (_mask(np.ones((1, 1, 4, 4)), (500, 512)), r"seq_lengths is \(500, 512\)", ValueError),
     (_mask(np.ones((2, 1, 4, 4)), (512, 512)), "batch dimension must be 1 or 1", ValueError),
     (_mask(np.ones((1, 3, 4, 4)), (512, 512)), "head dimension must be 1, Hq=8 or Hkv=2", ValueError),
+    (dataclasses.replace(_mask(np.ones((1, 1, 4, 4)), (512, 512)), row_order=np.arange(4)),
+     "block_mask.row_order must be int32", TypeError),
+    (dataclasses.replace(_mask(np.ones((1, 1, 4, 4)), (512, 512)), row_order=np.arange(3, dtype=np.int32)),
+     r"row_order must have shape \(4,\)", ValueError),
 ])
 def test_mask_operand_rejects(mask, match, exc):
     with pytest.raises(exc, match=match):

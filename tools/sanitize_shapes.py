@@ -5,10 +5,15 @@
 One call each: persistent CTAs claiming items (dense, causal, block masks of 128 and 64 at density 0.3),
 split-KV, split warpgroups (alone and across a cluster of two CTAs), 192-row tiles (with the 128-row items
 after them), head dim 256; small enough for the sanitizer's slowdown. Prints the largest |error| vs
-float32 SDPA per call, so a call the tool lets through is still checked.
+float32 SDPA per call, so a call the tool lets through is still checked. Then a block mask shared by every
+batch entry and head (each of its rows runs several items, in its row order), and the same mask with a
+malformed device row order (rows past the last and negative: the kernel must clamp them, whatever it
+computes).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import torch
@@ -49,7 +54,24 @@ def main() -> None:
                                              is_causal=causal and ref_mask is None)
         err = (out.float() - ref).abs().max().item()
         print(f"B{b} H{h} Sq{sq} Sk{sk} D{d} causal={causal} density={density} block={block}: max err {err:.1e}")
+    shared_mask_calls()
     torch.cuda.synchronize()
+
+
+def shared_mask_calls() -> None:
+    import cupy
+
+    q, k, v = (torch.randn(2, 8, 1024, 128, device="cuda", dtype=torch.float16) for _ in range(3))
+    blocks = np.random.default_rng(1).random((1, 1, 8, 8)) < 0.4
+    blocks[..., np.arange(8), np.arange(8)] = True
+    mask = bsk.BlockMask.from_dense(cupy.asarray(blocks))   # device arrays: used as given, not validated
+    ref_mask = torch.from_numpy(blocks).cuda().repeat_interleave(128, 2).repeat_interleave(128, 3)
+    ref = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=ref_mask)
+    err = (bsk.attention_forward(q, k, v, block_mask=mask).float() - ref).abs().max().item()
+    print(f"B2 H8 S1024 D128, one mask for every batch entry and head, row order {mask.row_order.get()}: max err {err:.1e}")
+    bad = cupy.asarray(np.array([100, -5, 7, 1 << 30, 0, 3, -1, 8], np.int32))
+    bsk.attention_forward(q, k, v, block_mask=dataclasses.replace(mask, row_order=bad))
+    print("the same mask with row order [100, -5, 7, 2**30, 0, 3, -1, 8]: completed")
 
 
 if __name__ == "__main__":

@@ -55,12 +55,19 @@ struct Params {
     // num_items: every item is BLOCK_M rows.
     int tall_blocks;
     int tall_items;
-    // (the struct is padded to 576 bytes: TmaDescriptor is 64-byte aligned)
+    // Block mask only (nullptr: item order): the mask's rows (batch, mask head, query block), flattened, in
+    // the order their items are claimed, most KV blocks first (BlockMask.row_order), so that persistent
+    // CTAs take the long rows first (longest-processing-time scheduling). Item index i runs row
+    // row_order[i / r] for the r items that share it (query heads of a broadcast or per-KV-head mask, batch
+    // entries of a broadcast one), the split fastest. Values are clamped to the rows: a malformed device
+    // array can repeat or skip rows (wrong output rows), never read out of bounds.
+    const int* mask_row_order;
 };
 static_assert(sizeof(Params) == 576, "Params layout drifted from bsk_cupy/launch.py");
 // One unit of work: a query block (or one split of it) of one head. Items are numbered with the
 // (query block, split) pair fastest, query blocks in reverse so that the longest causal blocks start first
-// and CTAs working at the same time share a head's K and V in L2; each CTA's first is its blockIdx.x.
+// and CTAs working at the same time share a head's K and V in L2 (block-mask items may instead follow
+// Params::mask_row_order); each CTA's first is its blockIdx.x.
 // m_block counts kRowUnit rows: BLOCK_M, or on 192-row tiles, whose items may be short ones starting
 // past the tall blocks at multiples of kShortRows (Params::tall_blocks), 64 (item_first_row).
 struct WorkItem {

@@ -30,8 +30,27 @@ BSK_DEVICE void retire(const Params& p) {
     }
 }
 
+// The item of block-mask row p.mask_row_order[index / (its items)] (Params::mask_row_order). Unsigned
+// arithmetic: signed runtime divisions cost the 24-register claiming thread two spilled registers.
+BSK_DEVICE WorkItem ordered_mask_item(const Params& p, int index) {
+    const uint32_t splits = p.num_splits, unit = static_cast<uint32_t>(index) / splits;
+    const uint32_t heads_per_row = p.mask_stride_h == 0 ? p.num_heads : p.mask_head_div;
+    const uint32_t per_row = heads_per_row * (p.mask_stride_b == 0 ? p.batch : 1);
+    const uint32_t rank = unit / per_row, j = unit - rank * per_row;
+    const uint32_t blocks = m_blocks(p), mask_heads = p.num_heads / heads_per_row;
+    const uint32_t row = static_cast<uint32_t>(max(p.mask_row_order[rank], 0));
+    // A row past the mask's (malformed device array) lands on a row of its last batch entry.
+    const uint32_t head_batch = row / blocks, mask_head = head_batch % mask_heads;
+    const uint32_t batch = min(head_batch / mask_heads, p.mask_stride_b == 0 ? 0u : p.batch - 1u);
+    return {static_cast<int>((row - head_batch * blocks) * (kBlockM / kRowUnit)),
+            static_cast<int>(static_cast<uint32_t>(index) - unit * splits),
+            static_cast<int>(mask_head * heads_per_row + j % heads_per_row),
+            static_cast<int>(batch + j / heads_per_row)};
+}
+
 BSK_DEVICE WorkItem work_item(const Params& p, int index) {
     constexpr int kUnits = kBlockM / kRowUnit, kShortUnits = kShortRows / kRowUnit;
+    if (p.mask_row_order != nullptr) return ordered_mask_item(p, index);
     if (kShortItems && index >= p.tall_items) {  // a short item (never split)
         const int per_head = ceil_div(p.seqlen_q - p.tall_blocks * kBlockM, kShortRows);
         const int j = index - p.tall_items, head_batch = j / per_head;

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Block-mask rows in BlockMask.row_order (most listed blocks first) against the kernel's item order, one
+# compiled kernel (compare_variants' order=0 clears the pointer). Steps (default: all): tests (the sparse
+# and kernel-variant GPU tests), memcheck (tools/sanitize_shapes.py, malformed row order included), ab
+# (persistent A/B at densities 0.1 and 0.25, both orders in separate processes). Logs under $OUT.
+#   OUT=/tmp/out BSK_CACHE_DIR=$PWD/.bskcache tools/row_order_run.sh [tests] [memcheck] [ab]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source tools/device_steps.sh
+steps=${*:-tests memcheck ab}
+configs=(--config 1,32,2048,2048,64,0 --config 1,16,4096,4096,64,0 --config 1,16,4096,4096,128,0
+         --config 1,16,8192,8192,64,0 --config 4,16,2048,2048,64,0 --config 2,16,4096,4096,128,1)
+a=ordered:ctas=0 b=index:ctas=0,order=0
+for step in $steps; do
+    case $step in
+        tests)
+            timeout 200 python -m pytest -m gpu -q -n 4 -rfE -p no:cacheprovider tests/test_sparse_attention_gpu.py \
+                tests/test_kernel_variants_gpu.py > "$out/tests.log" 2>&1
+            echo "tests: exit $?"; grep -E "^(FAILED|ERROR)" "$out/tests.log" | head -10; tail -1 "$out/tests.log" ;;
+        memcheck)
+            memcheck; grep -E "max err|completed" "$out/memcheck.log" | tail -3 ;;
+        ab)
+            for density in 0.1 0.25; do
+                for first in ordered index; do
+                    pair="$a $b"; [ $first = index ] && pair="$b $a"
+                    log="$out/row_order_ab_${density}_${first}_first.log"
+                    timeout 150 python benchmarks/compare_variants.py $pair --density $density "${configs[@]}" \
+                        > "$log" 2>&1
+                    echo "== density $density: $pair (exit $?)"; tail -n 8 "$log"
+                done
+            done ;;
+    esac
+done
