@@ -58,7 +58,8 @@
 //        GEMMs (ping-pong, named barriers 1..consumers). Epilogue: O / l and LSE to global memory, or the
 //        split-KV partials and, in the last split, the combine (the next named barrier). With BULK_STORE
 //        (128-row tiles) O goes out through shared memory, one cp.async.bulk per warpgroup where the
-//        rows of a head are contiguous, else from registers.
+//        rows of a head are contiguous (at head dim 64 the staging rows are written without bank
+//        conflicts, epilogue.cuh stage_row), else from registers.
 //
 // Shared memory (bytes), STAGES = 2. SharedStorage rounds up to its 1024-byte alignment; the host adds
 // 1024 more so the dynamic base can be aligned (bsk_cupy/specs.py computes the same, SMEM_BYTES checks it).

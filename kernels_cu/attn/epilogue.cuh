@@ -29,6 +29,70 @@ BSK_DEVICE void write_row(uint16_t* row, const float (&o)[kChunks][32], int i, f
     }
 }
 
+// This thread's share of output row half `i` (O / l in the output dtype) written to `row`, a staging row of
+// kHeadDim 16-bit elements in shared memory (byte address). The fragment gives each of a quad's four lanes
+// every fourth 32-bit word of the row; written as they are, the eight rows of a warp (kHeadDim * 2 bytes
+// apart: the same banks) conflict 8 ways (1.5 of the 2.4 us of a head-dim-128 epilogue, RESULTS.md tenth
+// session). Instead the quad transposes its 4 x 4 blocks of word pairs by two XOR shuffles, so lane q
+// holds words 8q .. 8q + 7 of each 64-column chunk, and writes them as two 16-byte stores, odd rows their
+// second half first: each 8-lane phase of a store (two rows) then covers the 32 banks once. Taken at head
+// dim 64 only. H100, persistent CTAs against the 4-byte stores, two rounds each (RESULTS.md, fourteenth
+// session): block masks at d 0.25, B1 H32 S2048 D64 35.9 / 36.7 -> 34.6 / 34.7 us, B1 H16 S4096 D64
+// 62.4 / 60.7 -> 57.9 / 58.7, dense B1 H16 S8192 D64 tied; at head dim 128 masked B1 H16 S8192 ran 1.7%
+// faster but dense B4 H32 S4096 1.3% slower (2033 / 2040 -> 2064 / 2065 us; not probed: its next Q takes
+// ~2.3 us to land, tenth session, longer than the shorter epilogue, so there the write was not the wait).
+BSK_DEVICE void stage_row(uint32_t row, const float (&o)[kChunks][32], int i, float inv) {
+    const int q = threadIdx.x % 4;
+    const bool b0 = q & 1, b1 = q & 2, odd_row = threadIdx.x & 4;  // lane / 4 is the row within 8
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+        // pair d = words (2d, 2d + 1) of this lane: the words lane d stores, from this lane
+        uint32_t w[8];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) w[j] = pack_pair(o[c][4 * j + 2 * i] * inv, o[c][4 * j + 2 * i + 1] * inv);
+        uint32_t keep[2][2], recv[2][2];  // [pair destined for lanes with this lane's bit 1, +0 / +1][x / y]
+#pragma unroll
+        for (int k = 0; k < 2; ++k) {
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                keep[k][e] = b1 ? w[4 + 2 * k + e] : w[2 * k + e];
+                recv[k][e] = __shfl_xor_sync(0xffffffffu, b1 ? w[2 * k + e] : w[4 + 2 * k + e], 2);
+            }
+        }
+        // g[x][e]: the pair for this lane from lane q ^ x
+        uint32_t g[4][2];
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            g[0][e] = b0 ? keep[1][e] : keep[0][e];
+            g[2][e] = b0 ? recv[1][e] : recv[0][e];
+            g[1][e] = __shfl_xor_sync(0xffffffffu, b0 ? keep[0][e] : keep[1][e], 1);
+            g[3][e] = __shfl_xor_sync(0xffffffffu, b0 ? recv[0][e] : recv[1][e], 1);
+        }
+        // f[s][e] = g[s ^ q][e]: the pair from lane s, words s (x) and 4 + s (y) of the eight
+        uint32_t f[4][2];
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            const uint32_t a0 = b0 ? g[1][e] : g[0][e], a1 = b0 ? g[0][e] : g[1][e];
+            const uint32_t c0 = b0 ? g[3][e] : g[2][e], c1 = b0 ? g[2][e] : g[3][e];
+            f[0][e] = b1 ? c0 : a0;
+            f[1][e] = b1 ? c1 : a1;
+            f[2][e] = b1 ? a0 : c0;
+            f[3][e] = b1 ? a1 : c1;
+        }
+        const uint32_t base = row + c * kChunkRowBytes + 32 * q;
+#pragma unroll
+        for (int k = 0; k < 2; ++k) {  // store k writes half e = k (even rows) or 1 - k (odd rows)
+            const int e = odd_row ? 1 - k : k;
+            uint32_t v[4];
+#pragma unroll
+            for (int src = 0; src < 4; ++src) v[src] = odd_row ? f[src][1 - k] : f[src][k];
+            asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};" ::"r"(base + 16 * e), "r"(v[0]), "r"(v[1]),
+                         "r"(v[2]), "r"(v[3])
+                         : "memory");
+        }
+    }
+}
+
 // Epilogue of consumer warpgroup `wg`, whose 64 rows start at `wg_first_row`: O / l in the output dtype,
 // LSE in natural log. `row_max_log2` and `row_sum` are whole-row values. With the bulk store, the
 // warpgroup's first thread issues the copy; its shared-memory reads are awaited before the next epilogue
@@ -56,7 +120,14 @@ BSK_DEVICE void store(const Params& p, SharedStorage& smem, int wg, const float 
         if (tid == 0) bulk_wait_read();  // the previous item's rows have left the staging buffer
         named_barrier_sync(kStoreBarrier + wg, 128);
 #pragma unroll
-        for (int i = 0; i < 2; ++i) write_row(staging + (row0 + 8 * i - wg_first_row) * kHeadDim, o, i, inv[i]);
+        for (int i = 0; i < 2; ++i) {
+            uint16_t* row = staging + (row0 + 8 * i - wg_first_row) * kHeadDim;
+            if constexpr (kHeadDim == 64) {
+                stage_row(smem_addr(row), o, i, inv[i]);
+            } else {
+                write_row(row, o, i, inv[i]);
+            }
+        }
         fence_proxy_async_shared();
         named_barrier_sync(kStoreBarrier + wg, 128);
         if (wg == 0 && tid == 0) trace_mark(kTraceStaged);
