@@ -56,7 +56,8 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
         64 x 64 at head dim 64 and 128, batch dimension 1 or B, head dimension 1, Hq (per query head) or
         Hkv (per KV head, shared by the query heads of a GQA group). ``causal`` and ``window`` still mask
         elements inside listed blocks. Host masks are validated and copied to the GPU once per mask object;
-        device masks are used in place. Rows run longest first when the mask has a ``row_order``.
+        device masks are used in place. Rows run longest first when the mask has a ``row_order`` and K
+        and V fit in L2 (``bsk_cupy.dispatch.follows_row_order``).
     window : (int or None, int or None), optional
         ``(left, right)``: query i sees key j only if ``i + off - left <= j <= i + off + right`` with
         ``off = Sk - Sq`` (sliding-window / local attention; None = unbounded). Only the KV tiles the window

@@ -133,6 +133,29 @@ def sm_count(device: int) -> int:
     return int(cupy.cuda.runtime.getDeviceProperties(device)["multiProcessorCount"])
 
 
+def l2_bytes(device: int) -> int:
+    """L2 cache of ``device`` in bytes (50 MiB on an H100 SXM)."""
+    import cupy
+
+    return int(cupy.cuda.runtime.getDeviceProperties(device)["l2CacheSize"])
+
+
+def follows_row_order(problem: AttentionProblem, l2: int) -> bool:
+    """Whether a block-masked call claims its rows in the mask's ``row_order`` (longest first) rather than
+    in the kernel's index order (each head's query blocks in turn): only while the K and V of every head
+    fit in two thirds of the ``l2``-byte L2 cache together.
+
+    Sorting by length interleaves the heads, so the CTAs at work read the K and V of all of them at once.
+    H100 (50 MiB L2), random masks at d 0.1 and 0.25, persistent CTAs, both orders in one process,
+    alternated (benchmarks/RESULTS.md, fourteenth session): with 16 MiB of K and V the row order ran 5-15%
+    faster (B1 H32 S2048 D64, B1 H16 S4096 D64); with 32 MiB it tied (B1 H16 S8192 D64) or ran 5% faster
+    on average (B1 H16 S4096 D128); with 64 MiB it ran 3-10% slower (B1 H16 S16384 D64, S8192 D128), its
+    tiles read from DRAM.
+    """
+    kv_bytes = 2 * problem.batch * problem.heads_kv * problem.seqlen_k * problem.head_dim * 2
+    return 3 * kv_bytes <= 2 * l2
+
+
 def choose_splits(problem: AttentionProblem, spec: KernelSpec, sms: int, masked: bool) -> int:
     """How many CTAs share one query block's KV tiles (split-KV; 1 = no split).
 
@@ -323,6 +346,8 @@ def get_plan(problem: AttentionProblem, q: ArrayInfo, k: ArrayInfo, v: ArrayInfo
             _plans.move_to_end(key)
             return plan
     sms = sm_count(problem.device)
+    if mask is not None and mask.row_order_ptr and not follows_row_order(problem, l2_bytes(problem.device)):
+        mask = dataclasses.replace(mask, row_order_ptr=0)
     spec, splits = choose_variant(problem, sms, mask.block if mask is not None else None)
     tall_blocks = short_items_plan(problem, spec, splits, sms, mask is not None)
     plan = LaunchPlan(load_kernel(spec, problem.device), problem, q, k, v, mask=mask, num_splits=splits,

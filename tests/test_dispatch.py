@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bsk_cupy.dispatch import (choose_splits, choose_variant, mask_tile_spec, q_buffers_spec, select_spec,
+from bsk_cupy.dispatch import (choose_splits, choose_variant, follows_row_order, mask_tile_spec, q_buffers_spec, select_spec,
                                split_warpgroups_spec)
 from bsk_cupy.specs import KernelSpec, all_specs
 from bsk_cupy.validation import AttentionProblem
@@ -250,3 +250,16 @@ def test_short_items_per_head_cover_the_rows_after_the_tall_blocks():
     assert short_items_per_head(2048, 192, 10) == 1     # 1920 + 128
     assert short_items_per_head(1000, 192, 2) == 5      # 384 + 616 rows: the last item holds 104
     assert short_items_per_head(300, 192, 0) == 3
+
+
+@pytest.mark.parametrize("b,hkv,s,d,follows", [
+    (1, 32, 2048, 64, True),      # 16 MiB of K and V
+    (1, 16, 4096, 128, True),     # 32 MiB
+    (1, 8, 8192, 128, True),      # 32 MiB: the GQA mask of perf_sparse's SparseK rows
+    (1, 16, 16384, 64, False),    # 64 MiB
+    (2, 16, 8192, 64, False),
+])
+def test_rows_follow_the_row_order_while_k_and_v_fit_in_l2(b, hkv, s, d, follows):
+    problem = AttentionProblem(batch=b, heads_q=hkv * 2, heads_kv=hkv, seqlen_q=s, seqlen_k=s, head_dim=d,
+                               dtype="float16", causal=False, scale=0.125, layout="bhsd", device=0)
+    assert follows_row_order(problem, 50 << 20) is follows

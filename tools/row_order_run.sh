@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Block-mask rows in BlockMask.row_order (most listed blocks first) against the kernel's item order, one
-# compiled kernel (compare_variants' order=0 clears the pointer). Steps (default: all): tests (the sparse
-# and kernel-variant GPU tests), memcheck (tools/sanitize_shapes.py, malformed row order included), ab
-# (persistent A/B at densities 0.1 and 0.25, both orders in separate processes). Logs under $OUT.
-#   OUT=/tmp/out BSK_CACHE_DIR=$PWD/.bskcache tools/row_order_run.sh [tests] [memcheck] [ab]
+# compiled kernel (compare_variants' order=0 clears the pointer). Steps (default: tests, memcheck, ab):
+# tests (the sparse and kernel-variant GPU tests), memcheck (tools/sanitize_shapes.py, malformed row order
+# included), ab (persistent A/B at densities 0.1 and 0.25, both orders in separate processes), large (the
+# same on shapes whose K and V take 32-64 MiB, more than half the L2; not in the default). Logs in $OUT.
+#   OUT=/tmp/out BSK_CACHE_DIR=$PWD/.bskcache tools/row_order_run.sh [tests] [memcheck] [ab] [large]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source tools/device_steps.sh
 steps=${*:-tests memcheck ab}
+# large: the same A/B where K and V of all heads take 32-64 MiB (bsk_cupy.dispatch.follows_row_order)
+large=(--config 1,16,16384,16384,64,0 --config 1,16,8192,8192,128,0 --config 1,16,8192,8192,64,0
+       --config 1,16,4096,4096,128,0)
 configs=(--config 1,32,2048,2048,64,0 --config 1,16,4096,4096,64,0 --config 1,16,4096,4096,128,0
          --config 1,16,8192,8192,64,0 --config 4,16,2048,2048,64,0 --config 2,16,4096,4096,128,1)
 a=ordered:ctas=0 b=index:ctas=0,order=0
@@ -27,6 +31,16 @@ for step in $steps; do
                     timeout 150 python benchmarks/compare_variants.py $pair --density $density "${configs[@]}" \
                         > "$log" 2>&1
                     echo "== density $density: $pair (exit $?)"; tail -n 8 "$log"
+                done
+            done ;;
+        large)
+            for density in 0.1 0.25; do
+                for first in ordered index; do
+                    pair="$a $b"; [ $first = index ] && pair="$b $a"
+                    log="$out/row_order_large_${density}_${first}_first.log"
+                    timeout 140 python benchmarks/compare_variants.py $pair --density $density "${large[@]}" \
+                        > "$log" 2>&1
+                    echo "== density $density: $pair (exit $?)"; tail -n 6 "$log"
                 done
             done ;;
     esac
