@@ -280,7 +280,7 @@ attn_fwd_sm90(const __grid_constant__ attn::Params p) {
         tma_prefetch_descriptor(&p.tma_k);
         tma_prefetch_descriptor(&p.tma_v);
     }
-    if (threadIdx.x == 32 && p.mask_num == nullptr) claim_first(p, smem);
+    if (threadIdx.x == 32 && p.mask_num == nullptr) claim_first<false>(p, smem);
     // Everything up to each warpgroup's grid wait below (barrier set-up, the first decode without a block
     // mask, the register hand-over) touches only shared memory, parameters and registers, so with
     // programmatic dependent launch it overlaps the previous kernel's tail; global memory (masks included)
@@ -299,7 +299,7 @@ attn_fwd_sm90(const __grid_constant__ attn::Params p) {
         grid_dependents_launch();
         if (threadIdx.x == 0) trace_mark(kTraceGridWait);
         if (threadIdx.x == 32) {
-            if (p.mask_num != nullptr) claim_first(p, smem);  // the mask's lists are global memory
+            if (p.mask_num != nullptr) claim_first<true>(p, smem);  // the mask's lists are global memory
             claim_items(p, smem);
         }
         if (threadIdx.x != 0) return;

@@ -82,6 +82,9 @@ struct WorkItem {
 // Block-mask blocks are 128 x 128, or 64 x 64 on WG_SPLIT's 64 x 64 tiles; at HEAD_DIM 256 (128 x 64 tiles)
 // each listed 128-key block is two consecutive KV tiles.
 constexpr int kTilesPerMaskBlock = (kBlockN == 64 && !kSplitWarpgroups) ? 2 : 1;
+// Mask blocks are square, so only tiles of BLOCK_M rows over BLOCK_M keys (per listed block) take them
+// (bsk_cupy/launch.py refuses the rest); the others compile without the row-order decode.
+constexpr bool kTakesBlockMasks = kBlockM == kBlockN * kTilesPerMaskBlock;
 
 struct KvSchedule {
     int begin;

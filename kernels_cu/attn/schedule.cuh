@@ -48,9 +48,11 @@ BSK_DEVICE WorkItem ordered_mask_item(const Params& p, int index) {
             static_cast<int>(batch + j / heads_per_row)};
 }
 
+// kRowOrder false: a call without a block mask (no row order to look at).
+template <bool kRowOrder = true>
 BSK_DEVICE WorkItem work_item(const Params& p, int index) {
     constexpr int kUnits = kBlockM / kRowUnit, kShortUnits = kShortRows / kRowUnit;
-    if (p.mask_row_order != nullptr) return ordered_mask_item(p, index);
+    if (kRowOrder && kTakesBlockMasks && p.mask_row_order != nullptr) return ordered_mask_item(p, index);
     if (kShortItems && index >= p.tall_items) {  // a short item (never split)
         const int per_head = ceil_div(p.seqlen_q - p.tall_blocks * kBlockM, kShortRows);
         const int j = index - p.tall_items, head_batch = j / per_head;
@@ -120,9 +122,11 @@ BSK_DEVICE bool uniform_items(const Params& p) {
 // the items) decoded into `smem.claim`. The kernel calls it before griddepcontrol.wait where it reads
 // parameters alone (no block mask, whose lists the previous kernel may still be writing), so that its
 // parameter reads and runtime divisions overlap the previous kernel rather than delay the first Q load
-// (the timeline probe put 0.9 us between the grid wait and that load).
+// (the timeline probe put 0.9 us between the grid wait and that load). kMasked: called after the wait for
+// a block-masked call, whose items may follow the mask's row order; the call before it skips that check.
+template <bool kMasked>
 BSK_DEVICE void claim_first(const Params& p, SharedStorage& smem) {
-    smem.claim.item = work_item(p, blockIdx.x);
+    smem.claim.item = work_item<kMasked>(p, blockIdx.x);
     smem.claim.sched = kv_schedule(p, smem.claim.item);
 }
 
