@@ -1,6 +1,9 @@
 """Where the time of a latency-bound attention call goes: one launch's timeline from inside the kernel.
 
-    python tools/trace_timeline.py [B,H,S,D,CAUSAL ...]     (default: the four smallest speed targets)
+    python tools/trace_timeline.py [B,H,S,D,CAUSAL[,DENSITY] ...]   (default: the four smallest speed targets)
+
+DENSITY runs the shape under a random 128 x 128 block mask (each block kept with that probability, the
+diagonal always; one mask per head, seed fixed), as ``attention_forward(block_mask=...)`` dispatches it.
 
 For each shape the dispatcher's plan is rebuilt with the kernel's timeline probe compiled in
 (``KernelSpec.trace``, kernels_cu/attn/trace.cuh): each CTA writes %globaltimer at its entry, after
@@ -25,11 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 import torch  # before NVRTC/CuPy (DESIGN.md)
 
-from bsk_cupy import interop
+from bsk_cupy import BlockMask, interop
 from bsk_cupy.bench import TARGET_CONFIGS, graph_time_us
 from bsk_cupy.compile.module import load_kernel
 from bsk_cupy.dispatch import get_plan, persistent_ctas, sm_count
 from bsk_cupy.launch import LaunchPlan
+from bsk_cupy.mask_operand import mask_operand
 from bsk_cupy.validation import check_attention_args
 
 MARKS = ("entry", "grid wait done", "loader issues Q", "consumer 0 has Q", "first S", "last P V",
@@ -48,7 +52,7 @@ def probe_plan(plan: LaunchPlan, problem, infos) -> tuple[LaunchPlan, torch.Tens
 
     spec = dataclasses.replace(plan.kernel.spec, trace=True)
     kernel = load_kernel(spec, problem.device)
-    probe = LaunchPlan(kernel, problem, *infos, mask=None, num_splits=plan.num_splits,
+    probe = LaunchPlan(kernel, problem, *infos, mask=plan.mask, num_splits=plan.num_splits,
                        max_ctas=persistent_ctas(sm_count(problem.device)), dynamic=plan.work_counter is not None,
                        tall_blocks=plan.tall_blocks)
     buffer = torch.zeros(plan.grid[0] * len(MARKS), dtype=torch.int64, device="cuda")
@@ -58,12 +62,25 @@ def probe_plan(plan: LaunchPlan, problem, infos) -> tuple[LaunchPlan, torch.Tens
     return probe, buffer
 
 
+def random_mask_operand(problem, density: float):
+    """A random 128 x 128 block mask of ``density`` (diagonal kept, one per head) as the kernel takes it."""
+    import cupy
+
+    n = -(-problem.seqlen_q // 128)
+    blocks = np.random.default_rng(0).random((problem.batch, problem.heads_q, n, n)) < density
+    blocks[..., np.arange(n), np.arange(n)] = True
+    mask = BlockMask.from_dense(cupy.asarray(blocks))
+    print(f"block mask: density {blocks.mean():.3f}")
+    return mask_operand(mask, problem)
+
+
 def timeline(config) -> None:
-    b, h, s, d, causal = config
+    b, h, s, d, causal = (int(x) for x in config[:5])
     q, k, v = (torch.randn(b, h, s, d, device="cuda", dtype=torch.float16) for _ in range(3))
     infos = [interop.describe(n, x).info for n, x in (("q", q), ("k", k), ("v", v))]
     problem = check_attention_args(*infos, causal=bool(causal), scale=None, layout="bhsd")
-    plan = get_plan(problem, *infos)
+    mask = random_mask_operand(problem, config[5]) if len(config) > 5 else None
+    plan = get_plan(problem, *infos, mask=mask)
     probe, buffer = probe_plan(plan, problem, infos)
     out = torch.empty_like(q)
     stream = torch.cuda.current_stream().cuda_stream
@@ -96,8 +113,9 @@ def item_breakdown(marks: np.ndarray, plan: LaunchPlan, problem) -> None:
         return
     spec = plan.kernel.spec
     tiles = -(-problem.seqlen_k // spec.block_n) // plan.num_splits
-    print(f"last item of the {int(repeat.sum())} CTAs that ran several ({tiles} KV tiles each without a causal "
-          f"mask or window): medians, us")
+    what = "tiles vary under the block mask" if plan.mask is not None else \
+        f"{tiles} KV tiles each without a causal mask or window"
+    print(f"last item of the {int(repeat.sum())} CTAs that ran several ({what}): medians, us")
     for start, stop in ITEM_STEPS:
         begin, end = marks[repeat, column[start]], marks[repeat, column[stop]]
         if (begin > 0).all() and (end > 0).all():  # marks a variant does not reach stay 0
@@ -105,7 +123,7 @@ def item_breakdown(marks: np.ndarray, plan: LaunchPlan, problem) -> None:
 
 
 def main() -> None:
-    configs = [tuple(int(x) for x in arg.split(",")) for arg in sys.argv[1:]]
+    configs = [tuple(float(x) if "." in x else int(x) for x in arg.split(",")) for arg in sys.argv[1:]]
     if not configs:
         configs = [(b, h, s, d, int(c)) for b, h, s, d, c in TARGET_CONFIGS if b * h * s <= 64 * 1024]
     tiny = torch.zeros(1, device="cuda")
