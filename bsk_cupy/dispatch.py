@@ -246,24 +246,37 @@ def mask_tile_spec(spec: KernelSpec, mask_block: int | None) -> KernelSpec:
 _Q_BUFFERS_MAX_TILES = 16
 
 
-def q_buffers_spec(problem: AttentionProblem, spec: KernelSpec, splits: int, sms: int, masked: bool) -> KernelSpec:
-    """``spec``, or its variant with two Q buffers (``q_buffers=2``) where that helps: 192-row tiles at head
-    dim 64, no causal or block mask, no window, at most 16 KV tiles per item, and more work items than
-    persistent CTAs. Every item then has the same KV tiles, so a CTA claims its next item as soon as the
-    current one's loads are issued and its Q lands during the current item instead of after it (the kernel
-    checks the same conditions).
+def q_buffers_spec(problem: AttentionProblem, spec: KernelSpec, splits: int, sms: int, masked: bool,
+                   ordered_rows: bool = False) -> KernelSpec:
+    """``spec``, or its variant with two Q buffers (``q_buffers=2``) where that helps, at head dim 64
+    without a causal mask, with more work items than persistent CTAs, and either (a) 192-row tiles, no block
+    mask, no window and at most 16 KV tiles per item, or (b) a 128 x 128 block mask whose rows are claimed
+    longest first (``ordered_rows``: the mask's row order is followed). Every item then has the same KV
+    tiles, or the next is one of the shorter ones left, so a CTA claims its next item as soon as the current
+    one's loads are issued and its Q lands during the current item instead of after it (the kernel checks
+    the same conditions).
 
-    128-row tiles keep one buffer: their bulk-store epilogue, staging the output through shared memory,
-    already covers the next Q's landing, and there two buffers ran 0-8% slower (the earlier claim costs
-    balance and buys nothing). H100, persistent CTAs, same processes (RESULTS.md, eleventh session), 192
+    (b): H100, persistent CTAs, random masks in row order, one buffer -> two in one process, both orders
+    (RESULTS.md, fourteenth session): B4 H16 S2048 D64 51.3 / 50.0 -> 42.9 / 43.4 us at d 0.1 and 74.1 /
+    72.5 -> 64.5 / 67.2 at 0.25, B1 H16 S4096 -3 to -5%, B1 H32 S2048 -1 to -3%, B1 H16 S8192 -5% at d 0.1
+    and tied at 0.25. Without the early claim (the twelfth and this session) two buffers gained nothing: the
+    next Q went out only after the claim that followed the current item's loads.
+
+    Unmasked 128-row tiles keep one buffer: their bulk-store epilogue, staging the output through shared
+    memory, already covers the next Q's landing, and there two buffers ran 0-8% slower (the earlier claim
+    costs balance and buys nothing). H100, persistent CTAs, same processes (RESULTS.md, eleventh session), 192
     rows with one buffer -> two: B4 H32 S1024 D64 97.3 / 98.7 -> 93.0 / 90.5 us, B32 H32 S512 234.8 / 222.7
     -> 214.6 / 209.7, B2 H32 S1024 50.7 / 48.9 -> 50.4 / 45.9, B8 H16 S512 33.0 / 29.6 -> 28.4 / 27.0;
     B1 H32 S2048 and B8 H32 S1024 within the noise (3 of 5 pairs faster at B8 H32 S1024).
     """
     items = query_blocks(problem, spec.block_m)
+    if problem.head_dim != 64 or problem.causal or splits > 1 or items <= persistent_ctas(sms):
+        return spec
+    if masked:
+        ordered = ordered_rows and spec.block_m == 128 and not spec.split_warpgroups
+        return dataclasses.replace(spec, q_buffers=2) if ordered else spec
     tiles = math.ceil(problem.seqlen_k / spec.block_n)
-    if (problem.head_dim != 64 or problem.causal or masked or not _unwindowed(problem) or spec.block_m != 192
-            or splits > 1 or tiles > _Q_BUFFERS_MAX_TILES or items <= persistent_ctas(sms)):
+    if not _unwindowed(problem) or spec.block_m != 192 or tiles > _Q_BUFFERS_MAX_TILES:
         return spec
     return dataclasses.replace(spec, q_buffers=2)
 
@@ -322,9 +335,11 @@ def short_items_plan(problem: AttentionProblem, spec: KernelSpec, splits: int, s
     return _best_tall_blocks(problem.seqlen_q, problem.seqlen_k, problem.heads_q * problem.batch, sms)
 
 
-def choose_variant(problem: AttentionProblem, sms: int, mask_block: int | None = None) -> tuple[KernelSpec, int]:
+def choose_variant(problem: AttentionProblem, sms: int, mask_block: int | None = None,
+                   ordered_rows: bool = False) -> tuple[KernelSpec, int]:
     """The kernel variant and KV split count (``num_splits``) for ``problem`` on ``sms`` multiprocessors, under
-    a block mask of ``mask_block`` x ``mask_block`` blocks (None: no mask)."""
+    a block mask of ``mask_block`` x ``mask_block`` blocks (None: no mask) whose rows run in its row order
+    (``ordered_rows``) or in index order."""
     masked = mask_block is not None
     spec = select_spec(problem, sms, masked)
     splits = choose_splits(problem, spec, sms, masked)
@@ -332,7 +347,7 @@ def choose_variant(problem: AttentionProblem, sms: int, mask_block: int | None =
     if clustered is not spec:
         return clustered, clustered.cluster_split
     spec = mask_tile_spec(split_warpgroups_spec(problem, spec, splits, sms, masked), mask_block)
-    spec = q_buffers_spec(problem, spec, splits, sms, masked)
+    spec = q_buffers_spec(problem, spec, splits, sms, masked, ordered_rows)
     return spec, (1 if spec.split_warpgroups else splits)
 
 
@@ -348,7 +363,8 @@ def get_plan(problem: AttentionProblem, q: ArrayInfo, k: ArrayInfo, v: ArrayInfo
     sms = sm_count(problem.device)
     if mask is not None and mask.row_order_ptr and not follows_row_order(problem, l2_bytes(problem.device)):
         mask = dataclasses.replace(mask, row_order_ptr=0)
-    spec, splits = choose_variant(problem, sms, mask.block if mask is not None else None)
+    spec, splits = choose_variant(problem, sms, mask.block if mask is not None else None,
+                                  ordered_rows=mask is not None and mask.row_order_ptr != 0)
     tall_blocks = short_items_plan(problem, spec, splits, sms, mask is not None)
     plan = LaunchPlan(load_kernel(spec, problem.device), problem, q, k, v, mask=mask, num_splits=splits,
                       max_ctas=persistent_ctas(sms), tall_blocks=tall_blocks)

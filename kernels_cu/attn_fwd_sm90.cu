@@ -30,9 +30,9 @@
 // its Q and K/V while the consumers finish the previous item. Claims come in item order, so the longest
 // causal query blocks start first, as the hardware would start one CTA per item; block-mask items follow
 // the mask's row order when it has one (its rows with the most listed blocks first). Q_BUFFERS 2 (head dim
-// 64, every item with the same KV tiles, more items than CTAs): the loader copies each claim and lets the
-// next item be claimed at once, and that item's Q loads into the other buffer during the current item
-// instead of after it. On 192-row tiles the host may make each head's last rows 128-row items, numbered
+// 64, more items than CTAs, every item with the same KV tiles or a block mask's rows in its row order):
+// the loader copies each claim and lets the next item be claimed at once, and that item's Q loads into
+// the other buffer during the current item instead of after it. On 192-row tiles the host may make each head's last rows 128-row items, numbered
 // after every 192-row one (Params::tall_blocks), so that they fill the last round of a grid of a few
 // rounds; there, and on the last rows of Sq, a consumer whose 64 rows lie past the item's idles
 // (idle_item). CLUSTER_SPLIT: clusters of two consecutive CTAs, one item each (no persistence),
@@ -306,13 +306,15 @@ attn_fwd_sm90(const __grid_constant__ attn::Params p) {
         uint32_t ring = 0;
         for (int round = 0;; ++round) {
             mbar_wait(&smem.claim_full, round & 1);
-            // Two Q buffers, uniform items (uniform_items) and more of them than CTAs: the loader works
-            // from its own copy of the claim and lets the claiming thread decode the next item at once, so
-            // that the next Q goes out as soon as this item's loads are issued. Otherwise the next claim
-            // waits for those loads, as the longest remaining items should go to whichever CTA frees first
-            // (and with one item per CTA there is no next Q to fetch).
-            const bool claim_early =
-                kQBuffers > 1 && uniform_items(p) && p.num_items > static_cast<int>(gridDim.x);
+            // Two Q buffers, more items than CTAs, and items that are uniform (uniform_items) or claimed
+            // longest first (a block mask's row order: an early claim holds one of the shorter items left):
+            // the loader works from its own copy of the claim and lets the claiming thread decode the next
+            // item at once, so that the next Q goes out as soon as this item's loads are issued. Otherwise
+            // the next claim waits for those loads, as the longest remaining items should go to whichever
+            // CTA frees first (and with one item per CTA there is no next Q to fetch).
+            const bool claim_early = kQBuffers > 1 &&
+                                     (uniform_items(p) || (kTakesBlockMasks && p.mask_row_order != nullptr)) &&
+                                     p.num_items > static_cast<int>(gridDim.x);
             if (kQBuffers > 1) smem.loading = smem.claim;
             if (claim_early) mbar_arrive(&smem.claim_empty);
             const int q_buffer = round % kQBuffers;

@@ -178,13 +178,25 @@ def test_two_q_buffers_where_persistent_ctas_walk_uniform_items():
     assert choose_variant(problem(1, 16, 1024, 64), 132)[0].q_buffers == 1      # 128 items: one per CTA
     assert choose_variant(problem(1, 32, 2048, 64, causal=True), 132)[0].q_buffers == 1
     assert choose_variant(problem(1, 32, 2048, 64, window=(256, 0)), 132)[0].q_buffers == 1
-    assert choose_variant(problem(1, 32, 2048, 64), 132, mask_block=128)[0].q_buffers == 1
+    assert choose_variant(problem(1, 32, 2048, 64), 132, mask_block=128)[0].q_buffers == 1   # index order
     assert choose_variant(problem(1, 32, 2048, 128), 132)[0].q_buffers == 1
     assert choose_variant(problem(1, 16, 4096, 64), 132)[0].q_buffers == 1      # 32 KV tiles per item
     assert choose_variant(problem(2, 16, 16384, 64), 132)[0].q_buffers == 1
     long = problem(1, 32, 2048, 64)
     assert q_buffers_spec(long, select_spec(long), 1, sms=352, masked=False).q_buffers == 1   # one item per SM
     assert q_buffers_spec(long, select_spec(long), 1, sms=351, masked=False).q_buffers == 2
+
+
+def test_two_q_buffers_for_block_masks_claimed_longest_first():
+    ordered = choose_variant(problem(1, 32, 2048, 64), 132, mask_block=128, ordered_rows=True)[0]
+    assert ordered.block_m == 128 and ordered.q_buffers == 2 and ordered in all_specs()
+    assert choose_variant(problem(1, 32, 2048, 64, window=(256, 0)), 132, mask_block=128,
+                          ordered_rows=True)[0].q_buffers == 2
+    for prob, block in ((problem(1, 32, 2048, 64, causal=True), 128),   # no causal two-Q kernel
+                        (problem(1, 32, 2048, 128), 128),               # head dim 128: no room
+                        (problem(1, 8, 1024, 64), 128),                 # 64 items: one per CTA
+                        (problem(1, 32, 2048, 64), 64)):                # 64 x 64 blocks: cluster tiles
+        assert choose_variant(prob, 132, mask_block=block, ordered_rows=True)[0].q_buffers == 1
 
 
 def test_two_q_buffers_only_at_head_dim_64_without_causal_split_or_cluster():

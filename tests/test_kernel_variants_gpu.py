@@ -165,6 +165,44 @@ def test_persistent_ctas_match_one_cta_per_item_bit_for_bit(causal, splits):
     assert torch.all(out_a[0, :2, 256:384] == 0) and torch.all(lse_a[0, :2, 256:384] == float("-inf"))
 
 
+def test_masked_rows_claimed_early_into_two_q_buffers():
+    """Block-mask rows in the mask's row order, each next one claimed as soon as the current one's loads are
+    issued and its Q loaded into the other buffer by 3 persistent CTAs (rows with no block too): the same
+    bits as one CTA per item with one Q buffer, and float64's values with the equivalent element mask."""
+    from bsk_cupy.mask_operand import mask_operand
+
+    sq, sk, hq, hkv = 1100, 1300, 4, 2
+    q = _rand((2, hq, sq, 64), 310)
+    k, v = _rand((2, hkv, sk, 64), 311), _rand((2, hkv, sk, 64), 312)
+    blocks = np.random.default_rng(313).random((2, hkv, -(-sq // 128), -(-sk // 128))) < 0.4
+    blocks[0, 0, 2] = False                                           # a query block with no KV block
+    blocks[1, 1, 3] = True                                            # one with every KV block
+    mask = bsk.BlockMask.from_dense(blocks, (sq, sk))
+    infos = [interop.describe(n, x).info for n, x in (("q", q), ("k", k), ("v", v))]
+    problem = check_attention_args(*infos, causal=False, scale=None, layout="bhsd")
+    operand = mask_operand(mask, problem)
+    assert operand.row_order_ptr
+    one = select_spec(problem, masked=True)
+    results = []
+    for spec, max_ctas in ((one, None), (one.retiled(q_buffers=2), 3), (one.retiled(q_buffers=2), None)):
+        plan = LaunchPlan(load_kernel(spec, 0), problem, *infos, mask=operand, max_ctas=max_ctas)
+        out = torch.full_like(q, float("nan"))
+        lse = torch.full((2, hq, sq), float("nan"), device="cuda", dtype=torch.float32)
+        plan.launch(out.data_ptr(), lse.data_ptr(), torch.cuda.current_stream().cuda_stream)
+        results.append((out, lse))
+    torch.cuda.synchronize()
+    (out_a, lse_a), *others = results
+    for out_b, lse_b in others:
+        assert torch.equal(out_a, out_b) and torch.equal(lse_a, lse_b)
+    elements = np.repeat(np.repeat(np.repeat(blocks, 128, axis=2), 128, axis=3)[..., :sq, :sk], hq // hkv, axis=1)
+    ref_out, ref_lse = attention_reference(*(to_numpy(x) for x in (q, k, v)), causal=False, mask=elements)
+    got = to_numpy(out_a)
+    assert not np.isnan(got).any(), "output elements left unwritten (NaN poison)"
+    assert np.abs(got - ref_out).max() < 4e-3
+    seen = np.isfinite(ref_lse)
+    assert np.array_equal(np.isfinite(lse_a.cpu().numpy()), seen)
+
+
 @pytest.mark.parametrize("head_dim", [64, 128])
 @pytest.mark.parametrize("causal", [False, True])
 def test_cluster_split_with_a_block_mask(head_dim, causal):

@@ -2,9 +2,9 @@
 
     PYTHONPATH=. compute-sanitizer --tool memcheck python tools/sanitize_shapes.py
 
-One call each: persistent CTAs claiming items (dense, causal, block masks of 128 and 64 at density 0.3),
-split-KV, split warpgroups (alone and across a cluster of two CTAs), 192-row tiles (with the 128-row items
-after them), head dim 256; small enough for the sanitizer's slowdown. Prints the largest |error| vs
+One call each: persistent CTAs claiming items (dense, causal, block masks of 128 and 64 at density 0.3,
+at head dim 64 claimed early into two Q buffers), split-KV, split warpgroups (alone and across a cluster
+of two CTAs), 192-row tiles (with the 128-row items after them), head dim 256; small enough for the sanitizer's slowdown. Prints the largest |error| vs
 float32 SDPA per call, so a call the tool lets through is still checked. Then a block mask shared by every
 batch entry and head (each of its rows runs several items, in its row order), and the same mask with a
 malformed device row order (rows past the last and negative: the kernel must clamp them, whatever it
@@ -25,6 +25,7 @@ CASES = [  # (B, H, Sq, Sk, D, causal, mask density, mask block)
     (2, 16, 1024, 1024, 64, False, None, 128),    # 256 items on 132 persistent CTAs
     (2, 16, 1024, 1024, 128, True, None, 128),
     (2, 16, 1024, 1024, 128, False, 0.3, 128),
+    (2, 16, 1024, 1024, 64, False, 0.3, 128),     # rows in row order, claimed early into two Q buffers
     (2, 16, 1024, 1024, 64, True, 0.3, 64),       # 64 x 64 tiles
     (1, 2, 128, 4096, 128, False, None, 128),     # split-KV
     (1, 4, 256, 256, 64, False, None, 128),       # split warpgroups

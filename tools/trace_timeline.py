@@ -1,9 +1,12 @@
 """Where the time of a latency-bound attention call goes: one launch's timeline from inside the kernel.
 
-    python tools/trace_timeline.py [B,H,S,D,CAUSAL[,DENSITY] ...]   (default: the four smallest speed targets)
+    python tools/trace_timeline.py [--spec FIELD=VALUE,...] [B,H,S,D,CAUSAL[,DENSITY] ...]
+    (default: the four smallest speed targets)
 
-DENSITY runs the shape under a random 128 x 128 block mask (each block kept with that probability, the
-diagonal always; one mask per head, seed fixed), as ``attention_forward(block_mask=...)`` dispatches it.
+``--spec FIELD=VALUE,...`` rebuilds each dispatched plan on the variant with those KernelSpec fields changed
+(e.g. ``q_buffers=2``), plain and probed alike. DENSITY runs the shape under a random 128 x 128 block mask
+(each block kept with that probability, the diagonal always; one mask per head, seed fixed), as
+``attention_forward(block_mask=...)`` dispatches it.
 
 For each shape the dispatcher's plan is rebuilt with the kernel's timeline probe compiled in
 (``KernelSpec.trace``, kernels_cu/attn/trace.cuh): each CTA writes %globaltimer at its entry, after
@@ -74,13 +77,18 @@ def random_mask_operand(problem, density: float):
     return mask_operand(mask, problem)
 
 
-def timeline(config) -> None:
+def timeline(config, overrides: dict) -> None:
     b, h, s, d, causal = (int(x) for x in config[:5])
     q, k, v = (torch.randn(b, h, s, d, device="cuda", dtype=torch.float16) for _ in range(3))
     infos = [interop.describe(n, x).info for n, x in (("q", q), ("k", k), ("v", v))]
     problem = check_attention_args(*infos, causal=bool(causal), scale=None, layout="bhsd")
     mask = random_mask_operand(problem, config[5]) if len(config) > 5 else None
     plan = get_plan(problem, *infos, mask=mask)
+    if overrides:
+        kernel = load_kernel(plan.kernel.spec.retiled(**overrides), problem.device)
+        plan = LaunchPlan(kernel, problem, *infos, mask=plan.mask, num_splits=plan.num_splits,
+                          max_ctas=persistent_ctas(sm_count(problem.device)), dynamic=plan.work_counter is not None,
+                          tall_blocks=plan.tall_blocks)
     probe, buffer = probe_plan(plan, problem, infos)
     out = torch.empty_like(q)
     stream = torch.cuda.current_stream().cuda_stream
@@ -123,13 +131,17 @@ def item_breakdown(marks: np.ndarray, plan: LaunchPlan, problem) -> None:
 
 
 def main() -> None:
-    configs = [tuple(float(x) if "." in x else int(x) for x in arg.split(",")) for arg in sys.argv[1:]]
+    args, overrides = sys.argv[1:], {}
+    if args[:1] == ["--spec"]:
+        overrides = {k: int(v) for k, v in (item.split("=") for item in args[1].split(","))}
+        args = args[2:]
+    configs = [tuple(float(x) if "." in x else int(x) for x in arg.split(",")) for arg in args]
     if not configs:
         configs = [(b, h, s, d, int(c)) for b, h, s, d, c in TARGET_CONFIGS if b * h * s <= 64 * 1024]
     tiny = torch.zeros(1, device="cuda")
     print(f"one-element torch kernel, graph replay per call: {graph_time_us(lambda: tiny.add_(1)):.2f} us")
     for config in configs:
-        timeline(config)
+        timeline(config, overrides)
 
 
 if __name__ == "__main__":

@@ -72,9 +72,9 @@ constexpr int kSwizzleAtomBytes = 8 * kChunkRowBytes;       // 8 rows x 128 byte
 constexpr int kQBytes = kBlockM * kHeadDim * 2;
 // Q_BUFFERS 2 (head dim 64; no causal mask, split warpgroups or cluster): a persistent CTA's loader
 // fetches its next work item's Q while the consumers still work on the current one, where every item has
-// the same KV tiles (the next is then claimed as soon as this one's loads are issued); under load a Q
-// takes 1.1-2.5 us to land, which the consumers otherwise wait out at every item boundary (RESULTS.md,
-// tenth session). bsk_cupy/dispatch.py (q_buffers_spec) says where it pays. Q_BUFFERS 1 compiles the
+// the same KV tiles or a block mask's rows run longest first (the next is then claimed as soon as this
+// one's loads are issued); under load a Q takes 1.1-2.5 us to land, which the consumers otherwise wait
+// out at every item boundary (RESULTS.md, tenth session). bsk_cupy/dispatch.py (q_buffers_spec) says where it pays. Q_BUFFERS 1 compiles the
 // single-buffer kernel unchanged: one Q, two work-item slots, the claim read in place.
 constexpr int kQBuffers = Q_BUFFERS;
 static_assert(kQBuffers == 1 || (kQBuffers == 2 && kHeadDim == 64 && !CAUSAL && !WG_SPLIT && CLUSTER_SPLIT == 1),
