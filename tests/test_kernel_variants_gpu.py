@@ -130,6 +130,30 @@ def test_programmatic_launch_waits_for_the_previous_kernel(shape):
         assert np.abs(to_numpy(after) - ref_out).max() < 4e-3
 
 
+def _masked_gqa_case(seed: int, causal: bool):
+    """q (2, 4, 1100, 64), k and v (2, 2, 1300, 64) and a 0.4-dense 128 x 128 block pattern per KV head
+    whose query block 2 of (0, 0) lists no KV block: (q, k, v, blocks, infos, problem)."""
+    sq, sk, hq, hkv = 1100, 1300, 4, 2
+    q = _rand((2, hq, sq, 64), seed)
+    k, v = _rand((2, hkv, sk, 64), seed + 1), _rand((2, hkv, sk, 64), seed + 2)
+    blocks = np.random.default_rng(seed + 3).random((2, hkv, -(-sq // 128), -(-sk // 128))) < 0.4
+    blocks[0, 0, 2] = False
+    infos = [interop.describe(n, x).info for n, x in (("q", q), ("k", k), ("v", v))]
+    return q, k, v, blocks, infos, check_attention_args(*infos, causal=causal, scale=None, layout="bhsd")
+
+
+def _launch_each(plans, q) -> list:
+    """Each plan launched once into NaN-filled out and LSE; their (out, lse) pairs, synchronised."""
+    results = []
+    for plan in plans:
+        out = torch.full_like(q, float("nan"))
+        lse = torch.full(q.shape[:3], float("nan"), device="cuda", dtype=torch.float32)
+        plan.launch(out.data_ptr(), lse.data_ptr(), torch.cuda.current_stream().cuda_stream)
+        results.append((out, lse))
+    torch.cuda.synchronize()
+    return results
+
+
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("splits", [1, 3])
 def test_persistent_ctas_match_one_cta_per_item_bit_for_bit(causal, splits):
@@ -138,26 +162,12 @@ def test_persistent_ctas_match_one_cta_per_item_bit_for_bit(causal, splits):
     computed alike whichever CTA takes them."""
     from bsk_cupy.mask_operand import mask_operand
 
-    sq, sk, hq, hkv = 1100, 1300, 4, 2
-    q = _rand((2, hq, sq, 64), 300)
-    k, v = _rand((2, hkv, sk, 64), 301), _rand((2, hkv, sk, 64), 302)
-    blocks = np.random.default_rng(303).random((2, hkv, -(-sq // 128), -(-sk // 128))) < 0.4
-    blocks[0, 0, 2] = False                                           # a query block with no KV block
-    mask = bsk.BlockMask.from_dense(blocks, (sq, sk))
-    infos = [interop.describe(n, x).info for n, x in (("q", q), ("k", k), ("v", v))]
-    problem = check_attention_args(*infos, causal=causal, scale=None, layout="bhsd")
+    q, k, v, blocks, infos, problem = _masked_gqa_case(300, causal)
+    operand = mask_operand(bsk.BlockMask.from_dense(blocks, (problem.seqlen_q, problem.seqlen_k)), problem)
     kernel = load_kernel(select_spec(problem, masked=True), 0)
-    operand = mask_operand(mask, problem)
-    results = []
-    for max_ctas, dynamic in ((None, False), (3, True), (3, False)):
-        plan = LaunchPlan(kernel, problem, *infos, mask=operand, num_splits=splits, max_ctas=max_ctas,
-                          dynamic=dynamic)
-        out = torch.full_like(q, float("nan"))
-        lse = torch.full((2, hq, sq), float("nan"), device="cuda", dtype=torch.float32)
-        plan.launch(out.data_ptr(), lse.data_ptr(), torch.cuda.current_stream().cuda_stream)
-        results.append((out, lse))
-    torch.cuda.synchronize()
-    (out_a, lse_a), *others = results
+    (out_a, lse_a), *others = _launch_each(
+        [LaunchPlan(kernel, problem, *infos, mask=operand, num_splits=splits, max_ctas=max_ctas, dynamic=dynamic)
+         for max_ctas, dynamic in ((None, False), (3, True), (3, False))], q)
     assert not torch.isnan(out_a).any()
     for out_b, lse_b in others:
         assert torch.equal(out_a, out_b)
@@ -167,31 +177,20 @@ def test_persistent_ctas_match_one_cta_per_item_bit_for_bit(causal, splits):
 
 def test_masked_rows_claimed_early_into_two_q_buffers():
     """Block-mask rows in the mask's row order, each next one claimed as soon as the current one's loads are
-    issued and its Q loaded into the other buffer by 3 persistent CTAs (rows with no block too): the same
-    bits as one CTA per item with one Q buffer, and float64's values with the equivalent element mask."""
+    issued and its Q loaded into the other buffer by 3 persistent CTAs (rows with no block and with every
+    block): the same bits as one CTA per item with one Q buffer, and float64's values with the equivalent
+    element mask."""
     from bsk_cupy.mask_operand import mask_operand
 
-    sq, sk, hq, hkv = 1100, 1300, 4, 2
-    q = _rand((2, hq, sq, 64), 310)
-    k, v = _rand((2, hkv, sk, 64), 311), _rand((2, hkv, sk, 64), 312)
-    blocks = np.random.default_rng(313).random((2, hkv, -(-sq // 128), -(-sk // 128))) < 0.4
-    blocks[0, 0, 2] = False                                           # a query block with no KV block
-    blocks[1, 1, 3] = True                                            # one with every KV block
-    mask = bsk.BlockMask.from_dense(blocks, (sq, sk))
-    infos = [interop.describe(n, x).info for n, x in (("q", q), ("k", k), ("v", v))]
-    problem = check_attention_args(*infos, causal=False, scale=None, layout="bhsd")
-    operand = mask_operand(mask, problem)
+    q, k, v, blocks, infos, problem = _masked_gqa_case(310, False)
+    blocks[1, 1, 3] = True                                            # a query block with every KV block
+    sq, sk, hq, hkv = problem.seqlen_q, problem.seqlen_k, problem.heads_q, problem.heads_kv
+    operand = mask_operand(bsk.BlockMask.from_dense(blocks, (sq, sk)), problem)
     assert operand.row_order_ptr
     one = select_spec(problem, masked=True)
-    results = []
-    for spec, max_ctas in ((one, None), (one.retiled(q_buffers=2), 3), (one.retiled(q_buffers=2), None)):
-        plan = LaunchPlan(load_kernel(spec, 0), problem, *infos, mask=operand, max_ctas=max_ctas)
-        out = torch.full_like(q, float("nan"))
-        lse = torch.full((2, hq, sq), float("nan"), device="cuda", dtype=torch.float32)
-        plan.launch(out.data_ptr(), lse.data_ptr(), torch.cuda.current_stream().cuda_stream)
-        results.append((out, lse))
-    torch.cuda.synchronize()
-    (out_a, lse_a), *others = results
+    (out_a, lse_a), *others = _launch_each(
+        [LaunchPlan(load_kernel(spec, 0), problem, *infos, mask=operand, max_ctas=max_ctas)
+         for spec, max_ctas in ((one, None), (one.retiled(q_buffers=2), 3), (one.retiled(q_buffers=2), None))], q)
     for out_b, lse_b in others:
         assert torch.equal(out_a, out_b) and torch.equal(lse_a, lse_b)
     elements = np.repeat(np.repeat(np.repeat(blocks, 128, axis=2), 128, axis=3)[..., :sq, :sk], hq // hkv, axis=1)
@@ -199,8 +198,7 @@ def test_masked_rows_claimed_early_into_two_q_buffers():
     got = to_numpy(out_a)
     assert not np.isnan(got).any(), "output elements left unwritten (NaN poison)"
     assert np.abs(got - ref_out).max() < 4e-3
-    seen = np.isfinite(ref_lse)
-    assert np.array_equal(np.isfinite(lse_a.cpu().numpy()), seen)
+    assert np.array_equal(np.isfinite(lse_a.cpu().numpy()), np.isfinite(ref_lse))
 
 
 @pytest.mark.parametrize("head_dim", [64, 128])

@@ -15,6 +15,18 @@ large=(--config 1,16,16384,16384,64,0 --config 1,16,8192,8192,128,0 --config 1,1
 configs=(--config 1,32,2048,2048,64,0 --config 1,16,4096,4096,64,0 --config 1,16,4096,4096,128,0
          --config 1,16,8192,8192,64,0 --config 4,16,2048,2048,64,0 --config 2,16,4096,4096,128,1)
 a=ordered:ctas=0 b=index:ctas=0,order=0
+# ab_pairs NAME SECONDS CONFIG_ARGS...: both orders of the two variants, in separate processes, per density.
+ab_pairs() {
+    local name=$1 seconds=$2; shift 2
+    for density in 0.1 0.25; do
+        for first in ordered index; do
+            pair="$a $b"; [ $first = index ] && pair="$b $a"
+            log="$out/${name}_${density}_${first}_first.log"
+            timeout "$seconds" python benchmarks/compare_variants.py $pair --density $density "$@" > "$log" 2>&1
+            echo "== density $density: $pair (exit $?)"; tail -n $(( $# / 2 + 2 )) "$log"
+        done
+    done
+}
 for step in $steps; do
     case $step in
         tests)
@@ -23,25 +35,7 @@ for step in $steps; do
             echo "tests: exit $?"; grep -E "^(FAILED|ERROR)" "$out/tests.log" | head -10; tail -1 "$out/tests.log" ;;
         memcheck)
             memcheck; grep -E "max err|completed" "$out/memcheck.log" | tail -3 ;;
-        ab)
-            for density in 0.1 0.25; do
-                for first in ordered index; do
-                    pair="$a $b"; [ $first = index ] && pair="$b $a"
-                    log="$out/row_order_ab_${density}_${first}_first.log"
-                    timeout 150 python benchmarks/compare_variants.py $pair --density $density "${configs[@]}" \
-                        > "$log" 2>&1
-                    echo "== density $density: $pair (exit $?)"; tail -n 8 "$log"
-                done
-            done ;;
-        large)
-            for density in 0.1 0.25; do
-                for first in ordered index; do
-                    pair="$a $b"; [ $first = index ] && pair="$b $a"
-                    log="$out/row_order_large_${density}_${first}_first.log"
-                    timeout 140 python benchmarks/compare_variants.py $pair --density $density "${large[@]}" \
-                        > "$log" 2>&1
-                    echo "== density $density: $pair (exit $?)"; tail -n 6 "$log"
-                done
-            done ;;
+        ab) ab_pairs row_order_ab 150 "${configs[@]}" ;;
+        large) ab_pairs row_order_large 140 "${large[@]}" ;;
     esac
 done
