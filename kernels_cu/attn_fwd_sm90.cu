@@ -32,13 +32,13 @@
 // the mask's row order when it has one (its rows with the most listed blocks first). Q_BUFFERS 2 (head dim
 // 64, more items than CTAs, every item with the same KV tiles or a block mask's rows in its row order):
 // the loader copies each claim and lets the next item be claimed at once, and that item's Q loads into
-// the other buffer during the current item instead of after it. On 192-row tiles the host may make each head's last rows 128-row items, numbered
-// after every 192-row one (Params::tall_blocks), so that they fill the last round of a grid of a few
-// rounds; there, and on the last rows of Sq, a consumer whose 64 rows lie past the item's idles
-// (idle_item). CLUSTER_SPLIT: clusters of two consecutive CTAs, one item each (no persistence),
-// the two splits of one query block. Rows and keys past Sq / Sk are zero-filled by TMA and masked. The
-// kernel supports programmatic dependent launch: barrier set-up overlaps the previous kernel, global
-// memory waits for it (common/pdl.cuh).
+// the other buffer during the current item instead of after it. On 192-row tiles the host may make each
+// head's last rows 128-row items, numbered after every 192-row one (Params::tall_blocks), so that they
+// fill the last round of a grid of a few rounds; there, and on the last rows of Sq, a consumer whose 64
+// rows lie past the item's idles (idle_item). CLUSTER_SPLIT: clusters of two consecutive CTAs, one item
+// each (no persistence), the two splits of one query block. Rows and keys past Sq / Sk are zero-filled by
+// TMA and masked. The kernel supports programmatic dependent launch: barrier set-up overlaps the previous
+// kernel, global memory waits for it (common/pdl.cuh).
 //
 // Warpgroups (128 threads each, setmaxnreg budgets in attn/config.cuh).
 //   WG0  producer: one thread (warp 1) claims the items and decodes each (its KV schedule: a block range,

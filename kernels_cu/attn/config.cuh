@@ -74,8 +74,9 @@ constexpr int kQBytes = kBlockM * kHeadDim * 2;
 // fetches its next work item's Q while the consumers still work on the current one, where every item has
 // the same KV tiles or a block mask's rows run longest first (the next is then claimed as soon as this
 // one's loads are issued); under load a Q takes 1.1-2.5 us to land, which the consumers otherwise wait
-// out at every item boundary (RESULTS.md, tenth session). bsk_cupy/dispatch.py (q_buffers_spec) says where it pays. Q_BUFFERS 1 compiles the
-// single-buffer kernel unchanged: one Q, two work-item slots, the claim read in place.
+// out at every item boundary (RESULTS.md, tenth session). bsk_cupy/dispatch.py (q_buffers_spec) says
+// where it pays. Q_BUFFERS 1 compiles the single-buffer kernel unchanged: one Q, two work-item slots, the
+// claim read in place.
 constexpr int kQBuffers = Q_BUFFERS;
 static_assert(kQBuffers == 1 || (kQBuffers == 2 && kHeadDim == 64 && !CAUSAL && !WG_SPLIT && CLUSTER_SPLIT == 1),
               "Q_BUFFERS 2 needs HEAD_DIM 64 without CAUSAL, WG_SPLIT or CLUSTER_SPLIT");
