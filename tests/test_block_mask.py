@@ -143,7 +143,7 @@ def test_row_order_puts_the_longest_rows_first_ties_in_index_order():
 
 def test_window_row_order_runs_the_short_first_blocks_last():
     mask = BlockMask.sliding_window(1024, 1024, left=383, right=0)
-    # query blocks 0, 1, 2 see 1, 2, 3 blocks; every later one sees 4 (a partial, three or four full)
+    # query blocks 0, 1, 2 see 1, 2, 3 blocks (partial and full together); every later one sees 4
     np.testing.assert_array_equal(mask.row_order, [3, 4, 5, 6, 7, 2, 1, 0])
 
 
