@@ -126,18 +126,23 @@ _MIN_TILES_PER_SPLIT = 4
 
 
 @lru_cache(maxsize=None)
-def sm_count(device: int) -> int:
-    """Streaming multiprocessors of ``device`` (132 on an H100 SXM)."""
+@lru_cache(maxsize=None)
+def _device_properties(device: int) -> dict:
+    """``cudaGetDeviceProperties`` of ``device``, queried once: a plan is built for every new set of buffers,
+    and the properties do not change."""
     import cupy
 
-    return int(cupy.cuda.runtime.getDeviceProperties(device)["multiProcessorCount"])
+    return cupy.cuda.runtime.getDeviceProperties(device)
+
+
+def sm_count(device: int) -> int:
+    """Streaming multiprocessors of ``device`` (132 on an H100 SXM)."""
+    return int(_device_properties(device)["multiProcessorCount"])
 
 
 def l2_bytes(device: int) -> int:
     """L2 cache of ``device`` in bytes (50 MiB on an H100 SXM)."""
-    import cupy
-
-    return int(cupy.cuda.runtime.getDeviceProperties(device)["l2CacheSize"])
+    return int(_device_properties(device)["l2CacheSize"])
 
 
 def follows_row_order(problem: AttentionProblem, l2: int) -> bool:

@@ -49,15 +49,19 @@ ITEM_STEPS = (("waits for Q", "consumer 0 has Q"), ("consumer 0 has Q", "first S
               ("last P V", "stored"))
 
 
+def replanned(plan: LaunchPlan, spec, problem, infos) -> LaunchPlan:
+    """``plan`` (mask, splits, persistent claims, item heights) launched on the kernel of ``spec``."""
+    return LaunchPlan(load_kernel(spec, problem.device), problem, *infos, mask=plan.mask,
+                      num_splits=plan.num_splits, max_ctas=persistent_ctas(sm_count(problem.device)),
+                      dynamic=plan.work_counter is not None, tall_blocks=plan.tall_blocks)
+
+
 def probe_plan(plan: LaunchPlan, problem, infos) -> tuple[LaunchPlan, torch.Tensor]:
     """``plan`` rebuilt on the trace build of its kernel, and the trace buffer the kernel writes."""
     import cupy
 
-    spec = dataclasses.replace(plan.kernel.spec, trace=True)
-    kernel = load_kernel(spec, problem.device)
-    probe = LaunchPlan(kernel, problem, *infos, mask=plan.mask, num_splits=plan.num_splits,
-                       max_ctas=persistent_ctas(sm_count(problem.device)), dynamic=plan.work_counter is not None,
-                       tall_blocks=plan.tall_blocks)
+    probe = replanned(plan, dataclasses.replace(plan.kernel.spec, trace=True), problem, infos)
+    kernel = probe.kernel
     buffer = torch.zeros(plan.grid[0] * len(MARKS), dtype=torch.int64, device="cuda")
     slot = kernel.module.get_global_var("bsk_trace")   # the device address of the kernel's pointer
     value = np.array([buffer.data_ptr()], dtype=np.uint64)
@@ -85,10 +89,7 @@ def timeline(config, overrides: dict) -> None:
     mask = random_mask_operand(problem, config[5]) if len(config) > 5 else None
     plan = get_plan(problem, *infos, mask=mask)
     if overrides:
-        kernel = load_kernel(plan.kernel.spec.retiled(**overrides), problem.device)
-        plan = LaunchPlan(kernel, problem, *infos, mask=plan.mask, num_splits=plan.num_splits,
-                          max_ctas=persistent_ctas(sm_count(problem.device)), dynamic=plan.work_counter is not None,
-                          tall_blocks=plan.tall_blocks)
+        plan = replanned(plan, plan.kernel.spec.retiled(**overrides), problem, infos)
     probe, buffer = probe_plan(plan, problem, infos)
     out = torch.empty_like(q)
     stream = torch.cuda.current_stream().cuda_stream
