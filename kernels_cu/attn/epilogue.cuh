@@ -108,9 +108,9 @@ BSK_DEVICE void store(const Params& p, SharedStorage& smem, int wg, const float 
     for (int i = 0; i < 2; ++i) {
         const float sum = row_sum[i];
         const int row = row0 + 8 * i;
-        inv[i] = sum > 0.f ? 1.f / sum : 0.f;
+        inv[i] = sum > 0.f ? rcp_approx(sum) : 0.f;
         if (p.lse != nullptr && lane % 4 == 0 && row < p.seqlen_q) {
-            const float lse_log2 = sum > 0.f ? row_max_log2[i] + log2f(sum) : BSK_NEG_INF;
+            const float lse_log2 = sum > 0.f ? row_max_log2[i] + log2_approx(sum) : BSK_NEG_INF;
             p.lse[(static_cast<int64_t>(batch) * p.num_heads + head) * p.seqlen_q + row] = lse_log2 * 0.69314718056f;
         }
     }

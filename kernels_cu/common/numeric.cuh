@@ -1,5 +1,5 @@
-// Scalar helpers: fast exp2, float <-> 16-bit float conversions (raw bits: NVRTC has no cuda_fp16.h /
-// cuda_bf16.h), infinities.
+// Scalar helpers: fast exp2, reciprocal and log2, float <-> 16-bit float conversions (raw bits: NVRTC has
+// no cuda_fp16.h / cuda_bf16.h), infinities.
 #pragma once
 #include "prelude.cuh"
 
@@ -10,6 +10,21 @@
 BSK_DEVICE float exp2_approx(float x) {
     float y;
     asm volatile("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+// 1 / x and log2(x) by the special-function unit (one MUFU each, relative error ~2^-22), for the
+// epilogue's softmax denominators, which are at least 1 (the row's maximum contributes exp2(0)): the IEEE
+// division and log2f each compile to a range check, a branch and a slow path.
+BSK_DEVICE float rcp_approx(float x) {
+    float y;
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+BSK_DEVICE float log2_approx(float x) {
+    float y;
+    asm("lg2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
     return y;
 }
 
