@@ -13,9 +13,10 @@ BSK_DEVICE float exp2_approx(float x) {
     return y;
 }
 
-// 1 / x and log2(x) by the special-function unit (one MUFU each, relative error ~2^-22), for the
-// epilogue's softmax denominators, which are at least 1 (the row's maximum contributes exp2(0)): the IEEE
-// division and log2f each compile to a range check, a branch and a slow path.
+// 1 / x and log2(x) by the special-function unit (one MUFU each, approximate to about float32's last
+// bits), for the epilogue's softmax denominators, which are at least 1 (the row's maximum contributes
+// exp2(0)), so flushing denormals never applies: the IEEE division and log2f each compile to a range
+// check, a branch and a called slow path.
 BSK_DEVICE float rcp_approx(float x) {
     float y;
     asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
