@@ -126,7 +126,6 @@ _MIN_TILES_PER_SPLIT = 4
 
 
 @lru_cache(maxsize=None)
-@lru_cache(maxsize=None)
 def _device_properties(device: int) -> dict:
     """``cudaGetDeviceProperties`` of ``device``, queried once: a plan is built for every new set of buffers,
     and the properties do not change."""
