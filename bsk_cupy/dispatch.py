@@ -252,19 +252,23 @@ _Q_BUFFERS_MAX_TILES = 16
 
 def q_buffers_spec(problem: AttentionProblem, spec: KernelSpec, splits: int, sms: int, masked: bool,
                    ordered_rows: bool = False) -> KernelSpec:
-    """``spec``, or its variant with two Q buffers (``q_buffers=2``) where that helps, at head dim 64
-    without a causal mask, with more work items than persistent CTAs, and either (a) 192-row tiles, no block
-    mask, no window and at most 16 KV tiles per item, or (b) a 128 x 128 block mask whose rows are claimed
-    longest first (``ordered_rows``: the mask's row order is followed). Every item then has the same KV
-    tiles, or the next is one of the shorter ones left, so a CTA claims its next item as soon as the current
-    one's loads are issued and its Q lands during the current item instead of after it (the kernel checks
-    the same conditions).
+    """``spec``, or its variant with two Q buffers (``q_buffers=2``) where that helps, without a causal
+    mask, with more work items than persistent CTAs, and either (a) head dim 64, 192-row tiles, no block
+    mask, no window and at most 16 KV tiles per item, or (b) head dim 64 or 128 and a 128 x 128 block mask
+    whose rows are claimed longest first (``ordered_rows``: the mask's row order is followed). Every item
+    then has the same KV tiles, or the next is one of the shorter ones left, so a CTA claims its next item
+    as soon as the current one's loads are issued and its Q lands during the current item instead of after
+    it (the kernel checks the same conditions).
 
     (b): H100, persistent CTAs, random masks in row order, one buffer -> two in one process, both orders
     (RESULTS.md, fourteenth session): B4 H16 S2048 D64 51.3 / 50.0 -> 42.9 / 43.4 us at d 0.1 and 74.1 /
     72.5 -> 64.5 / 67.2 at 0.25, B1 H16 S4096 -3 to -5%, B1 H32 S2048 -1 to -3%, B1 H16 S8192 -5% at d 0.1
     and tied at 0.25. Without the early claim (the twelfth and this session) two buffers gained nothing: the
-    next Q went out only after the claim that followed the current item's loads.
+    next Q went out only after the claim that followed the current item's loads. Head dim 128 (sixteenth
+    session; the second 32 KiB Q fills the CTA's shared memory to 226 KiB): d 0.1 B1 H16 S4096 50.2 / 49.8
+    -> 44.3 / 48.3 us, B2 H16 S2048 41.4 / 40.4 -> 37.8 / 38.4. Masks walked in item order (too large for
+    L2) keep one buffer: claiming early there, which holds an item of any length, measured 1-8% slower at
+    d 0.1 (B1 H16 S16384 D64 and D128, S8192 D128).
 
     Unmasked 128-row tiles keep one buffer: their bulk-store epilogue, staging the output through shared
     memory, already covers the next Q's landing, and there two buffers ran 0-8% slower (the earlier claim
@@ -274,13 +278,14 @@ def q_buffers_spec(problem: AttentionProblem, spec: KernelSpec, splits: int, sms
     B1 H32 S2048 and B8 H32 S1024 within the noise (3 of 5 pairs faster at B8 H32 S1024).
     """
     items = query_blocks(problem, spec.block_m)
-    if problem.head_dim != 64 or problem.causal or splits > 1 or items <= persistent_ctas(sms):
+    if problem.head_dim == 256 or problem.causal or splits > 1 or items <= persistent_ctas(sms):
         return spec
     if masked:
         ordered = ordered_rows and spec.block_m == 128 and not spec.split_warpgroups
         return dataclasses.replace(spec, q_buffers=2) if ordered else spec
     tiles = math.ceil(problem.seqlen_k / spec.block_n)
-    if not _unwindowed(problem) or spec.block_m != 192 or tiles > _Q_BUFFERS_MAX_TILES:
+    if (problem.head_dim != 64 or not _unwindowed(problem) or spec.block_m != 192
+            or tiles > _Q_BUFFERS_MAX_TILES):
         return spec
     return dataclasses.replace(spec, q_buffers=2)
 

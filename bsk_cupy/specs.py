@@ -68,11 +68,12 @@ class KernelSpec:
         shared memory, and each merges and stores 32 rows). One work item per CTA; the launch's
         ``num_splits`` must equal it. No ``bulk_store``.
     q_buffers : int
-        Q tiles in shared memory: 1, or 2 at head dim 64 without a causal mask, split warpgroups or cluster,
-        so that a persistent CTA loads its next work item's Q (claimed early where every item has the same
-        KV tiles or a block mask's rows run longest first) while its consumers still work on the current
-        one. The dispatcher takes 2 where CTAs get more than one item: with 192-row tiles of up to 16 KV
-        tiles, and with 128 x 128 block masks in row order (dispatch.q_buffers_spec says why).
+        Q tiles in shared memory: 1, or 2 at head dim 64 or 128 without a causal mask, split warpgroups or
+        cluster, so that a persistent CTA loads its next work item's Q (claimed early where every item has
+        the same KV tiles or a block mask's rows run longest first) while its consumers still work on the
+        current one. The dispatcher takes 2 where CTAs get more than one item: with 192-row tiles of up to
+        16 KV tiles (head dim 64), and with 128 x 128 block masks in row order (dispatch.q_buffers_spec says
+        why).
     trace : int
         Build a probe (``kernels_cu/attn/trace.cuh``; diagnostics only, never dispatched): 1 (or True), the
         launch timeline (per-CTA %globaltimer marks in the module global ``bsk_trace``;
@@ -120,8 +121,8 @@ class KernelSpec:
         if self.cluster_split > 1 and self.bulk_store:
             raise ValueError("cluster_split stores each CTA's 32 rows from registers; bulk_store must be off")
         if self.q_buffers not in (1, 2) or (self.q_buffers == 2 and (
-                self.head_dim != 64 or self.causal or self.split_warpgroups or self.cluster_split > 1)):
-            raise ValueError(f"q_buffers must be 1, or 2 at head_dim 64 without causal, split_warpgroups or "
+                self.head_dim == 256 or self.causal or self.split_warpgroups or self.cluster_split > 1)):
+            raise ValueError(f"q_buffers must be 1, or 2 at head_dim 64 or 128 without causal, split_warpgroups or "
                              f"cluster_split; got {self.q_buffers}")
         if self.head_dim == 256:
             if self.block_n != 64 or self.split_warpgroups:
@@ -233,15 +234,16 @@ def all_specs() -> list[KernelSpec]:
     """Every attention variant the dispatcher can choose (:func:`all_kernel_specs` adds the other kernel
     families): 128-row tiles for every head dim (128 x 64 at 256), 192-row tiles at head dim 64, and 64-row
     tiles with split warpgroups and four stages: 64 x 128 at head dim 64, 64 x 64 at 128 and (for 64 x 64
-    block masks) at 64; the first two also split across a cluster of two CTAs; and two Q buffers at head dim
-    64 without a causal mask, on 192-row tiles and (block masks claimed longest first) 128-row ones."""
+    block masks) at 64; the first two also split across a cluster of two CTAs; and two Q buffers without a
+    causal mask on 192-row tiles at head dim 64 and (block masks claimed longest first) 128-row tiles at head
+    dims 64 and 128."""
     tall = [KernelSpec(head_dim=64, dtype=t, causal=c, block_m=192)
             for t in DTYPE_CODES for c in (False, True)]
     split = [KernelSpec(head_dim=d, dtype=t, causal=c, block_m=64, block_n=n, split_warpgroups=True)
              for d, n in ((64, 128), (64, 64), (128, 64)) for t in DTYPE_CODES for c in (False, True)]
     cluster = [spec.retiled(cluster_split=2) for spec in split if spec.block_n == (128 if spec.head_dim == 64 else 64)]
-    two_q = [KernelSpec(head_dim=64, dtype=t, causal=False, block_m=m, q_buffers=2)
-             for m in (192, 128) for t in DTYPE_CODES]
+    two_q = [KernelSpec(head_dim=d, dtype=t, causal=False, block_m=m, q_buffers=2)
+             for d, m in ((64, 192), (64, 128), (128, 128)) for t in DTYPE_CODES]
     return [KernelSpec(head_dim=d, dtype=t, causal=c)
             for d in HEAD_DIMS for t in DTYPE_CODES for c in (False, True)] + tall + split + cluster + two_q
 

@@ -30,7 +30,7 @@
 // its Q and K/V while the consumers finish the previous item. Claims come in item order, so the longest
 // causal query blocks start first, as the hardware would start one CTA per item; block-mask items follow
 // the mask's row order when it has one (its rows with the most listed blocks first). Q_BUFFERS 2 (head dim
-// 64, more items than CTAs, every item with the same KV tiles or a block mask's rows in its row order):
+// 64 or 128, more items than CTAs, every item with the same KV tiles or a block mask's rows in row order):
 // the loader copies each claim and lets the next item be claimed at once, and that item's Q loads into
 // the other buffer during the current item instead of after it. On 192-row tiles the host may make each
 // head's last rows 128-row items, numbered after every 192-row one (Params::tall_blocks), so that they
@@ -76,8 +76,8 @@
 // m64n64k16) the K/V tiles halve and both head dims take four stages: 94 208 and 184 320. CLUSTER_SPLIT
 // adds a second exchange of the same size, last in SharedStorage (178 176 bytes at head dim 64 with
 // 64 x 128 tiles, 219 136 at 128 with 64 x 64); other variants end with 16 + 8 unused bytes. Q_BUFFERS 2
-// adds a second Q (16 384 / 24 576 bytes), two more Q barriers and item slots, and last the loader's
-// 48-byte copy of a claim.
+// adds a second Q (16 384 / 24 576 bytes at head dim 64, 32 768 at 128: 231 424 bytes, within the 232 448
+// a CTA may have), two more Q barriers and item slots, and last the loader's 48-byte copy of a claim.
 //
 // Files: attn/config.cuh (macros, constants, register budgets, named barriers), attn/params.cuh (Params,
 // work-item types, SharedStorage), attn/schedule.cuh (items, claims, KV schedules), attn/load.cuh (the

@@ -188,26 +188,31 @@ def test_two_q_buffers_where_persistent_ctas_walk_uniform_items():
 
 
 def test_two_q_buffers_for_block_masks_claimed_longest_first():
-    ordered = choose_variant(problem(1, 32, 2048, 64), 132, mask_block=128, ordered_rows=True)[0]
-    assert ordered.block_m == 128 and ordered.q_buffers == 2 and ordered in all_specs()
+    for head_dim in (64, 128):
+        ordered = choose_variant(problem(1, 32, 2048, head_dim), 132, mask_block=128, ordered_rows=True)[0]
+        assert ordered.block_m == 128 and ordered.q_buffers == 2 and ordered in all_specs()
+        assert choose_variant(problem(1, 32, 2048, head_dim), 132, mask_block=128)[0].q_buffers == 1  # item order
     assert choose_variant(problem(1, 32, 2048, 64, window=(256, 0)), 132, mask_block=128,
                           ordered_rows=True)[0].q_buffers == 2
     for prob, block in ((problem(1, 32, 2048, 64, causal=True), 128),   # no causal two-Q kernel
-                        (problem(1, 32, 2048, 128), 128),               # head dim 128: no room
+                        (problem(1, 32, 2048, 256), 128),               # head dim 256: no room
                         (problem(1, 8, 1024, 64), 128),                 # 64 items: one per CTA
                         (problem(1, 32, 2048, 64), 64)):                # 64 x 64 blocks: cluster tiles
         assert choose_variant(prob, 132, mask_block=block, ordered_rows=True)[0].q_buffers == 1
 
 
-def test_two_q_buffers_only_at_head_dim_64_without_causal_split_or_cluster():
-    spec = KernelSpec(head_dim=64, dtype="float16", causal=False, q_buffers=2)
-    plain = spec.retiled(q_buffers=1)
-    assert spec.defines()["Q_BUFFERS"] == 2 and plain.defines()["Q_BUFFERS"] == 1
-    assert spec.name.endswith(".q2") and not plain.name.endswith(".q2")
-    assert spec.smem_bytes - plain.smem_bytes == 128 * 64 * 2   # the second Q (its barriers fit the padding)
-    for fields in ({"head_dim": 128}, {"causal": True}, {"block_m": 64, "split_warpgroups": True},
+def test_two_q_buffers_only_at_head_dim_64_or_128_without_causal_split_or_cluster():
+    for head_dim in (64, 128):
+        spec = KernelSpec(head_dim=head_dim, dtype="float16", causal=False, q_buffers=2)
+        plain = spec.retiled(q_buffers=1)
+        assert spec.defines()["Q_BUFFERS"] == 2 and plain.defines()["Q_BUFFERS"] == 1
+        assert spec.name.endswith(".q2") and not plain.name.endswith(".q2")
+        # the second Q (its barriers fit the padding); at head dim 128 it leaves 1 KiB of the CTA's 227 KiB
+        assert spec.smem_bytes - plain.smem_bytes == 128 * head_dim * 2
+    assert spec.smem_bytes == 226 * 1024
+    for fields in ({"head_dim": 256}, {"causal": True}, {"block_m": 64, "split_warpgroups": True},
                    {"q_buffers": 3}):
-        with pytest.raises(ValueError, match="q_buffers must be 1, or 2 at head_dim 64"):
+        with pytest.raises(ValueError, match="q_buffers must be 1, or 2 at head_dim 64 or 128"):
             KernelSpec(**{"head_dim": 64, "dtype": "float16", "causal": False, "q_buffers": 2, **fields})
 
 

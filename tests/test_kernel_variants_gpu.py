@@ -7,6 +7,8 @@ split-KV (H100; marked ``gpu``).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -130,12 +132,12 @@ def test_programmatic_launch_waits_for_the_previous_kernel(shape):
         assert np.abs(to_numpy(after) - ref_out).max() < 4e-3
 
 
-def _masked_gqa_case(seed: int, causal: bool):
-    """q (2, 4, 1100, 64), k and v (2, 2, 1300, 64) and a 0.4-dense 128 x 128 block pattern per KV head
-    whose query block 2 of (0, 0) lists no KV block: (q, k, v, blocks, infos, problem)."""
+def _masked_gqa_case(seed: int, causal: bool, head_dim: int = 64):
+    """q (2, 4, 1100, head_dim), k and v (2, 2, 1300, head_dim) and a 0.4-dense 128 x 128 block pattern per
+    KV head whose query block 2 of (0, 0) lists no KV block: (q, k, v, blocks, infos, problem)."""
     sq, sk, hq, hkv = 1100, 1300, 4, 2
-    q = _rand((2, hq, sq, 64), seed)
-    k, v = _rand((2, hkv, sk, 64), seed + 1), _rand((2, hkv, sk, 64), seed + 2)
+    q = _rand((2, hq, sq, head_dim), seed)
+    k, v = _rand((2, hkv, sk, head_dim), seed + 1), _rand((2, hkv, sk, head_dim), seed + 2)
     blocks = np.random.default_rng(seed + 3).random((2, hkv, -(-sq // 128), -(-sk // 128))) < 0.4
     blocks[0, 0, 2] = False
     infos = [interop.describe(n, x).info for n, x in (("q", q), ("k", k), ("v", v))]
@@ -175,18 +177,22 @@ def test_persistent_ctas_match_one_cta_per_item_bit_for_bit(causal, splits):
     assert torch.all(out_a[0, :2, 256:384] == 0) and torch.all(lse_a[0, :2, 256:384] == float("-inf"))
 
 
-def test_masked_rows_claimed_early_into_two_q_buffers():
-    """Block-mask rows in the mask's row order, each next one claimed as soon as the current one's loads are
-    issued and its Q loaded into the other buffer by 3 persistent CTAs (rows with no block and with every
-    block): the same bits as one CTA per item with one Q buffer, and float64's values with the equivalent
-    element mask."""
+@pytest.mark.parametrize("row_order", [True, False])
+@pytest.mark.parametrize("head_dim", [64, 128])
+def test_masked_rows_claimed_early_into_two_q_buffers(head_dim, row_order):
+    """Block-mask rows on two Q buffers, walked by 3 persistent CTAs: in the mask's row order, each next one
+    claimed as soon as the current one's loads are issued and its Q loaded into the other buffer, or in item
+    order, claimed after those loads (rows with no block and with every block): the same bits as one CTA
+    per item with one Q buffer, and float64's values with the equivalent element mask."""
     from bsk_cupy.mask_operand import mask_operand
 
-    q, k, v, blocks, infos, problem = _masked_gqa_case(310, False)
+    q, k, v, blocks, infos, problem = _masked_gqa_case(310, False, head_dim)
     blocks[1, 1, 3] = True                                            # a query block with every KV block
     sq, sk, hq, hkv = problem.seqlen_q, problem.seqlen_k, problem.heads_q, problem.heads_kv
     operand = mask_operand(bsk.BlockMask.from_dense(blocks, (sq, sk)), problem)
     assert operand.row_order_ptr
+    if not row_order:
+        operand = dataclasses.replace(operand, row_order_ptr=0)
     one = select_spec(problem, masked=True)
     (out_a, lse_a), *others = _launch_each(
         [LaunchPlan(load_kernel(spec, 0), problem, *infos, mask=operand, max_ctas=max_ctas)

@@ -24,8 +24,8 @@ import bsk_cupy as bsk
 CASES = [  # (B, H, Sq, Sk, D, causal, mask density, mask block)
     (2, 16, 1024, 1024, 64, False, None, 128),    # 256 items on 132 persistent CTAs
     (2, 16, 1024, 1024, 128, True, None, 128),
-    (2, 16, 1024, 1024, 128, False, 0.3, 128),
     (2, 16, 1024, 1024, 64, False, 0.3, 128),     # rows in row order, claimed early into two Q buffers
+    (2, 16, 1024, 1024, 128, False, 0.3, 128),    # the same at head dim 128
     (2, 16, 1024, 1024, 64, True, 0.3, 64),       # 64 x 64 tiles
     (1, 2, 128, 4096, 128, False, None, 128),     # split-KV
     (1, 4, 256, 256, 64, False, None, 128),       # split warpgroups

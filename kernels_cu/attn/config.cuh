@@ -70,7 +70,7 @@ constexpr int kChunks = kHeadDim / kChunkElems;
 constexpr int kChunkRowBytes = 128;
 constexpr int kSwizzleAtomBytes = 8 * kChunkRowBytes;       // 8 rows x 128 bytes
 constexpr int kQBytes = kBlockM * kHeadDim * 2;
-// Q_BUFFERS 2 (head dim 64; no causal mask, split warpgroups or cluster): a persistent CTA's loader
+// Q_BUFFERS 2 (head dim 64 or 128; no causal mask, split warpgroups or cluster): a persistent CTA's loader
 // fetches its next work item's Q while the consumers still work on the current one, where every item has
 // the same KV tiles or a block mask's rows run longest first (the next is then claimed as soon as this
 // one's loads are issued); under load a Q takes 1.1-2.5 us to land, which the consumers otherwise wait
@@ -78,8 +78,9 @@ constexpr int kQBytes = kBlockM * kHeadDim * 2;
 // where it pays. Q_BUFFERS 1 compiles the single-buffer kernel unchanged: one Q, two work-item slots, the
 // claim read in place.
 constexpr int kQBuffers = Q_BUFFERS;
-static_assert(kQBuffers == 1 || (kQBuffers == 2 && kHeadDim == 64 && !CAUSAL && !WG_SPLIT && CLUSTER_SPLIT == 1),
-              "Q_BUFFERS 2 needs HEAD_DIM 64 without CAUSAL, WG_SPLIT or CLUSTER_SPLIT");
+static_assert(kQBuffers == 1 ||
+                  (kQBuffers == 2 && kHeadDim != 256 && !CAUSAL && !WG_SPLIT && CLUSTER_SPLIT == 1),
+              "Q_BUFFERS 2 needs HEAD_DIM 64 or 128 without CAUSAL, WG_SPLIT or CLUSTER_SPLIT");
 // Work-item slots, by round: the consumers read a round's item again in its epilogue, by which time the
 // loader may be one round ahead (two slots), or two with two Q buffers (four). The consumers keep the round
 // mod kItemSlots in the top bits of their stage ring, from bit kRoundShift.
