@@ -172,7 +172,7 @@ BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, const Item
         wgmma_fence_operands(s);
         if (wg == 0 && threadIdx.x % 128 == 0) trace_mark(kTraceFirstS);
         mbar_arrive(&smem.k_empty[first_stage]);
-        if (tile_needs_mask(p, key0, wg_first_row)) mask_scores(s, p, key0, wg_first_row);
+        mask_tile(s, p, key0, wg_first_row);
         softmax_step(s, st, p.scale_log2);
         pack_p(p_regs, s);
         for (int t = 1; t < tiles; ++t) {
@@ -196,7 +196,7 @@ BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, const Item
             wgmma_fence_operands(s);
             tile_mark(wg, t, kTileScores);
             mbar_arrive(&smem.k_empty[stage]);
-            if (tile_needs_mask(p, key0, wg_first_row)) mask_scores(s, p, key0, wg_first_row);
+            mask_tile(s, p, key0, wg_first_row);
             softmax_step(s, st, p.scale_log2);
             tile_mark(wg, t, kTileSoftmax);
             wgmma_wait_fenced<0>(p.seqlen_k);      // P_{t-1} V_{t-1} landed: O and P may change

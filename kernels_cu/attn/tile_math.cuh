@@ -78,7 +78,16 @@ BSK_DEVICE int thread_row(int wg_first_row) {
     return wg_first_row + (threadIdx.x % 128) / 32 * 16 + threadIdx.x % 32 / 4;
 }
 
-BSK_DEVICE void mask_scores(float (&s)[kBlockN / 2], const Params& p, int key0, int wg_first_row) {
+// Whether some (row, key) of tile `key0` is invisible to the 64 rows of this warpgroup.
+BSK_DEVICE bool tile_needs_mask(const Params& p, int key0, int wg_first_row) {
+    const int64_t shift = p.seqlen_k - p.seqlen_q;
+    const int64_t last_offset = static_cast<int64_t>(key0) + kBlockN - 1 - wg_first_row - shift;
+    const int64_t first_offset = static_cast<int64_t>(key0) - (wg_first_row + kRowsPerWarpgroup - 1) - shift;
+    return key0 + kBlockN > p.seqlen_k || last_offset > diagonal_hi(p) || first_offset < p.window_lo;
+}
+
+// Each element against its row's offset range, every bound at once (every head dim but 128, mask_tile).
+BSK_DEVICE void mask_offsets(float (&s)[kBlockN / 2], const Params& p, int key0, int wg_first_row) {
     const int lane = threadIdx.x % 32, row0 = thread_row(wg_first_row);
     const int shift = p.seqlen_k - p.seqlen_q, hi = diagonal_hi(p);
 #pragma unroll
@@ -90,12 +99,64 @@ BSK_DEVICE void mask_scores(float (&s)[kBlockN / 2], const Params& p, int key0, 
     }
 }
 
-// Whether some (row, key) of tile `key0` is invisible to the 64 rows of this warpgroup.
-BSK_DEVICE bool tile_needs_mask(const Params& p, int key0, int wg_first_row) {
+// The sides on which tile `key0` hides keys from some of this warpgroup's 64 rows: kCutLeft (keys before
+// the window's left edge), kCutRight (keys past Sk, above the causal diagonal or past the window's right
+// edge), both, or 0 (no mask). A causal diagonal tile and a window's first tile are cut on one side only.
+constexpr int kCutLeft = 1, kCutRight = 2;
+
+// tile_needs_mask's offsets, written out again: a helper shared by both changed the SASS of every variant.
+BSK_DEVICE int tile_cuts(const Params& p, int key0, int wg_first_row) {
     const int64_t shift = p.seqlen_k - p.seqlen_q;
     const int64_t last_offset = static_cast<int64_t>(key0) + kBlockN - 1 - wg_first_row - shift;
     const int64_t first_offset = static_cast<int64_t>(key0) - (wg_first_row + kRowsPerWarpgroup - 1) - shift;
-    return key0 + kBlockN > p.seqlen_k || last_offset > diagonal_hi(p) || first_offset < p.window_lo;
+    const bool right = key0 + kBlockN > p.seqlen_k || last_offset > diagonal_hi(p);
+    return (first_offset < p.window_lo ? kCutLeft : 0) | (right ? kCutRight : 0);
+}
+
+// Row r sees key j iff r + shift + window_lo <= j <= min(r + shift + diagonal_hi, Sk - 1), shift = Sk - Sq.
+// Element e of the thread's fragment lies in its row (e / 2) % 2 at column 8 (e / 4) + e % 2 past the
+// thread's first, so each row's bounds become one column threshold per side, taken in 64 bits (an
+// unbounded window side is +-2^30) and clamped to the tile: one compare per element and side cut.
+template <int kCuts>
+BSK_DEVICE void mask_columns(float (&s)[kBlockN / 2], const Params& p, int key0, int wg_first_row) {
+    const int64_t shift = p.seqlen_k - p.seqlen_q, base = key0 + 2 * (threadIdx.x % 4);
+    int first[2], last[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int64_t row = thread_row(wg_first_row) + 8 * i + shift;
+        if (kCuts & kCutLeft) {
+            first[i] = static_cast<int>(min(max(row + p.window_lo - base, int64_t{-1}), int64_t{kBlockN}));
+        }
+        if (kCuts & kCutRight) {
+            const int64_t hi = min(row + diagonal_hi(p), static_cast<int64_t>(p.seqlen_k) - 1) - base;
+            last[i] = static_cast<int>(min(max(hi, int64_t{-1}), int64_t{kBlockN}));
+        }
+    }
+#pragma unroll
+    for (int e = 0; e < kBlockN / 2; ++e) {
+        const int c = 8 * (e / 4) + e % 2, i = (e / 2) % 2;
+        const bool visible = ((kCuts & kCutLeft) == 0 || c >= first[i]) && ((kCuts & kCutRight) == 0 || c <= last[i]);
+        if (!visible) s[e] = BSK_NEG_INF;
+    }
+}
+
+// The element mask of tile `key0`, if it needs one. At head dim 128 only the sides the tile is cut are
+// compared (mask_columns); elsewhere every bound per element (mask_offsets): there the column thresholds
+// spill (three consumers at 160 registers and head dim 256; NVRTC 13.0: 12-36 bytes) or, at head dim 64
+// with two consumers, ran 3-4% slower on calls that mask no tile (RESULTS.md, sixteenth session).
+BSK_DEVICE void mask_tile(float (&s)[kBlockN / 2], const Params& p, int key0, int wg_first_row) {
+    if constexpr (kHeadDim != 128) {
+        if (tile_needs_mask(p, key0, wg_first_row)) mask_offsets(s, p, key0, wg_first_row);
+    } else {
+        const int cuts = tile_cuts(p, key0, wg_first_row);
+        if (cuts == kCutLeft) {
+            mask_columns<kCutLeft>(s, p, key0, wg_first_row);
+        } else if (cuts == kCutRight) {
+            mask_columns<kCutRight>(s, p, key0, wg_first_row);
+        } else if (cuts != 0) {
+            mask_columns<kCutLeft | kCutRight>(s, p, key0, wg_first_row);
+        }
+    }
 }
 
 // The maximum of kPairs column pairs of one row of a score fragment, the first at s[first], s[first + 1]
