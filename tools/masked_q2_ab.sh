@@ -1,18 +1,32 @@
 #!/usr/bin/env bash
-# Two Q buffers on block-masked grids (head dim 64, 128-row tiles): the next item is claimed once the
-# current one's loads are issued (its KV tiles vary, so not earlier) and its Q loads into the second buffer
-# meanwhile. Persistent A/B against one Q buffer at densities 0.1 and 0.25, alternated. Logs under $OUT.
-#   OUT=/tmp/out BSK_CACHE_DIR=$PWD/.bskcache tools/masked_q2_ab.sh
+# Two Q buffers on block-masked grids (128-row tiles, masks in their row order): the next item is claimed
+# once the current one's loads are issued and its Q loads into the second buffer meanwhile. Persistent A/B
+# against one Q buffer in one process, listed in both orders, per density (DENSITIES, default 0.1 0.25).
+# HEAD_DIM 64 (default; twelfth and fourteenth sessions) or 128 (sixteenth) picks the shapes. Steps
+# (default: ab): tests (the attention and kernel-variant GPU tests), ab. Logs under $OUT.
+#   OUT=/tmp/out BSK_CACHE_DIR=$PWD/.bskcache [HEAD_DIM=64] [DENSITIES="0.1 0.25"] tools/masked_q2_ab.sh [tests] [ab]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source tools/device_steps.sh
-configs=(--config 1,16,4096,4096,64,0 --config 1,32,2048,2048,64,0 --config 1,16,8192,8192,64,0
-         --config 4,16,2048,2048,64,0)
+case ${HEAD_DIM:-64} in
+    64) configs=(--config 1,16,4096,4096,64,0 --config 1,32,2048,2048,64,0 --config 1,16,8192,8192,64,0
+                 --config 4,16,2048,2048,64,0) ;;
+    128) configs=(--config 1,16,4096,4096,128,0 --config 2,16,2048,2048,128,0) ;;
+    *) echo "HEAD_DIM must be 64 or 128"; exit 2 ;;
+esac
 a=q1:ctas=0 b=q2:ctas=0,q_buffers=2
-for density in 0.1 0.25; do
-    for order in "$a $b" "$b $a"; do
-        timeout 120 python benchmarks/compare_variants.py $order --density $density "${configs[@]}" \
-            > "$out/masked_q2_$density.log" 2>&1
-        echo "== density $density: $order (exit $?)"; tail -n 4 "$out/masked_q2_$density.log"
-    done
+for step in ${*:-ab}; do
+    case $step in
+        tests) attention_tests 200 ;;
+        ab)
+            for density in ${DENSITIES:-0.1 0.25}; do
+                log="$out/masked_q2_$density.log"
+                for order in "$a $b" "$b $a"; do
+                    timeout 200 python benchmarks/compare_variants.py $order --density "$density" "${configs[@]}" \
+                        >> "$log" 2>&1
+                    echo "== density $density: $order (exit $?)"; tail -n $((${#configs[@]} / 2 + 1)) "$log"
+                done
+            done ;;
+        *) echo "unknown step $step"; exit 2 ;;
+    esac
 done
