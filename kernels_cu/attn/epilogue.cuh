@@ -35,12 +35,15 @@ BSK_DEVICE void write_row(uint16_t* row, const float (&o)[kChunks][32], int i, f
 // apart: the same banks) conflict 8 ways (1.5 of the 2.4 us of a head-dim-128 epilogue, RESULTS.md tenth
 // session). Instead the quad transposes its 4 x 4 blocks of word pairs by two XOR shuffles, so lane q
 // holds words 8q .. 8q + 7 of each 64-column chunk, and writes them as two 16-byte stores, odd rows their
-// second half first: each 8-lane phase of a store (two rows) then covers the 32 banks once. Taken at head
-// dim 64 only. H100, persistent CTAs against the 4-byte stores, two rounds each (RESULTS.md, fourteenth
-// session): block masks at d 0.25, B1 H32 S2048 D64 35.9 / 36.7 -> 34.6 / 34.7 us, B1 H16 S4096 D64
-// 62.4 / 60.7 -> 57.9 / 58.7, dense B1 H16 S8192 D64 tied; at head dim 128 masked B1 H16 S8192 ran 1.7%
-// faster but dense B4 H32 S4096 1.3% slower (2033 / 2040 -> 2064 / 2065 us; not probed: its next Q takes
-// ~2.3 us to land, tenth session, longer than the shorter epilogue, so there the write was not the wait).
+// second half first: each 8-lane phase of a store (two rows) then covers the 32 banks once (rows
+// kHeadDim * 2 bytes apart, a multiple of the 128-byte bank line at both head dims). Where it is taken:
+// config.cuh kStagingTransposed. H100, persistent CTAs against the 4-byte stores, two rounds each
+// (RESULTS.md, fourteenth session): block masks at d 0.25, B1 H32 S2048 D64 35.9 / 36.7 -> 34.6 / 34.7 us,
+// B1 H16 S4096 D64 62.4 / 60.7 -> 57.9 / 58.7, dense B1 H16 S8192 D64 tied; at head dim 128 masked B1 H16
+// S8192 ran 1.7% faster but dense B4 H32 S4096 1.3% slower (2033 / 2040 -> 2064 / 2065 us; its next Q
+// takes ~2.3 us to land, tenth session, longer than the shorter epilogue, so there the write was not the
+// wait). With two Q buffers at head dim 128 (seventeenth session) the launch timeline's last P V -> stored
+// fell 1.68 -> 1.09 us per item on masked B1 H16 S4096 d 0.1.
 BSK_DEVICE void stage_row(uint32_t row, const float (&o)[kChunks][32], int i, float inv) {
     const int q = threadIdx.x % 4;
     const bool b0 = q & 1, b1 = q & 2, odd_row = threadIdx.x & 4;  // lane / 4 is the row within 8
@@ -122,7 +125,7 @@ BSK_DEVICE void store(const Params& p, SharedStorage& smem, int wg, const float 
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
             uint16_t* row = staging + (row0 + 8 * i - wg_first_row) * kHeadDim;
-            if constexpr (kHeadDim == 64) {
+            if constexpr (kStagingTransposed) {
                 stage_row(smem_addr(row), o, i, inv[i]);
             } else {
                 write_row(row, o, i, inv[i]);
