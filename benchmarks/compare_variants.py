@@ -8,7 +8,8 @@ A variant is ``name`` or ``name:field=value,field=value`` over :class:`bsk_cupy.
 (``ctas=0``: one per SM, as the dispatcher launches them) that claim items from a device counter
 (``dyn=0``: static hand-out); ``tall=N`` keeps N 192-row blocks per head and makes the rest 128-row
 items (``tall=-1``: as ``dispatch.short_items_plan`` chooses, all 192-row where it declines);
-``order=0`` runs a block mask's rows in the kernel's item order instead of its ``row_order``; without
+``order=0`` runs a block mask's rows in the kernel's item order instead of its ``row_order``, ``order=W``
+(W >= 2) in windows of W (b, h) mask heads taken in turn, each window's rows longest first; without
 ``ctas`` every work item gets its own CTA, so changes to how a
 persistent CTA moves from one item to the next need ``ctas=0`` to show; a variant
 illegal for a shape (``block_m=192`` at D 128) shows as "-" there. Each variant is launched through its
@@ -77,6 +78,18 @@ def random_mask(b: int, h: int, sq: int, sk: int, density: float, block: int) ->
     return BlockMask.from_dense(blocks, seq_lengths=(sq, sk), block_size=block), elements
 
 
+def windowed_row_order(block_mask: BlockMask, window: int):
+    """A device row order: windows of ``window`` (b, h) mask heads in turn, each window's rows most listed
+    blocks first (ties in index order)."""
+    import cupy
+
+    counts = np.asarray(block_mask.kv_num_blocks).reshape(-1).astype(np.int64)
+    rows, row = counts.shape[0], np.arange(counts.shape[0], dtype=np.int64)
+    head_batch = row // block_mask.kv_num_blocks.shape[-1]
+    key = (head_batch // window) * (rows * (counts.max(initial=0) + 2)) + row - counts * rows
+    return cupy.asarray(np.argsort(key).astype(np.int32))
+
+
 def run_config(config, variants, density: float | None = None, mask_block: int = 128, clocks: bool = False) -> dict:
     b, h, sq, sk, d, causal = config
     q = torch.randn(b, h, sq, d, device="cuda", dtype=torch.float16)
@@ -104,6 +117,7 @@ def run_config(config, variants, density: float | None = None, mask_block: int =
         row["cudnn_us"] = graph_time_us(cudnn)
     except RuntimeError:  # cuDNN does not take this shape on this build
         row["cudnn_us"] = None
+    orders = {}  # order=W: the windowed row orders, alive until the variants are timed
     for name, overrides in variants:
         overrides = dict(overrides)
         splits = overrides.pop("splits", None)
@@ -111,7 +125,15 @@ def run_config(config, variants, density: float | None = None, mask_block: int =
         max_ctas = overrides.pop("ctas", None)
         dynamic = bool(overrides.pop("dyn", 1))
         tall_blocks = overrides.pop("tall", None)
-        variant_mask = mask if overrides.pop("order", 1) or mask is None else dataclasses.replace(mask, row_order_ptr=0)
+        order = overrides.pop("order", 1)
+        if mask is None or order == 1:
+            variant_mask = mask
+        elif order == 0:
+            variant_mask = dataclasses.replace(mask, row_order_ptr=0)
+        else:
+            if order not in orders:
+                orders[order] = windowed_row_order(block_mask, order)
+            variant_mask = dataclasses.replace(mask, row_order_ptr=orders[order].data.ptr)
         if max_ctas == 0:
             max_ctas = sm_count(problem.device)
         try:

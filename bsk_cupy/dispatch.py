@@ -250,6 +250,20 @@ def mask_tile_spec(spec: KernelSpec, mask_block: int | None) -> KernelSpec:
 _Q_BUFFERS_MAX_TILES = 16
 
 
+def masked_two_q_spec(spec: KernelSpec) -> KernelSpec:
+    """The two-Q form of the 128-row ``spec`` that runs block masks in row order (``q_buffers_spec`` (b)):
+    at head dim 64 with four K/V stages instead of two, so that the loader runs up to four tiles ahead and a
+    short item's first K and V are in flight before the item before it ends (at head dim 128 the second Q
+    leaves room for two stages only).
+
+    H100, random masks in row order, persistent CTAs, two / three / four stages in one process, both
+    listings, twice (RESULTS.md, seventeenth session): d 0.1 B1 H32 S2048 D64 22.4 / 21.9 / 21.9 / 22.9 ->
+    21.1 / 21.2 / 20.9 / 21.8 us, B4 H16 S2048 41.8 -> 40.1 on average, B1 H16 S8192 -1%, B1 H16 S4096 tied;
+    d 0.25 within the listing-order spread (+-3%) on all four.
+    """
+    return dataclasses.replace(spec, q_buffers=2, stages=4 if spec.head_dim == 64 else spec.stages)
+
+
 def q_buffers_spec(problem: AttentionProblem, spec: KernelSpec, splits: int, sms: int, masked: bool,
                    ordered_rows: bool = False) -> KernelSpec:
     """``spec``, or its variant with two Q buffers (``q_buffers=2``) where that helps, without a causal
@@ -282,7 +296,7 @@ def q_buffers_spec(problem: AttentionProblem, spec: KernelSpec, splits: int, sms
         return spec
     if masked:
         ordered = ordered_rows and spec.block_m == 128 and not spec.split_warpgroups
-        return dataclasses.replace(spec, q_buffers=2) if ordered else spec
+        return masked_two_q_spec(spec) if ordered else spec
     tiles = math.ceil(problem.seqlen_k / spec.block_n)
     if (problem.head_dim != 64 or not _unwindowed(problem) or spec.block_m != 192
             or tiles > _Q_BUFFERS_MAX_TILES):

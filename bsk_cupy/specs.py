@@ -236,14 +236,14 @@ def all_specs() -> list[KernelSpec]:
     tiles with split warpgroups and four stages: 64 x 128 at head dim 64, 64 x 64 at 128 and (for 64 x 64
     block masks) at 64; the first two also split across a cluster of two CTAs; and two Q buffers without a
     causal mask on 192-row tiles at head dim 64 and (block masks claimed longest first) 128-row tiles at head
-    dims 64 and 128."""
+    dims 64 (with four K/V stages, dispatch.masked_two_q_spec) and 128."""
     tall = [KernelSpec(head_dim=64, dtype=t, causal=c, block_m=192)
             for t in DTYPE_CODES for c in (False, True)]
     split = [KernelSpec(head_dim=d, dtype=t, causal=c, block_m=64, block_n=n, split_warpgroups=True)
              for d, n in ((64, 128), (64, 64), (128, 64)) for t in DTYPE_CODES for c in (False, True)]
     cluster = [spec.retiled(cluster_split=2) for spec in split if spec.block_n == (128 if spec.head_dim == 64 else 64)]
-    two_q = [KernelSpec(head_dim=d, dtype=t, causal=False, block_m=m, q_buffers=2)
-             for d, m in ((64, 192), (64, 128), (128, 128)) for t in DTYPE_CODES]
+    two_q = [KernelSpec(head_dim=d, dtype=t, causal=False, block_m=m, q_buffers=2, stages=stages)
+             for d, m, stages in ((64, 192, 2), (64, 128, 4), (128, 128, 2)) for t in DTYPE_CODES]
     return [KernelSpec(head_dim=d, dtype=t, causal=c)
             for d in HEAD_DIMS for t in DTYPE_CODES for c in (False, True)] + tall + split + cluster + two_q
 

@@ -191,6 +191,7 @@ def test_two_q_buffers_for_block_masks_claimed_longest_first():
     for head_dim in (64, 128):
         ordered = choose_variant(problem(1, 32, 2048, head_dim), 132, mask_block=128, ordered_rows=True)[0]
         assert ordered.block_m == 128 and ordered.q_buffers == 2 and ordered in all_specs()
+        assert ordered.stages == (4 if head_dim == 64 else 2)  # the second Q leaves two stages' room at 128
         assert choose_variant(problem(1, 32, 2048, head_dim), 132, mask_block=128)[0].q_buffers == 1  # item order
     assert choose_variant(problem(1, 32, 2048, 64, window=(256, 0)), 132, mask_block=128,
                           ordered_rows=True)[0].q_buffers == 2

@@ -19,7 +19,7 @@ bsk = pytest.importorskip("bsk_cupy")
 from bsk_cupy import interop  # noqa: E402
 from bsk_cupy.accuracy import reference_for, to_numpy  # noqa: E402
 from bsk_cupy.compile.module import load_kernel  # noqa: E402
-from bsk_cupy.dispatch import select_spec  # noqa: E402
+from bsk_cupy.dispatch import masked_two_q_spec, select_spec  # noqa: E402
 from bsk_cupy.launch import LaunchPlan  # noqa: E402
 from bsk_cupy.reference import attention_reference, window_keys  # noqa: E402
 from bsk_cupy.validation import check_attention_args  # noqa: E402
@@ -38,6 +38,7 @@ VARIANTS = {
     # two Q buffers: one item per CTA, and persistent CTAs that claim the next item early where items are uniform
     "m128_q2": {"block_m": 128, "q_buffers": 2},
     "m128_q2_persistent": {"block_m": 128, "q_buffers": 2, "ctas": 5},
+    "m128_q2_s4_persistent": {"block_m": 128, "q_buffers": 2, "stages": 4, "ctas": 5},  # masks at head dim 64
     "m192_q2_persistent": {"block_m": 192, "q_buffers": 2, "ctas": 3},
     "m192_q2_bulkstore_persistent": {"block_m": 192, "q_buffers": 2, "bulk_store": True, "ctas": 3},
     # short items: one 192-row block per head, then 128-row items (two consumers work, the third idles);
@@ -180,10 +181,11 @@ def test_persistent_ctas_match_one_cta_per_item_bit_for_bit(causal, splits):
 @pytest.mark.parametrize("row_order", [True, False])
 @pytest.mark.parametrize("head_dim", [64, 128])
 def test_masked_rows_claimed_early_into_two_q_buffers(head_dim, row_order):
-    """Block-mask rows on two Q buffers, walked by 3 persistent CTAs: in the mask's row order, each next one
-    claimed as soon as the current one's loads are issued and its Q loaded into the other buffer, or in item
-    order, claimed after those loads (rows with no block and with every block): the same bits as one CTA
-    per item with one Q buffer, and float64's values with the equivalent element mask."""
+    """Block-mask rows on two Q buffers (as dispatched: four K/V stages at head dim 64), walked by 3
+    persistent CTAs: in the mask's row order, each next one claimed as soon as the current one's loads are
+    issued and its Q loaded into the other buffer, or in item order, claimed after those loads (rows with
+    no block and with every block): the same bits as one CTA per item with one Q buffer, and float64's
+    values with the equivalent element mask."""
     from bsk_cupy.mask_operand import mask_operand
 
     q, k, v, blocks, infos, problem = _masked_gqa_case(310, False, head_dim)
@@ -194,9 +196,10 @@ def test_masked_rows_claimed_early_into_two_q_buffers(head_dim, row_order):
     if not row_order:
         operand = dataclasses.replace(operand, row_order_ptr=0)
     one = select_spec(problem, masked=True)
+    two_q = masked_two_q_spec(one)
     (out_a, lse_a), *others = _launch_each(
         [LaunchPlan(load_kernel(spec, 0), problem, *infos, mask=operand, max_ctas=max_ctas)
-         for spec, max_ctas in ((one, None), (one.retiled(q_buffers=2), 3), (one.retiled(q_buffers=2), None))], q)
+         for spec, max_ctas in ((one, None), (two_q, 3), (two_q, None))], q)
     for out_b, lse_b in others:
         assert torch.equal(out_a, out_b) and torch.equal(lse_a, lse_b)
     elements = np.repeat(np.repeat(np.repeat(blocks, 128, axis=2), 128, axis=3)[..., :sq, :sk], hq // hkv, axis=1)
