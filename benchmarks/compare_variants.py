@@ -9,7 +9,8 @@ A variant is ``name`` or ``name:field=value,field=value`` over :class:`bsk_cupy.
 (``dyn=0``: static hand-out); ``tall=N`` keeps N 192-row blocks per head and makes the rest 128-row
 items (``tall=-1``: as ``dispatch.short_items_plan`` chooses, all 192-row where it declines);
 ``order=0`` runs a block mask's rows in the kernel's item order instead of its ``row_order``, ``order=W``
-(W >= 2) in windows of W (b, h) mask heads taken in turn, each window's rows longest first; without
+(W >= 2) in windows of W (b, h) mask heads taken in turn, each window's rows longest first, ``order=-K``
+in item order but for the last K (b, h) mask heads, whose rows run longest first; without
 ``ctas`` every work item gets its own CTA, so changes to how a
 persistent CTA moves from one item to the next need ``ctas=0`` to show; a variant
 illegal for a shape (``block_m=192`` at D 128) shows as "-" there. Each variant is launched through its
@@ -78,6 +79,20 @@ def random_mask(b: int, h: int, sq: int, sk: int, density: float, block: int) ->
     return BlockMask.from_dense(blocks, seq_lengths=(sq, sk), block_size=block), elements
 
 
+def tail_row_order(block_mask: BlockMask, heads: int):
+    """A device row order: the kernel's item order ((b, h) in turn, each one's query blocks last first) but
+    for the rows of the last ``heads`` (b, h), which run most listed blocks first (ties in index order)."""
+    import cupy
+
+    counts = np.asarray(block_mask.kv_num_blocks).reshape(-1).astype(np.int64)
+    n_qb = block_mask.kv_num_blocks.shape[-1]
+    head_batches = counts.shape[0] // n_qb
+    cut = max(head_batches - heads, 0) * n_qb
+    item_order = (np.arange(cut).reshape(-1, n_qb)[:, ::-1]).reshape(-1)
+    tail = cut + np.argsort(np.arange(counts.shape[0] - cut) - counts[cut:] * counts.shape[0])
+    return cupy.asarray(np.concatenate([item_order, tail]).astype(np.int32))
+
+
 def windowed_row_order(block_mask: BlockMask, window: int):
     """A device row order: windows of ``window`` (b, h) mask heads in turn, each window's rows most listed
     blocks first (ties in index order)."""
@@ -132,7 +147,8 @@ def run_config(config, variants, density: float | None = None, mask_block: int =
             variant_mask = dataclasses.replace(mask, row_order_ptr=0)
         else:
             if order not in orders:
-                orders[order] = windowed_row_order(block_mask, order)
+                orders[order] = (windowed_row_order(block_mask, order) if order > 0
+                                 else tail_row_order(block_mask, -order))
             variant_mask = dataclasses.replace(mask, row_order_ptr=orders[order].data.ptr)
         if max_ctas == 0:
             max_ctas = sm_count(problem.device)

@@ -57,7 +57,8 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
         Hkv (per KV head, shared by the query heads of a GQA group). ``causal`` and ``window`` still mask
         elements inside listed blocks. Host masks are validated and copied to the GPU once per mask object;
         device masks are used in place. Rows run longest first when the mask has a ``row_order`` and K
-        and V fit in L2 (``bsk_cupy.dispatch.follows_row_order``).
+        and V fit in L2 (``bsk_cupy.dispatch.follows_row_order``); past that, head by head and only the
+        last heads' rows longest first (``bsk_cupy.dispatch.tail_heads``).
     window : (int or None, int or None), optional
         ``(left, right)``: query i sees key j only if ``i + off - left <= j <= i + off + right`` with
         ``off = Sk - Sq`` (sliding-window / local attention; None = unbounded). Only the KV tiles the window
@@ -104,7 +105,7 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
     problem = check_attention_args(*infos, causal=causal, scale=scale, layout=layout, window=window)
     require_hopper(problem.device)
     mask = mask_operand(block_mask, problem) if block_mask is not None else None
-    plan = get_plan(problem, *infos, mask=mask)
+    plan = get_plan(problem, *infos, mask=mask, stream=operands[0].adapter.stream(problem.device))
     lse_shape = (problem.batch, problem.heads_q, problem.seqlen_q) if return_lse else None
     if torch_key is not None:
         fast = interop.TorchFastCall(plan, q, problem, infos, lse_shape)

@@ -48,10 +48,12 @@ class BlockMask:
         The order in which the attention kernel starts the rows (flattened (b, h, query block) indices of
         ``kv_num_blocks``): a permutation, rows listing the most blocks first (stable), so that the GPU's
         persistent CTAs take the longest rows first and finish together (longest-processing-time
-        scheduling). The constructors set it; None runs the rows in the kernel's index order, as do calls
-        whose K and V outgrow two thirds of the L2 cache (``bsk_cupy.dispatch.follows_row_order``: their
-        heads then run one after another, which keeps the heads in flight in L2). It decides which CTA
-        computes a row and when, never a value of the result.
+        scheduling). The constructors set it; None runs the rows in the kernel's index order. Calls whose
+        K and V outgrow two thirds of the L2 cache (``bsk_cupy.dispatch.follows_row_order``) run their
+        heads one after another, which keeps the heads in flight in L2, and take only the last heads'
+        rows in this order (``bsk_cupy.dispatch.tail_heads``; masks broadcast over heads, or over a batch
+        of more than one, run in index order there). It decides which CTA computes a row and when, never
+        a value of the result.
 
     Build one with :meth:`from_dense`, :meth:`causal`, :meth:`sliding_window` or :meth:`from_flex`; the
     constructor only stores (call :meth:`validate` to check arrays built by hand).

@@ -155,6 +155,28 @@ def array_module(array):
     return numpy
 
 
+class _RawStream:
+    """A stream handle (``cudaStream_t`` as an int) behind the CUDA stream protocol."""
+
+    def __init__(self, ptr: int):
+        self._ptr = ptr
+
+    def __cuda_stream__(self) -> tuple[int, int]:
+        return 0, self._ptr
+
+
+def cupy_stream(ptr: int):
+    """A CuPy stream over the raw stream ``ptr`` (0: the legacy default stream), so that CuPy work runs
+    on the caller's stream: ``Stream.from_external`` (CuPy 14), else ``ExternalStream`` (CuPy 13)."""
+    import cupy
+
+    if ptr == 0:
+        return cupy.cuda.Stream.null
+    if hasattr(cupy.cuda.Stream, "from_external"):
+        return cupy.cuda.Stream.from_external(_RawStream(ptr))
+    return cupy.cuda.ExternalStream(ptr)
+
+
 def as_numpy_or_cupy(name: str, value):
     """NumPy and CuPy arrays as they are; torch tensors and other DLPack producers as NumPy (host memory)
     or CuPy (device memory) views, without a copy. Used for small index arrays such as block masks."""

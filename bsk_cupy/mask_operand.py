@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 import threading
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .block_mask import BlockMask
+from .interop import array_module, cupy_stream
 from .validation import AttentionProblem
 
 KERNEL_BLOCKS = (128, 64)  # square mask blocks the kernel runs: 128 x 128 tiles, or 64 x 64 (split warpgroups)
@@ -122,3 +123,36 @@ def mask_operand(mask, problem: AttentionProblem) -> MaskOperand:
         stride_b=0 if mask_b == 1 else mask_h * n_qb, stride_h=0 if mask_h == 1 else n_qb,
         kv_blocks=n_kb, head_div=head_div, block=block,
         row_order_ptr=0 if row_order is None else row_order.data.ptr, arrays=arrays)
+
+
+def tail_row_order(row_order, query_blocks: int, tail_heads: int):
+    """The order of a mask too large to run longest first throughout (int32, the rows of the count arrays,
+    in ``row_order``'s array module): its (b, h) in turn, each one's query blocks last first (the kernel's
+    own item order), but for the last ``tail_heads`` (b, h), whose rows run in ``row_order``'s order
+    (longest first). The tail's long rows then start before its short ones, so that the CTAs finish
+    together, while the rows before it keep few heads in flight, for L2. No host synchronisation on the
+    device. A malformed ``row_order`` gives a malformed tail, which the kernel clamps like any device row
+    order."""
+    xp = array_module(row_order)
+    rows = row_order.shape[0]
+    cut = max(rows // query_blocks - tail_heads, 0)
+    head = (xp.arange(cut, dtype=xp.int64)[:, None] * query_blocks
+            + xp.arange(query_blocks - 1, -1, -1, dtype=xp.int64)[None, :]).reshape(-1)
+    # row_order's entries of the tail, in their order: unique keys (position, plus rows for the others)
+    in_head = row_order.astype(xp.int64) // query_blocks < cut
+    tail = row_order[xp.argsort(xp.arange(rows, dtype=xp.int64) + in_head * rows)[:rows - cut * query_blocks]]
+    return xp.concatenate([head.astype(xp.int32), tail.astype(xp.int32)])
+
+
+def with_tail_order(mask: MaskOperand, problem: AttentionProblem, tail_heads: int, stream: int) -> MaskOperand:
+    """``mask`` with its row order replaced by :func:`tail_row_order` (computed on ``stream``), or with none
+    (the kernel's item order) where a row serves several (b, h) (a mask broadcast over heads, or over a
+    batch of more than one) or the mask has no row order."""
+    import cupy
+
+    row_order = mask.arrays[4] if len(mask.arrays) == 5 else None
+    if row_order is None or mask.stride_h == 0 or (mask.stride_b == 0 and problem.batch > 1):
+        return replace(mask, row_order_ptr=0)
+    with cupy.cuda.Device(problem.device), cupy_stream(stream):
+        order = tail_row_order(row_order, math.ceil(problem.seqlen_q / mask.block), tail_heads)
+    return replace(mask, row_order_ptr=order.data.ptr, arrays=mask.arrays + (order,))

@@ -11,7 +11,7 @@ import pytest
 from bsk_cupy.block_mask import BlockMask
 from bsk_cupy.dispatch import choose_splits, select_spec
 from bsk_cupy.launch import window_bounds
-from bsk_cupy.mask_operand import mask_operand
+from bsk_cupy.mask_operand import mask_operand, tail_row_order
 from bsk_cupy.reference import attention_reference, block_mask_keys, visible_keys, window_keys
 from bsk_cupy.validation import AttentionProblem
 
@@ -87,3 +87,19 @@ def test_reference_mask_argument_blanks_rows():
     assert np.all(out[0, 0, 2] == 0) and lse[0, 0, 2] == -np.inf
     full, _ = attention_reference(q, k, v)
     np.testing.assert_allclose(out[0, 0, 3], full[0, 0, 3])
+
+
+def test_tail_row_order_keeps_item_order_but_for_the_last_heads():
+    """Rows of 5 (b, h) x 4 query blocks: the first three (b, h) in the kernel's item order (query blocks
+    last first), the last two in the mask's row order (most blocks first, ties in index order)."""
+    blocks = np.random.default_rng(5).random((1, 5, 4, 4)) < 0.5
+    mask = BlockMask.from_dense(blocks)
+    order = mask.row_order
+    got = tail_row_order(order, 4, 2)
+    assert got.dtype == np.int32 and np.array_equal(np.sort(got), np.arange(20))   # a permutation
+    assert np.array_equal(got[:12], [3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8])
+    assert np.array_equal(got[12:], [r for r in order if r >= 12])
+    counts = mask.kv_num_blocks.reshape(-1)[got[12:]]
+    assert (np.diff(counts) <= 0).all()                                             # longest first
+    assert np.array_equal(tail_row_order(order, 4, 5), order)                      # every head: the row order
+    assert np.array_equal(tail_row_order(order, 4, 9), order)

@@ -3,12 +3,14 @@
     PYTHONPATH=. compute-sanitizer --tool memcheck python tools/sanitize_shapes.py
 
 One call each: persistent CTAs claiming items (dense, causal, block masks of 128 and 64 at density 0.3,
-at head dim 64 claimed early into two Q buffers), split-KV, split warpgroups (alone and across a cluster
-of two CTAs), 192-row tiles (with the 128-row items after them), head dim 256; small enough for the sanitizer's slowdown. Prints the largest |error| vs
-float32 SDPA per call, so a call the tool lets through is still checked. Then a block mask shared by every
-batch entry and head (each of its rows runs several items, in its row order), and the same mask with a
-malformed device row order (rows past the last and negative: the kernel must clamp them, whatever it
-computes).
+at head dims 64 and 128 claimed early into two Q buffers), split-KV, split warpgroups (alone and across a
+cluster of two CTAs), 192-row tiles (with the 128-row items after them), head dim 256; small enough for the
+sanitizer's slowdown. Prints the largest |error| vs float32 SDPA per call, so a call the tool lets through
+is still checked. Then a block mask shared by every batch entry and head (each of its rows runs several
+items, in its row order), and the same mask with a malformed device row order (rows past the last and
+negative: the kernel must clamp them, whatever it computes). Last a per-head mask whose K and V outgrow the
+L2 rule (B1 H16 S8192 D128): item order but the last heads' rows longest first (dispatch.tail_heads), and
+the same with a malformed device row order.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ def main() -> None:
         err = (out.float() - ref).abs().max().item()
         print(f"B{b} H{h} Sq{sq} Sk{sk} D{d} causal={causal} density={density} block={block}: max err {err:.1e}")
     shared_mask_calls()
+    tail_order_calls()
     torch.cuda.synchronize()
 
 
@@ -73,6 +76,23 @@ def shared_mask_calls() -> None:
     bad = cupy.asarray(np.array([100, -5, 7, 1 << 30, 0, 3, -1, 8], np.int32))
     bsk.attention_forward(q, k, v, block_mask=dataclasses.replace(mask, row_order=bad))
     print("the same mask with row order [100, -5, 7, 2**30, 0, 3, -1, 8]: completed")
+
+
+def tail_order_calls() -> None:
+    import cupy
+
+    q, k, v = (torch.randn(1, 16, 8192, 128, device="cuda", dtype=torch.float16) for _ in range(3))
+    blocks = np.random.default_rng(2).random((1, 16, 64, 64)) < 0.05
+    blocks[..., np.arange(64), np.arange(64)] = True
+    mask = bsk.BlockMask.from_dense(cupy.asarray(blocks))
+    ref_mask = torch.from_numpy(blocks[:, :2]).cuda().repeat_interleave(128, 2).repeat_interleave(128, 3)
+    ref = F.scaled_dot_product_attention(*(x[:, :2].float() for x in (q, k, v)), attn_mask=ref_mask)
+    err = (bsk.attention_forward(q, k, v, block_mask=mask)[:, :2].float() - ref).abs().max().item()
+    print(f"B1 H16 S8192 D128, a mask per head past the L2 rule (last heads longest first): max err {err:.1e}")
+    bad = mask.row_order.copy()
+    bad[-6:] = cupy.asarray(np.array([1 << 30, -5, 1024, -1, 70000, 3], np.int32))
+    bsk.attention_forward(q, k, v, block_mask=dataclasses.replace(mask, row_order=bad))
+    print("the same mask with its row order's last six [2**30, -5, 1024, -1, 70000, 3]: completed")
 
 
 if __name__ == "__main__":
