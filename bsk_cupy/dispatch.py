@@ -169,7 +169,7 @@ def tail_heads(problem: AttentionProblem, mask: MaskOperand, l2: int) -> int:
 
     In item order the last rows claimed are of any length, and a long one claimed late holds one SM while
     the others idle: replaying the claims (persistent CTAs, 1.8 us per D128 tile and 3.3 per item) puts
-    the makespan 4-14% above the average CTA's work at B1 H16 S8192 D128, 4-6% at S16384, against 1-3%
+    the makespan 7-14% above the average CTA's work at B1 H16 S8192 D128, 4-6% at S16384, against 1-3%
     with the tail longest first. H100, random masks, item order against the last two and four heads
     longest first, both listings, twice (RESULTS.md, seventeenth session): B1 H16 S8192 D128 -4.6 / -10.8
     / -3.1% at d 0.1 / 0.25 / 0.5 (four heads), B1 H16 S16384 D64 -2.5 / -3.7 / -1.1% (four), S16384 D128
