@@ -9,23 +9,15 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source tools/device_steps.sh
-variants=(base:ctas=0 rs:ctas=0,bulk_store=0 s3:ctas=0,stages=3,bulk_store=0)
-reversed=("${variants[2]}" "${variants[1]}" "${variants[0]}")
-listings() {  # LOG ARGS...: both orders of the variants, appended to $out/LOG.log
-    local log="$out/$1.log"; shift
-    for order in "${variants[*]}" "${reversed[*]}"; do
-        timeout 280 python benchmarks/compare_variants.py $order "$@" >> "$log" 2>&1
-        echo "== $order (exit $?)"; tail -n 4 "$log"
-    done
-}
+variants="base:ctas=0 rs:ctas=0,bulk_store=0 s3:ctas=0,stages=3,bulk_store=0"
 for step in ${*:-dense masked}; do
     case $step in
-        dense) listings d128_stages_dense --config 4,32,4096,4096,128,0 --config 4,32,4096,4096,128,1 \
-                   --config 1,16,8192,8192,128,0 ;;
+        dense) both_listings d128_stages_dense 4 "$variants" --config 4,32,4096,4096,128,0 \
+                   --config 4,32,4096,4096,128,1 --config 1,16,8192,8192,128,0 ;;
         masked)
             for density in ${DENSITIES:-0.1 0.25}; do
-                listings "d128_stages_masked_$density" --density "$density" --config 1,16,8192,8192,128,0 \
-                    --config 1,16,16384,16384,128,0
+                both_listings "d128_stages_masked_$density" 3 "$variants" --density "$density" \
+                    --config 1,16,8192,8192,128,0 --config 1,16,16384,16384,128,0
             done ;;
         *) echo "unknown step $step"; exit 2 ;;
     esac

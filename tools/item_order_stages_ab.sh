@@ -6,13 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source tools/device_steps.sh
-a="s2:ctas=0,order=-4 s3:ctas=0,order=-4,stages=3 s4:ctas=0,order=-4,stages=4"
-b="s4:ctas=0,order=-4,stages=4 s3:ctas=0,order=-4,stages=3 s2:ctas=0,order=-4"
 for density in ${DENSITIES:-0.1 0.25 0.5}; do
-    log="$out/item_order_stages_$density.log"
-    for order in "$a" "$b"; do
-        timeout 200 python benchmarks/compare_variants.py $order --density "$density" --config 1,16,16384,16384,64,0 \
-            >> "$log" 2>&1
-        echo "== density $density: $order (exit $?)"; tail -n 2 "$log"
-    done
+    both_listings "item_order_stages_$density" 2 "s2:ctas=0,order=-4 s3:ctas=0,order=-4,stages=3 s4:ctas=0,order=-4,stages=4" \
+        --density "$density" --config 1,16,16384,16384,64,0
 done

@@ -10,25 +10,16 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 source tools/device_steps.sh
 configs=(--config 1,16,4096,4096,64,0 --config 1,32,2048,2048,64,0)
-a="pp:ctas=0,q_buffers=2 serial:ctas=0,q_buffers=2,pingpong=0 serial4:ctas=0,q_buffers=2,pingpong=0,stages=4 pp4:ctas=0,q_buffers=2,stages=4"
-b="pp4:ctas=0,q_buffers=2,stages=4 serial4:ctas=0,q_buffers=2,pingpong=0,stages=4 serial:ctas=0,q_buffers=2,pingpong=0 pp:ctas=0,q_buffers=2"
+ring="pp:ctas=0,q_buffers=2 serial:ctas=0,q_buffers=2,pingpong=0 serial4:ctas=0,q_buffers=2,pingpong=0,stages=4"
+ring+=" pp4:ctas=0,q_buffers=2,stages=4"
 for step in ${*:-ring pdl}; do
     case $step in
         ring)
             for density in ${DENSITIES:-0.1 0.25}; do
-                log="$out/masked_d64_ring_$density.log"
-                for order in "$a" "$b"; do
-                    timeout 200 python benchmarks/compare_variants.py $order --density "$density" "${configs[@]}" >> "$log" 2>&1
-                    echo "== density $density: $order (exit $?)"; tail -n 3 "$log"
-                done
+                both_listings "masked_d64_ring_$density" 3 "$ring" --density "$density" "${configs[@]}"
             done ;;
-        pdl)
-            log="$out/masked_d64_pdl.log"
-            for order in "pdl:ctas=0,q_buffers=2 nopdl:ctas=0,q_buffers=2,pdl=0" \
-                         "nopdl:ctas=0,q_buffers=2,pdl=0 pdl:ctas=0,q_buffers=2"; do
-                timeout 200 python benchmarks/compare_variants.py $order --density 0.5 "${configs[@]}" >> "$log" 2>&1
-                echo "== density 0.5: $order (exit $?)"; tail -n 3 "$log"
-            done ;;
+        pdl) both_listings masked_d64_pdl 3 "pdl:ctas=0,q_buffers=2 nopdl:ctas=0,q_buffers=2,pdl=0" --density 0.5 \
+                 "${configs[@]}" ;;
         *) echo "unknown step $step"; exit 2 ;;
     esac
 done

@@ -9,14 +9,10 @@ cd "$(dirname "$0")/.."
 source tools/device_steps.sh
 configs=(--config 1,32,2048,2048,64,0 --config 1,16,4096,4096,64,0 --config 4,16,2048,2048,64,0
          --config 1,16,8192,8192,64,0)
-a="s2:ctas=0,q_buffers=2 s3:ctas=0,q_buffers=2,stages=3 s4:ctas=0,q_buffers=2,stages=4"
-b="s4:ctas=0,q_buffers=2,stages=4 s3:ctas=0,q_buffers=2,stages=3 s2:ctas=0,q_buffers=2"
 for round in $(seq ${ROUNDS:-2}); do
     for density in ${DENSITIES:-0.1 0.25}; do
-        log="$out/masked_d64_stages_$density.log"
-        for order in "$a" "$b"; do
-            timeout 200 python benchmarks/compare_variants.py $order --density "$density" "${configs[@]}" >> "$log" 2>&1
-            echo "== round $round, density $density: $order (exit $?)"; tail -n 5 "$log"
-        done
+        both_listings "masked_d64_stages_$density" 5 \
+            "s2:ctas=0,q_buffers=2 s3:ctas=0,q_buffers=2,stages=3 s4:ctas=0,q_buffers=2,stages=4" \
+            --density "$density" "${configs[@]}"
     done
 done

@@ -9,18 +9,12 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 source tools/device_steps.sh
 configs=(--config 1,16,8192,8192,128,0 --config 1,16,16384,16384,64,0 --config 1,16,16384,16384,128,0)
-variants=(item:ctas=0,order=0)
+variants="item:ctas=0,order=0"
 for o in ${ORDERS:-4 8}; do
-    variants+=("$([ "$o" -gt 0 ] && echo "win$o" || echo "tail${o#-}"):ctas=0,order=$o")
+    variants+=" $([ "$o" -gt 0 ] && echo "win$o" || echo "tail${o#-}"):ctas=0,order=$o"
 done
-reversed=()
-for ((i = ${#variants[@]} - 1; i >= 0; i--)); do reversed+=("${variants[i]}"); done
 for round in $(seq ${ROUNDS:-1}); do
     for density in ${DENSITIES:-0.1 0.25 0.5}; do
-        log="$out/window_order_$density.log"
-        for order in "${variants[*]}" "${reversed[*]}"; do
-            timeout 250 python benchmarks/compare_variants.py $order --density "$density" "${configs[@]}" >> "$log" 2>&1
-            echo "== round $round, density $density: $order (exit $?)"; tail -n 4 "$log"
-        done
+        both_listings "window_order_$density" 4 "$variants" --density "$density" "${configs[@]}"
     done
 done
