@@ -77,7 +77,8 @@
 // adds a second exchange of the same size, last in SharedStorage (178 176 bytes at head dim 64 with
 // 64 x 128 tiles, 219 136 at 128 with 64 x 64); other variants end with 16 + 8 unused bytes. Q_BUFFERS 2
 // adds a second Q (16 384 / 24 576 bytes at head dim 64, 32 768 at 128: 231 424 bytes, within the 232 448
-// a CTA may have), two more Q barriers and item slots, and last the loader's 48-byte copy of a claim.
+// a CTA may have), two more Q barriers and item slots, and last the loader's 48-byte copy of a claim. The
+// head-dim-64 two-Q kernel that runs block masks in row order has four stages: 183 296 bytes.
 //
 // Files: attn/config.cuh (macros, constants, register budgets, named barriers), attn/params.cuh (Params,
 // work-item types, SharedStorage), attn/schedule.cuh (items, claims, KV schedules), attn/load.cuh (the
