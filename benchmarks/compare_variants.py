@@ -46,7 +46,7 @@ from bsk_cupy.clocks import ClockSampler, gpu_id
 from bsk_cupy.compile.module import load_kernel
 from bsk_cupy.dispatch import choose_splits, mask_tile_spec, select_spec, short_items_plan, sm_count
 from bsk_cupy.launch import LaunchPlan
-from bsk_cupy.mask_operand import mask_operand
+from bsk_cupy.mask_operand import mask_operand, tail_row_order
 from bsk_cupy.validation import check_attention_args
 
 
@@ -79,30 +79,14 @@ def random_mask(b: int, h: int, sq: int, sk: int, density: float, block: int) ->
     return BlockMask.from_dense(blocks, seq_lengths=(sq, sk), block_size=block), elements
 
 
-def tail_row_order(block_mask: BlockMask, heads: int):
-    """A device row order: the kernel's item order ((b, h) in turn, each one's query blocks last first) but
-    for the rows of the last ``heads`` (b, h), which run most listed blocks first (ties in index order)."""
-    import cupy
-
-    counts = np.asarray(block_mask.kv_num_blocks).reshape(-1).astype(np.int64)
-    n_qb = block_mask.kv_num_blocks.shape[-1]
-    head_batches = counts.shape[0] // n_qb
-    cut = max(head_batches - heads, 0) * n_qb
-    item_order = (np.arange(cut).reshape(-1, n_qb)[:, ::-1]).reshape(-1)
-    tail = cut + np.argsort(np.arange(counts.shape[0] - cut) - counts[cut:] * counts.shape[0])
-    return cupy.asarray(np.concatenate([item_order, tail]).astype(np.int32))
-
-
-def windowed_row_order(block_mask: BlockMask, window: int):
-    """A device row order: windows of ``window`` (b, h) mask heads in turn, each window's rows most listed
-    blocks first (ties in index order)."""
-    import cupy
-
+def windowed_row_order(block_mask: BlockMask, window: int) -> np.ndarray:
+    """A row order (of a host mask): windows of ``window`` (b, h) mask heads in turn, each window's rows most
+    listed blocks first (ties in index order)."""
     counts = np.asarray(block_mask.kv_num_blocks).reshape(-1).astype(np.int64)
     rows, row = counts.shape[0], np.arange(counts.shape[0], dtype=np.int64)
     head_batch = row // block_mask.kv_num_blocks.shape[-1]
     key = (head_batch // window) * (rows * (counts.max(initial=0) + 2)) + row - counts * rows
-    return cupy.asarray(np.argsort(key).astype(np.int32))
+    return np.argsort(key).astype(np.int32)
 
 
 def run_config(config, variants, density: float | None = None, mask_block: int = 128, clocks: bool = False) -> dict:
@@ -132,7 +116,7 @@ def run_config(config, variants, density: float | None = None, mask_block: int =
         row["cudnn_us"] = graph_time_us(cudnn)
     except RuntimeError:  # cuDNN does not take this shape on this build
         row["cudnn_us"] = None
-    orders = {}  # order=W: the windowed row orders, alive until the variants are timed
+    orders = {}  # order=W / -K: the device row orders, alive until the variants are timed
     for name, overrides in variants:
         overrides = dict(overrides)
         splits = overrides.pop("splits", None)
@@ -147,8 +131,10 @@ def run_config(config, variants, density: float | None = None, mask_block: int =
             variant_mask = dataclasses.replace(mask, row_order_ptr=0)
         else:
             if order not in orders:
-                orders[order] = (windowed_row_order(block_mask, order) if order > 0
-                                 else tail_row_order(block_mask, -order))
+                import cupy
+
+                orders[order] = cupy.asarray(windowed_row_order(block_mask, order) if order > 0 else tail_row_order(
+                    block_mask.row_order, block_mask.kv_num_blocks.shape[-1], -order))
             variant_mask = dataclasses.replace(mask, row_order_ptr=orders[order].data.ptr)
         if max_ctas == 0:
             max_ctas = sm_count(problem.device)

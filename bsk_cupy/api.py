@@ -105,7 +105,9 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
     problem = check_attention_args(*infos, causal=causal, scale=scale, layout=layout, window=window)
     require_hopper(problem.device)
     mask = mask_operand(block_mask, problem) if block_mask is not None else None
-    plan = get_plan(problem, *infos, mask=mask, stream=operands[0].adapter.stream(problem.device))
+    adapter, like = operands[0].adapter, operands[0].handle
+    stream = adapter.stream(problem.device)
+    plan = get_plan(problem, *infos, mask=mask, stream=stream)
     lse_shape = (problem.batch, problem.heads_q, problem.seqlen_q) if return_lse else None
     if torch_key is not None:
         fast = interop.TorchFastCall(plan, q, problem, infos, lse_shape)
@@ -116,7 +118,6 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
                 del _fast_calls[next(iter(_fast_calls))]
             _fast_calls[torch_key] = fast
         return fast(q, k, v, out)
-    adapter, like = operands[0].adapter, operands[0].handle
     if out is None:
         out, out_ptr = adapter.empty(like, problem.out_shape)
     else:
@@ -126,7 +127,7 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
         check_out(out_info, problem, infos)
         out_ptr = out_info.ptr
     lse, lse_ptr = adapter.empty(like, lse_shape, float32=True) if return_lse else (None, 0)
-    plan.launch(out_ptr, lse_ptr, adapter.stream(problem.device))
+    plan.launch(out_ptr, lse_ptr, stream)
     if return_lse:
         return adapter.finish(out), adapter.finish(lse)
     return adapter.finish(out)

@@ -407,8 +407,8 @@ def get_plan(problem: AttentionProblem, q: ArrayInfo, k: ArrayInfo, v: ArrayInfo
             return plan
     sms = sm_count(problem.device)
     ordered_rows = mask is not None and mask.row_order_ptr != 0
-    if ordered_rows and not follows_row_order(problem, l2_bytes(problem.device)):
-        mask = with_tail_order(mask, problem, tail_heads(problem, mask, l2_bytes(problem.device)), stream)
+    if ordered_rows and not follows_row_order(problem, l2 := l2_bytes(problem.device)):
+        mask = with_tail_order(mask, problem, tail_heads(problem, mask, l2), stream)
         ordered_rows = False  # mostly the kernel's item order: one Q buffer, claims after the loads
     spec, splits = choose_variant(problem, sms, mask.block if mask is not None else None, ordered_rows=ordered_rows)
     tall_blocks = short_items_plan(problem, spec, splits, sms, mask is not None)

@@ -150,7 +150,7 @@ def with_tail_order(mask: MaskOperand, problem: AttentionProblem, tail_heads: in
     batch of more than one) or the mask has no row order."""
     import cupy
 
-    row_order = mask.arrays[4] if len(mask.arrays) == 5 else None
+    row_order = mask.arrays[4] if mask.arrays else None  # mask_operand's order of the five arrays
     if row_order is None or mask.stride_h == 0 or (mask.stride_b == 0 and problem.batch > 1):
         return replace(mask, row_order_ptr=0)
     with cupy.cuda.Device(problem.device), cupy_stream(stream):

@@ -21,18 +21,14 @@ if [ -n "${SHAPES:-}" ]; then
     configs=()
     for c in $SHAPES; do configs+=(--config "$c"); done
 fi
-a=q1:ctas=0${FIELDS:-} b=q2:ctas=0,q_buffers=2${FIELDS:-}
+variants="q1:ctas=0${FIELDS:-} q2:ctas=0,q_buffers=2${FIELDS:-}"
 for step in ${*:-ab}; do
     case $step in
         tests) attention_tests 200 ;;
         ab)
             for density in ${DENSITIES:-0.1 0.25}; do
-                log="$out/masked_q2_$density.log"
-                for order in "$a $b" "$b $a"; do
-                    timeout 200 python benchmarks/compare_variants.py $order --density "$density" "${configs[@]}" \
-                        >> "$log" 2>&1
-                    echo "== density $density: $order (exit $?)"; tail -n $((${#configs[@]} / 2 + 1)) "$log"
-                done
+                both_listings "masked_q2_$density" $((${#configs[@]} / 2 + 1)) "$variants" --density "$density" \
+                    "${configs[@]}"
             done ;;
         *) echo "unknown step $step"; exit 2 ;;
     esac
