@@ -46,7 +46,7 @@ from bsk_cupy.clocks import ClockSampler, gpu_id
 from bsk_cupy.compile.module import load_kernel
 from bsk_cupy.dispatch import choose_splits, mask_tile_spec, select_spec, short_items_plan, sm_count
 from bsk_cupy.launch import LaunchPlan
-from bsk_cupy.mask_operand import mask_operand, tail_row_order
+from bsk_cupy.mask_operand import mask_operand, with_tail_order
 from bsk_cupy.validation import check_attention_args
 
 
@@ -116,7 +116,7 @@ def run_config(config, variants, density: float | None = None, mask_block: int =
         row["cudnn_us"] = graph_time_us(cudnn)
     except RuntimeError:  # cuDNN does not take this shape on this build
         row["cudnn_us"] = None
-    orders = {}  # order=W / -K: the device row orders, alive until the variants are timed
+    orders = {}  # order=W: the device row orders, alive until the variants are timed
     for name, overrides in variants:
         overrides = dict(overrides)
         splits = overrides.pop("splits", None)
@@ -129,12 +129,13 @@ def run_config(config, variants, density: float | None = None, mask_block: int =
             variant_mask = mask
         elif order == 0:
             variant_mask = dataclasses.replace(mask, row_order_ptr=0)
+        elif order < 0:
+            variant_mask = with_tail_order(mask, problem, -order, torch.cuda.current_stream().cuda_stream)
         else:
             if order not in orders:
                 import cupy
 
-                orders[order] = cupy.asarray(windowed_row_order(block_mask, order) if order > 0 else tail_row_order(
-                    block_mask.row_order, block_mask.kv_num_blocks.shape[-1], -order))
+                orders[order] = cupy.asarray(windowed_row_order(block_mask, order))
             variant_mask = dataclasses.replace(mask, row_order_ptr=orders[order].data.ptr)
         if max_ctas == 0:
             max_ctas = sm_count(problem.device)

@@ -161,11 +161,11 @@ def follows_row_order(problem: AttentionProblem, l2: int) -> bool:
     return 3 * kv_bytes <= 2 * l2
 
 
-def tail_heads(problem: AttentionProblem, mask: MaskOperand, l2: int) -> int:
+def tail_heads(problem: AttentionProblem, l2: int) -> int:
     """For a block mask that does not follow its row order throughout (``follows_row_order``): how many of
-    its last (b, h) run their rows longest first after the rest ran in the kernel's item order
-    (``mask_operand.tail_row_order``): those whose K and V fit in a third of the ``l2``-byte L2 cache (each
-    KV head's, times the mask heads that share it), at least one.
+    its last (b, h) (batch entry, query head) run their rows longest first after the rest ran in the
+    kernel's item order (``mask_operand.tail_item_order``): those whose K and V fit in a third of the
+    ``l2``-byte L2 cache (each KV head's, times the query heads that share it), at least one.
 
     In item order the last rows claimed are of any length, and a long one claimed late holds one SM while
     the others idle: replaying the claims (persistent CTAs, 1.8 us per D128 tile and 3.3 per item) puts
@@ -173,11 +173,12 @@ def tail_heads(problem: AttentionProblem, mask: MaskOperand, l2: int) -> int:
     with the tail longest first. H100, random masks, item order against the last two and four heads
     longest first, both listings, twice (RESULTS.md, seventeenth session): B1 H16 S8192 D128 -4.6 / -10.8
     / -3.1% at d 0.1 / 0.25 / 0.5 (four heads), B1 H16 S16384 D64 -2.5 / -3.7 / -1.1% (four), S16384 D128
-    -1.3 / -0.6 / -1.2% (two).
+    -1.3 / -0.6 / -1.2% (two). Masks broadcast over heads take the same tail over their heads' items
+    (eighteenth session, tools/broadcast_tail_ab.py): a causal document mask -12.4% at B1 H16 S8192 D128,
+    -7.5% at S16384 D64, -6.7% at S16384 D128; a sliding window (rows of equal length) within +-2%.
     """
     kv_head_bytes = 2 * problem.seqlen_k * problem.head_dim * 2
-    per_kv_head = problem.heads_q // problem.heads_kv if mask.head_div == 1 else 1
-    return max(1, (l2 // 3) // kv_head_bytes) * per_kv_head
+    return max(1, (l2 // 3) // kv_head_bytes) * (problem.heads_q // problem.heads_kv)
 
 
 def choose_splits(problem: AttentionProblem, spec: KernelSpec, sms: int, masked: bool) -> int:
@@ -408,7 +409,7 @@ def get_plan(problem: AttentionProblem, q: ArrayInfo, k: ArrayInfo, v: ArrayInfo
     sms = sm_count(problem.device)
     ordered_rows = mask is not None and mask.row_order_ptr != 0
     if ordered_rows and not follows_row_order(problem, l2 := l2_bytes(problem.device)):
-        mask = with_tail_order(mask, problem, tail_heads(problem, mask, l2), stream)
+        mask = with_tail_order(mask, problem, tail_heads(problem, l2), stream)
         ordered_rows = False  # mostly the kernel's item order: one Q buffer, claims after the loads
     spec, splits = choose_variant(problem, sms, mask.block if mask is not None else None, ordered_rows=ordered_rows)
     tall_blocks = short_items_plan(problem, spec, splits, sms, mask is not None)

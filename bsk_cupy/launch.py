@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from .compile.module import LoadedKernel
 from .validation import AttentionProblem, ArrayInfo, to_bhsd
 
-PARAMS_BYTES = 576
+PARAMS_BYTES = 640
 _OFF_TMA = (0, 128, 256)
 _OFF_OUT = 384
 _OFF_LSE = 392
@@ -32,7 +32,7 @@ _WORK_FORMAT = "<Q"          # work_counter (persistent CTAs claiming items), af
 _OFF_WORK = 552
 _HEIGHTS_FORMAT = "<ii"      # tall_blocks, tall_items
 _OFF_HEIGHTS = 560
-_ROW_ORDER_FORMAT = "<Q"     # mask_row_order (block masks: the order of their rows' items)
+_ROW_ORDER_FORMAT = "<Qi"    # mask_row_order, mask_order_items (block masks: the order of their items)
 _OFF_ROW_ORDER = 568
 SHORT_ROWS = 128             # kShortRows: the height of the items after a head's tall ones
 _UNBOUNDED = 1 << 30         # a window side without a bound
@@ -311,7 +311,8 @@ class LaunchPlan(PackedLaunch):
         if mask is not None:
             struct.pack_into(_MASK_FORMAT, self._params, _OFF_MASK, mask.num_ptr, mask.idx_ptr, mask.full_num_ptr,
                              mask.full_idx_ptr, mask.stride_b, mask.stride_h, mask.kv_blocks, mask.head_div)
-            struct.pack_into(_ROW_ORDER_FORMAT, self._params, _OFF_ROW_ORDER, mask.row_order_ptr)
+            struct.pack_into(_ROW_ORDER_FORMAT, self._params, _OFF_ROW_ORDER, mask.row_order_ptr,
+                             int(mask.order_items))
         self.workspace = None
         if num_splits > 1 and spec.cluster_split == 1:  # a cluster merges in shared memory
             self.workspace = SplitWorkspace(problem.device, m_blocks * problem.heads_q * problem.batch, num_splits,

@@ -37,7 +37,8 @@ class MaskOperand:
     kv_blocks: int             # nKB, the row length of the index arrays
     head_div: int              # the mask head of query head h is h // head_div
     block: int                 # the mask's square block size: the kernel's query-block rows and tile keys
-    row_order_ptr: int = 0     # BlockMask.row_order (0: the kernel's item order)
+    row_order_ptr: int = 0     # BlockMask.row_order (0: the kernel's item order), or an item order
+    order_items: bool = False  # row_order_ptr lists items (tail_item_order), not the mask's rows
     arrays: tuple = field(default=(), compare=False, repr=False)  # the device arrays: kept alive with it
 
 
@@ -125,34 +126,50 @@ def mask_operand(mask, problem: AttentionProblem) -> MaskOperand:
         row_order_ptr=0 if row_order is None else row_order.data.ptr, arrays=arrays)
 
 
-def tail_row_order(row_order, query_blocks: int, tail_heads: int):
-    """The order of a mask too large to run longest first throughout (int32, the rows of the count arrays,
-    in ``row_order``'s array module): its (b, h) in turn, each one's query blocks last first (the kernel's
-    own item order), but for the last ``tail_heads`` (b, h), whose rows run in ``row_order``'s order
-    (longest first). The tail's long rows then start before its short ones, so that the CTAs finish
-    together, while the rows before it keep few heads in flight, for L2. No host synchronisation on the
-    device. A malformed ``row_order`` gives a malformed tail, which the kernel clamps like any device row
-    order."""
+def tail_item_order(row_order, query_blocks: int, batch: int, heads: int, mask_batch: int, mask_heads: int,
+                    tail_heads: int):
+    """The claim order of a mask too large to run longest first throughout: int32 items, each (b, h,
+    query block) flattened as ``(b * heads + h) * query_blocks + block``, in ``row_order``'s array module.
+    Its (b, h) run in turn, each one's query blocks last first (the kernel's own item order), but for the
+    last ``tail_heads`` (b, h), whose items run in the order ``row_order`` gives their mask rows (longest
+    first), the (b, h) sharing a row (a mask broadcast over heads or batch, or given per KV head) one after
+    another. The tail's long rows then start before its short ones, so that the CTAs finish together,
+    while the items before it keep few heads in flight, for L2.
+
+    ``row_order`` orders the rows of the mask's (mask_batch, mask_heads, query_blocks) count arrays; query
+    head h reads mask head ``h // (heads // mask_heads)``, batch b mask batch ``b if mask_batch > 1``. No
+    host synchronisation on the device. A malformed ``row_order`` (values out of range or repeated) still
+    gives every item once: its rows are clamped, and rows it leaves out run last.
+    """
     xp = array_module(row_order)
-    rows = row_order.shape[0]
-    cut = max(rows // query_blocks - tail_heads, 0)
-    head = (xp.arange(cut, dtype=xp.int64)[:, None] * query_blocks
-            + xp.arange(query_blocks - 1, -1, -1, dtype=xp.int64)[None, :]).reshape(-1)
-    # row_order's entries of the tail, in their order: unique keys (position, plus rows for the others)
-    in_head = row_order.astype(xp.int64) // query_blocks < cut
-    tail = row_order[xp.argsort(xp.arange(rows, dtype=xp.int64) + in_head * rows)[:rows - cut * query_blocks]]
-    return xp.concatenate([head.astype(xp.int32), tail.astype(xp.int32)])
+    pairs, rows = batch * heads, mask_batch * mask_heads * query_blocks
+    cut = max(pairs - tail_heads, 0)
+    blocks = xp.arange(query_blocks, dtype=xp.int64)
+    head = (xp.arange(cut, dtype=xp.int64)[:, None] * query_blocks + blocks[::-1][None, :]).reshape(-1)
+    rank = xp.full(rows, rows, dtype=xp.int64)
+    rank[xp.clip(row_order.astype(xp.int64), 0, rows - 1)] = xp.arange(rows, dtype=xp.int64)
+    tail = xp.arange(cut, pairs, dtype=xp.int64)
+    mask_row = ((tail // heads if mask_batch > 1 else 0) * mask_heads
+                + (tail % heads) // (heads // mask_heads)) * query_blocks
+    position = tail - cut
+    # unique keys: the row's rank, then the (b, h), then the block
+    key = ((rank[mask_row[:, None] + blocks[None, :]] * (pairs - cut) + position[:, None]) * query_blocks
+           + blocks[None, :])
+    items = (tail[:, None] * query_blocks + blocks[None, :]).reshape(-1)[xp.argsort(key.reshape(-1))]
+    return xp.concatenate([head, items]).astype(xp.int32)
 
 
 def with_tail_order(mask: MaskOperand, problem: AttentionProblem, tail_heads: int, stream: int) -> MaskOperand:
-    """``mask`` with its row order replaced by :func:`tail_row_order` (computed on ``stream``), or with none
-    (the kernel's item order) where a row serves several (b, h) (a mask broadcast over heads, or over a
-    batch of more than one) or the mask has no row order."""
+    """``mask`` claimed in :func:`tail_item_order` (computed on ``stream``), or in the kernel's item order
+    where it has no row order."""
     import cupy
 
     row_order = mask.arrays[4] if mask.arrays else None  # mask_operand's order of the five arrays
-    if row_order is None or mask.stride_h == 0 or (mask.stride_b == 0 and problem.batch > 1):
+    if row_order is None:
         return replace(mask, row_order_ptr=0)
+    mask_batch = 1 if mask.stride_b == 0 else problem.batch
+    mask_heads = 1 if mask.stride_h == 0 else problem.heads_q // mask.head_div
     with cupy.cuda.Device(problem.device), cupy_stream(stream):
-        order = tail_row_order(row_order, math.ceil(problem.seqlen_q / mask.block), tail_heads)
-    return replace(mask, row_order_ptr=order.data.ptr, arrays=mask.arrays + (order,))
+        order = tail_item_order(row_order, math.ceil(problem.seqlen_q / mask.block), problem.batch, problem.heads_q,
+                                mask_batch, mask_heads, tail_heads)
+    return replace(mask, row_order_ptr=order.data.ptr, order_items=True, arrays=mask.arrays + (order,))

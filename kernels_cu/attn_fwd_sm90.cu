@@ -29,16 +29,17 @@
 // its producer claims the next from Params::work_counter (or takes c + gridDim.x, ... without one), loading
 // its Q and K/V while the consumers finish the previous item. Claims come in item order, so the longest
 // causal query blocks start first, as the hardware would start one CTA per item; block-mask items follow
-// the mask's row order when it has one (its rows with the most listed blocks first). Q_BUFFERS 2 (head dim
-// 64 or 128, more items than CTAs, every item with the same KV tiles or a block mask's rows in row order):
-// the loader copies each claim and lets the next item be claimed at once, and that item's Q loads into
-// the other buffer during the current item instead of after it. On 192-row tiles the host may make each
-// head's last rows 128-row items, numbered after every 192-row one (Params::tall_blocks), so that they
-// fill the last round of a grid of a few rounds; there, and on the last rows of Sq, a consumer whose 64
-// rows lie past the item's idles (idle_item). CLUSTER_SPLIT: clusters of two consecutive CTAs, one item
-// each (no persistence), the two splits of one query block. Rows and keys past Sq / Sk are zero-filled by
-// TMA and masked. The kernel supports programmatic dependent launch: barrier set-up overlaps the previous
-// kernel, global memory waits for it (common/pdl.cuh).
+// the mask's row order when it has one (its rows with the most listed blocks first), or a list of the
+// items themselves (Params::mask_order_items: the host's tail order, item order but for the last heads).
+// Q_BUFFERS 2 (head dim 64 or 128, more items than CTAs, every item with the same KV tiles or a block
+// mask's rows in row order): the loader copies each claim and lets the next item be claimed at once, and
+// that item's Q loads into the other buffer during the current item instead of after it. On 192-row tiles
+// the host may make each head's last rows 128-row items, numbered after every 192-row one
+// (Params::tall_blocks), so that they fill the last round of a grid of a few rounds; there, and on the last
+// rows of Sq, a consumer whose 64 rows lie past the item's idles (idle_item). CLUSTER_SPLIT: clusters of
+// two consecutive CTAs, one item each (no persistence), the two splits of one query block. Rows and keys
+// past Sq / Sk are zero-filled by TMA and masked. The kernel supports programmatic dependent launch:
+// barrier set-up overlaps the previous kernel, global memory waits for it (common/pdl.cuh).
 //
 // Warpgroups (128 threads each, setmaxnreg budgets in attn/config.cuh).
 //   WG0  producer: one thread (warp 1) claims the items and decodes each (its KV schedule: a block range,

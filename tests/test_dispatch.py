@@ -6,7 +6,6 @@ import pytest
 
 from bsk_cupy.dispatch import (choose_splits, choose_variant, follows_row_order, mask_tile_spec, q_buffers_spec, select_spec,
                                split_warpgroups_spec, tail_heads)
-from bsk_cupy.mask_operand import MaskOperand
 from bsk_cupy.specs import KernelSpec, all_specs
 from bsk_cupy.validation import AttentionProblem
 
@@ -284,17 +283,14 @@ def test_rows_follow_the_row_order_while_k_and_v_fit_in_l2(b, hkv, s, d, follows
     assert follows_row_order(problem, 50 << 20) is follows
 
 
-@pytest.mark.parametrize("hq,hkv,s,d,head_div,heads", [
-    (16, 16, 8192, 128, 1, 4),     # 4 MiB of K and V per head: four fit in a third of 50 MiB
-    (16, 16, 16384, 128, 1, 2),    # 8 MiB: two
-    (16, 16, 16384, 64, 1, 4),
-    (32, 8, 16384, 128, 1, 8),     # a mask per query head: the 4 query heads of each KV head's group too
-    (32, 8, 16384, 128, 4, 2),     # a mask per KV head
-    (8, 8, 131072, 128, 1, 1),     # 64 MiB per head: still one
+@pytest.mark.parametrize("hq,hkv,s,d,heads", [
+    (16, 16, 8192, 128, 4),        # 4 MiB of K and V per head: four fit in a third of 50 MiB
+    (16, 16, 16384, 128, 2),       # 8 MiB: two
+    (16, 16, 16384, 64, 4),
+    (32, 8, 16384, 128, 8),        # GQA: the 4 query heads of each KV head's group too
+    (8, 8, 131072, 128, 1),        # 64 MiB per head: still one
 ])
-def test_tail_heads_fit_a_third_of_l2(hq, hkv, s, d, head_div, heads):
+def test_tail_heads_fit_a_third_of_l2(hq, hkv, s, d, heads):
     problem = AttentionProblem(batch=1, heads_q=hq, heads_kv=hkv, seqlen_q=s, seqlen_k=s, head_dim=d,
                                dtype="float16", causal=False, scale=0.125, layout="bhsd", device=0)
-    mask = MaskOperand(num_ptr=1, idx_ptr=1, full_num_ptr=0, full_idx_ptr=0, stride_b=0, stride_h=s // 128,
-                       kv_blocks=s // 128, head_div=head_div, block=128, row_order_ptr=1)
-    assert tail_heads(problem, mask, 50 << 20) == heads
+    assert tail_heads(problem, 50 << 20) == heads

@@ -234,35 +234,39 @@ def test_sparsek_attention_matches_the_oracle_selection(causal, block):
 def test_masks_past_l2_run_their_last_heads_longest_first():
     """B1 H16 S8192 D128 (64 MiB of K and V, past the L2 rule): a per-head device mask runs its heads in
     the kernel's item order but the last four heads' rows longest first (dispatch.tail_heads), the order a
-    permutation computed on the caller's stream (a side stream here); the output bit-identical to the same
-    mask without a row order (item order throughout), rows no block lists included. A mask broadcast over
-    heads keeps the item order."""
+    permutation of the items computed on the caller's stream (a side stream here); the output
+    bit-identical to the same mask without a row order (item order throughout), rows no block lists
+    included. A mask broadcast over heads gets the same kind of tail over its heads' items, also
+    bit-identical to its item order."""
     from bsk_cupy import interop
     from bsk_cupy.dispatch import get_plan, l2_bytes, tail_heads
-    from bsk_cupy.mask_operand import mask_operand, tail_row_order
+    from bsk_cupy.mask_operand import mask_operand, tail_item_order
     from bsk_cupy.validation import check_attention_args
 
     q, k, v = (_rand((1, 16, 8192, 128), 901 + i) for i in range(3))
     blocks = np.random.default_rng(9).random((1, 16, 64, 64)) < 0.1
     blocks[0, 15, 7] = False                                          # a row of the tail with no block
     mask = bsk.BlockMask.from_dense(cupy.asarray(blocks))
+    shared = bsk.BlockMask.from_dense(cupy.asarray(blocks[:, 15:]))   # broadcast over heads
     infos = [interop.describe(n, x).info for n, x in (("q", q), ("k", k), ("v", v))]
     problem = check_attention_args(*infos, causal=False, scale=None, layout="bhsd")
-    operand = mask_operand(mask, problem)
-    assert tail_heads(problem, operand, l2_bytes(0)) == 4
+    assert tail_heads(problem, l2_bytes(0)) == 4
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
-        plan = get_plan(problem, *infos, mask=operand, stream=side.cuda_stream)
+        plans = [get_plan(problem, *infos, mask=mask_operand(m, problem), stream=side.cuda_stream)
+                 for m in (mask, shared)]
         _poison()
-        ours = bsk.attention_forward(q, k, v, block_mask=mask)
-        item_order = bsk.attention_forward(q, k, v, block_mask=dataclasses.replace(mask, row_order=None))
+        outs = [bsk.attention_forward(q, k, v, block_mask=m) for m in (mask, shared)]
+        item_orders = [bsk.attention_forward(q, k, v, block_mask=dataclasses.replace(m, row_order=None))
+                       for m in (mask, shared)]
     side.synchronize()
-    order = plan.mask.arrays[-1]
-    assert plan.mask.row_order_ptr == order.data.ptr and plan.kernel.spec.q_buffers == 1
-    assert np.array_equal(order.get(), tail_row_order(mask.row_order.get(), 64, 4))
-    assert np.array_equal(np.sort(order.get()), np.arange(16 * 64))
-    assert torch.equal(ours, item_order)
-    assert not torch.isnan(ours).any() and (ours[0, 15, 7 * 128:8 * 128] == 0).all()
-    shared = bsk.BlockMask.from_dense(cupy.asarray(blocks[:, :1]))
-    assert get_plan(problem, *infos, mask=mask_operand(shared, problem)).mask.row_order_ptr == 0
+    for plan, m, mask_heads in zip(plans, (mask, shared), (16, 1)):
+        order = plan.mask.arrays[-1]
+        assert plan.mask.row_order_ptr == order.data.ptr and plan.mask.order_items
+        assert plan.kernel.spec.q_buffers == 1
+        assert np.array_equal(order.get(), tail_item_order(m.row_order.get(), 64, 1, 16, 1, mask_heads, 4))
+        assert np.array_equal(np.sort(order.get()), np.arange(16 * 64))
+    for ours, item_order in zip(outs, item_orders):
+        assert torch.equal(ours, item_order)
+        assert not torch.isnan(ours).any() and (ours[0, 15, 7 * 128:8 * 128] == 0).all()

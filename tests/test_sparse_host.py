@@ -11,7 +11,7 @@ import pytest
 from bsk_cupy.block_mask import BlockMask
 from bsk_cupy.dispatch import choose_splits, select_spec
 from bsk_cupy.launch import window_bounds
-from bsk_cupy.mask_operand import mask_operand, tail_row_order
+from bsk_cupy.mask_operand import mask_operand, tail_item_order
 from bsk_cupy.reference import attention_reference, block_mask_keys, visible_keys, window_keys
 from bsk_cupy.validation import AttentionProblem
 
@@ -89,17 +89,50 @@ def test_reference_mask_argument_blanks_rows():
     np.testing.assert_allclose(out[0, 0, 3], full[0, 0, 3])
 
 
-def test_tail_row_order_keeps_item_order_but_for_the_last_heads():
-    """Rows of 5 (b, h) x 4 query blocks: the first three (b, h) in the kernel's item order (query blocks
-    last first), the last two in the mask's row order (most blocks first, ties in index order)."""
+def test_tail_item_order_keeps_item_order_but_for_the_last_heads():
+    """A per-head mask of 5 (b, h) x 4 query blocks: the first three (b, h) in the kernel's item order
+    (query blocks last first), the last two in the mask's row order (most blocks first, ties in index
+    order); with every (b, h) in the tail, the row order itself."""
     blocks = np.random.default_rng(5).random((1, 5, 4, 4)) < 0.5
     mask = BlockMask.from_dense(blocks)
     order = mask.row_order
-    got = tail_row_order(order, 4, 2)
+    got = tail_item_order(order, 4, 1, 5, 1, 5, 2)
     assert got.dtype == np.int32 and np.array_equal(np.sort(got), np.arange(20))   # a permutation
     assert np.array_equal(got[:12], [3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8])
     assert np.array_equal(got[12:], [r for r in order if r >= 12])
     counts = mask.kv_num_blocks.reshape(-1)[got[12:]]
     assert (np.diff(counts) <= 0).all()                                             # longest first
-    assert np.array_equal(tail_row_order(order, 4, 5), order)                      # every head: the row order
-    assert np.array_equal(tail_row_order(order, 4, 9), order)
+    assert np.array_equal(tail_item_order(order, 4, 1, 5, 1, 5, 5), order)         # every head: the row order
+    assert np.array_equal(tail_item_order(order, 4, 1, 5, 1, 5, 9), order)
+
+
+@pytest.mark.parametrize("batch,heads,mask_batch,mask_heads", [
+    (1, 6, 1, 1),      # broadcast over heads
+    (2, 3, 1, 1),      # over batch and heads
+    (2, 4, 1, 4),      # over batch only
+    (1, 6, 1, 2),      # per KV head: three query heads share a row
+    (2, 4, 2, 2),
+])
+def test_tail_item_order_singles_out_the_last_heads_of_shared_rows(batch, heads, mask_batch, mask_heads):
+    """Items of (b, h) that share mask rows: the head part in item order, then the last three (b, h)'s
+    items by their row's place in the row order (longest first), the (b, h) of one row in turn."""
+    n = 5
+    blocks = np.random.default_rng(batch * 10 + heads).random((mask_batch, mask_heads, n, n)) < 0.5
+    row_order = BlockMask.from_dense(blocks).row_order
+    got = tail_item_order(row_order, n, batch, heads, mask_batch, mask_heads, 3)
+    pairs = batch * heads
+    assert np.array_equal(np.sort(got), np.arange(pairs * n))
+    assert np.array_equal(got[:(pairs - 3) * n], [p * n + x for p in range(pairs - 3) for x in range(n - 1, -1, -1)])
+    tail = got[(pairs - 3) * n:]
+    pair, block = tail // n, tail % n
+    mask_b = pair // heads if mask_batch > 1 else 0
+    row = (mask_b * mask_heads + (pair % heads) // (heads // mask_heads)) * n + block
+    rank = np.argsort(row_order)[row]
+    assert (np.diff(rank) >= 0).all()                                   # rows in the row order
+    assert (np.diff(pair)[np.diff(rank) == 0] > 0).all()                # a row's (b, h) in turn
+
+
+def test_tail_item_order_of_a_malformed_row_order_still_lists_every_item_once():
+    bad = np.array([7, 7, -3, 100, 2, 2, 0, 1], dtype=np.int32)        # out of range and repeated
+    assert np.array_equal(np.sort(tail_item_order(bad, 4, 1, 2, 1, 2, 1)), np.arange(8))
+    assert np.array_equal(np.sort(tail_item_order(bad[:4], 4, 2, 2, 1, 1, 4)), np.arange(16))

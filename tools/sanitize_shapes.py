@@ -10,7 +10,8 @@ is still checked. Then a block mask shared by every batch entry and head (each o
 items, in its row order), and the same mask with a malformed device row order (rows past the last and
 negative: the kernel must clamp them, whatever it computes). Last a per-head mask whose K and V outgrow the
 L2 rule (B1 H16 S8192 D128): item order but the last heads' rows longest first (dispatch.tail_heads), and
-the same with a malformed device row order.
+the same with a malformed device row order; one head's mask broadcast over heads there (the same tail over
+its heads' items), and that plan launched with a malformed item order.
 """
 
 from __future__ import annotations
@@ -93,6 +94,34 @@ def tail_order_calls() -> None:
     bad[-6:] = cupy.asarray(np.array([1 << 30, -5, 1024, -1, 70000, 3], np.int32))
     bsk.attention_forward(q, k, v, block_mask=dataclasses.replace(mask, row_order=bad))
     print("the same mask with its row order's last six [2**30, -5, 1024, -1, 70000, 3]: completed")
+    shared = bsk.BlockMask.from_dense(cupy.asarray(blocks[:, :1]))
+    ref = F.scaled_dot_product_attention(*(x[:, :2].float() for x in (q, k, v)), attn_mask=ref_mask[:, :1])
+    err = (bsk.attention_forward(q, k, v, block_mask=shared)[:, :2].float() - ref).abs().max().item()
+    print(f"the first head's mask broadcast over heads (its last heads' items longest first): max err {err:.1e}")
+    malformed_item_order_call(q, k, v, shared)
+
+
+def malformed_item_order_call(q, k, v, mask) -> None:
+    """``mask`` launched with a malformed item order (Params::mask_order_items): the kernel must clamp it."""
+    import cupy
+
+    from bsk_cupy import interop
+    from bsk_cupy.dispatch import get_plan
+    from bsk_cupy.launch import LaunchPlan
+    from bsk_cupy.mask_operand import mask_operand
+    from bsk_cupy.validation import check_attention_args
+
+    infos = [interop.describe(n, x).info for n, x in (("q", q), ("k", k), ("v", v))]
+    problem = check_attention_args(*infos, causal=False, scale=None, layout="bhsd")
+    plan = get_plan(problem, *infos, mask=mask_operand(mask, problem))
+    bad = plan.mask.arrays[-1].copy()
+    bad[-6:] = cupy.asarray(np.array([1 << 30, -5, 1024, -1, 70000, 3], np.int32))
+    operand = dataclasses.replace(plan.mask, row_order_ptr=bad.data.ptr, arrays=plan.mask.arrays + (bad,))
+    broken = LaunchPlan(plan.kernel, problem, *infos, mask=operand, max_ctas=plan.grid[0])
+    out = torch.empty_like(q)
+    broken.launch(out.data_ptr(), 0, torch.cuda.current_stream().cuda_stream)
+    torch.cuda.synchronize()
+    print("the same with its item order's last six [2**30, -5, 1024, -1, 70000, 3]: completed")
 
 
 if __name__ == "__main__":

@@ -55,15 +55,18 @@ struct Params {
     // num_items: every item is BLOCK_M rows.
     int tall_blocks;
     int tall_items;
-    // Block mask only (nullptr: item order): the mask's rows (batch, mask head, query block), flattened, in
-    // the order their items are claimed, most KV blocks first (BlockMask.row_order), so that persistent
-    // CTAs take the long rows first (longest-processing-time scheduling). Item index i runs row
-    // row_order[i / r] for the r items that share it (query heads of a broadcast or per-KV-head mask, batch
-    // entries of a broadcast one), the split fastest. Values are clamped to the rows: a malformed device
-    // array can repeat or skip rows (wrong output rows), never read out of bounds.
+    // Block mask only (nullptr: item order): the order in which items are claimed. mask_order_items 0: the
+    // mask's rows (batch, mask head, query block), flattened, most KV blocks first (BlockMask.row_order), so
+    // that persistent CTAs take the long rows first (longest-processing-time scheduling); item index i runs
+    // row row_order[i / r] for the r items that share it (query heads of a broadcast or per-KV-head mask,
+    // batch entries of a broadcast one), the split fastest. mask_order_items 1: the items themselves,
+    // (batch, query head, query block) flattened, split fastest (a tail order, bsk_cupy/mask_operand.py
+    // tail_item_order, which can single out heads of a broadcast mask). Values are clamped: a malformed
+    // device array can repeat or skip items (wrong output rows), never read out of bounds.
     const int* mask_row_order;
+    int mask_order_items;
 };
-static_assert(sizeof(Params) == 576, "Params layout drifted from bsk_cupy/launch.py");
+static_assert(sizeof(Params) == 640, "Params layout drifted from bsk_cupy/launch.py");
 // One unit of work: a query block (or one split of it) of one head. Items are numbered with the
 // (query block, split) pair fastest, query blocks in reverse so that the longest causal blocks start first
 // and CTAs working at the same time share a head's K and V in L2 (block-mask items may instead follow

@@ -30,10 +30,18 @@ BSK_DEVICE void retire(const Params& p) {
     }
 }
 
-// The item of block-mask row p.mask_row_order[index / (its items)] (Params::mask_row_order). Unsigned
-// arithmetic: signed runtime divisions cost the 24-register claiming thread two spilled registers.
+// The item of claim `index` in Params::mask_row_order: entry index / (the items of a row) of a row order,
+// or entry index / splits of an item order. Unsigned arithmetic: signed runtime divisions cost the
+// 24-register claiming thread two spilled registers.
 BSK_DEVICE WorkItem ordered_mask_item(const Params& p, int index) {
     const uint32_t splits = p.num_splits, unit = static_cast<uint32_t>(index) / splits;
+    if (p.mask_order_items) {
+        const uint32_t entry = static_cast<uint32_t>(max(p.mask_row_order[unit], 0)), blocks = m_blocks(p);
+        const uint32_t head_batch = entry / blocks, heads = p.num_heads;
+        return {static_cast<int>((entry - head_batch * blocks) * (kBlockM / kRowUnit)),
+                static_cast<int>(static_cast<uint32_t>(index) - unit * splits), static_cast<int>(head_batch % heads),
+                static_cast<int>(min(head_batch / heads, p.batch - 1u))};
+    }
     const uint32_t heads_per_row = p.mask_stride_h == 0 ? p.num_heads : p.mask_head_div;
     const uint32_t per_row = heads_per_row * (p.mask_stride_b == 0 ? p.batch : 1);
     const uint32_t rank = unit / per_row, j = unit - rank * per_row;
