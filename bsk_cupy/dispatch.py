@@ -290,7 +290,8 @@ def q_buffers_spec(problem: AttentionProblem, spec: KernelSpec, splits: int, sms
     """``spec``, or its variant with two Q buffers (``q_buffers=2``) where that helps, without a causal
     mask, with more work items than persistent CTAs, and either (a) head dim 64, 192-row tiles, no block
     mask, no window and at most 16 KV tiles per item, or (b) head dim 64 or 128 and a 128 x 128 block mask
-    whose rows are claimed longest first (``ordered_rows``: the mask's row order is followed). Every item
+    whose rows are claimed longest first (``ordered_rows``: the mask's row order is followed, or at head
+    dim 64 the tail order of a mask past the L2 rule, ``tail_heads``). Every item
     then has the same KV tiles, or the next is one of the shorter ones left, so a CTA claims its next item
     as soon as the current one's loads are issued and its Q lands during the current item instead of after
     it (the kernel checks the same conditions).
@@ -302,8 +303,12 @@ def q_buffers_spec(problem: AttentionProblem, spec: KernelSpec, splits: int, sms
     next Q went out only after the claim that followed the current item's loads. Head dim 128 (sixteenth
     session; the second 32 KiB Q fills the CTA's shared memory to 226 KiB): d 0.1 B1 H16 S4096 50.2 / 49.8
     -> 44.3 / 48.3 us, B2 H16 S2048 41.4 / 40.4 -> 37.8 / 38.4. Masks walked in item order (too large for
-    L2) keep one buffer: claiming early there, which holds an item of any length, measured 1-8% slower at
-    d 0.1 (B1 H16 S16384 D64 and D128, S8192 D128).
+    L2) kept one buffer: claiming early there, which holds an item of any length, measured 1-8% slower at
+    d 0.1 (B1 H16 S16384 D64 and D128, S8192 D128). Since they end longest first (``tail_heads``), head dim
+    64 claims early there too (eighteenth session, tools/dispatched_ab.py, four rounds each): d 0.1 -3.0 to
+    -5.9% at B1 H24 S8192, B2 H16 S8192 and B1 H32 S8192, d 0.25 -1.0%, d 0.5 +2.3% (two of four rounds
+    faster), B1 H16 S16384 and S32768 within +-0.5%; head dim 128 keeps one buffer (+1.4 to +3.1% at B1 H16
+    S8192 and S16384, d 0.1 and 0.25).
 
     Unmasked 128-row tiles keep one buffer: their bulk-store epilogue, staging the output through shared
     memory, already covers the next Q's landing, and there two buffers ran 0-8% slower (the earlier claim
@@ -410,7 +415,7 @@ def get_plan(problem: AttentionProblem, q: ArrayInfo, k: ArrayInfo, v: ArrayInfo
     ordered_rows = mask is not None and mask.row_order_ptr != 0
     if ordered_rows and not follows_row_order(problem, l2 := l2_bytes(problem.device)):
         mask = with_tail_order(mask, problem, tail_heads(problem, l2), stream)
-        ordered_rows = False  # mostly the kernel's item order: one Q buffer, claims after the loads
+        ordered_rows = problem.head_dim == 64  # the tail order's early claims pay at 64 only (q_buffers_spec)
     spec, splits = choose_variant(problem, sms, mask.block if mask is not None else None, ordered_rows=ordered_rows)
     tall_blocks = short_items_plan(problem, spec, splits, sms, mask is not None)
     plan = LaunchPlan(load_kernel(spec, problem.device), problem, q, k, v, mask=mask, num_splits=splits,

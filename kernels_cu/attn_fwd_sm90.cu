@@ -32,7 +32,7 @@
 // the mask's row order when it has one (its rows with the most listed blocks first), or a list of the
 // items themselves (Params::mask_order_items: the host's tail order, item order but for the last heads).
 // Q_BUFFERS 2 (head dim 64 or 128, more items than CTAs, every item with the same KV tiles or a block
-// mask's rows in row order): the loader copies each claim and lets the next item be claimed at once, and
+// mask's items in a given order): the loader copies each claim and lets the next item be claimed at once, and
 // that item's Q loads into the other buffer during the current item instead of after it. On 192-row tiles
 // the host may make each head's last rows 128-row items, numbered after every 192-row one
 // (Params::tall_blocks), so that they fill the last round of a grid of a few rounds; there, and on the last
@@ -309,9 +309,9 @@ attn_fwd_sm90(const __grid_constant__ attn::Params p) {
         for (int round = 0;; ++round) {
             mbar_wait(&smem.claim_full, round & 1);
             // Two Q buffers, more items than CTAs, and items that are uniform (uniform_items) or claimed
-            // longest first (a block mask's row order: an early claim holds one of the shorter items left):
-            // the loader works from its own copy of the claim and lets the claiming thread decode the next
-            // item at once, so that the next Q goes out as soon as this item's loads are issued. Otherwise
+            // longest first (a block mask's row or tail order: an early claim holds one of the shorter items
+            // left): the loader works from its own copy of the claim and lets the claiming thread decode the
+            // next item at once, so that the next Q goes out as soon as this item's loads are issued. Otherwise
             // the next claim waits for those loads, as the longest remaining items should go to whichever
             // CTA frees first (and with one item per CTA there is no next Q to fetch).
             const bool claim_early = kQBuffers > 1 &&

@@ -270,3 +270,26 @@ def test_masks_past_l2_run_their_last_heads_longest_first():
     for ours, item_order in zip(outs, item_orders):
         assert torch.equal(ours, item_order)
         assert not torch.isnan(ours).any() and (ours[0, 15, 7 * 128:8 * 128] == 0).all()
+
+
+def test_head_dim_64_masks_past_l2_claim_their_tail_early():
+    """B1 H24 S8192 D64 (48 MiB of K and V, past the L2 rule): the tail order runs on two Q buffers and four
+    K/V stages, claiming early (dispatch.q_buffers_spec), bit-identical to the item order on one buffer."""
+    from bsk_cupy import interop
+    from bsk_cupy.dispatch import get_plan
+    from bsk_cupy.mask_operand import mask_operand
+    from bsk_cupy.validation import check_attention_args
+
+    q, k, v = (_rand((1, 24, 8192, 64), 911 + i) for i in range(3))
+    blocks = np.random.default_rng(10).random((1, 24, 64, 64)) < 0.1
+    mask = bsk.BlockMask.from_dense(cupy.asarray(blocks))
+    infos = [interop.describe(n, x).info for n, x in (("q", q), ("k", k), ("v", v))]
+    problem = check_attention_args(*infos, causal=False, scale=None, layout="bhsd")
+    plan = get_plan(problem, *infos, mask=mask_operand(mask, problem))
+    assert plan.mask.order_items and (plan.kernel.spec.q_buffers, plan.kernel.spec.stages) == (2, 4)
+    unordered = dataclasses.replace(mask, row_order=None)
+    assert get_plan(problem, *infos, mask=mask_operand(unordered, problem)).kernel.spec.q_buffers == 1
+    _poison()
+    ours = bsk.attention_forward(q, k, v, block_mask=mask)
+    assert torch.equal(ours, bsk.attention_forward(q, k, v, block_mask=unordered))
+    assert not torch.isnan(ours).any()
