@@ -7,7 +7,8 @@ For each shape (non-causal fp16; DENSITY: a random 128 x 128 block mask, each bl
 probability and the diagonal always, one mask per head, seed fixed) the plan ``attention_forward`` would
 launch is built by the dispatcher (its variant, persistent CTAs, row order or tail order), then rebuilt on
 each ``--variant``'s spec (the dispatched spec with those KernelSpec fields changed; an empty variant ``-``
-is the dispatched spec itself). GPU time per call by CUDA-graph replay, all variants of one shape back to
+is the dispatched spec itself). The pseudo-field ``tail=K`` also replaces the mask's order by the tail
+order with K (b, h) (``mask_operand.with_tail_order``; ``tail=0``: the kernel's item order). GPU time per call by CUDA-graph replay, all variants of one shape back to
 back in each round, the order reversed every other round, so that the card's clock and temperature drift
 (which moves a kernel timed early or late in a process by several percent) falls on every variant alike.
 Every variant's output must equal the first variant's bit for bit (checked once per shape, after
@@ -32,6 +33,7 @@ from bsk_cupy.bench import graph_time_us
 from bsk_cupy.compile.module import load_kernel
 from bsk_cupy.dispatch import get_plan
 from bsk_cupy.launch import LaunchPlan
+from bsk_cupy.mask_operand import with_tail_order
 from bsk_cupy.validation import check_attention_args
 from trace_timeline import random_mask_operand
 
@@ -42,9 +44,16 @@ def parse_fields(text: str) -> dict:
 
 def rebuilt(plan: LaunchPlan, fields: dict, problem, infos) -> LaunchPlan:
     """``plan`` (mask and its order, splits, CTAs, item heights) on its spec with ``fields`` changed (stages
-    and bulk store kept unless named)."""
+    and bulk store kept unless named; ``tail`` as in the module docstring)."""
+    fields = dict(fields)
+    tail = fields.pop("tail", None)
+    mask = plan.mask
+    if tail == 0:
+        mask = dataclasses.replace(mask, row_order_ptr=0, order_items=False)
+    elif tail is not None:
+        mask = with_tail_order(mask, problem, tail, torch.cuda.current_stream().cuda_stream)
     spec = dataclasses.replace(plan.kernel.spec, **fields)
-    return LaunchPlan(load_kernel(spec, problem.device), problem, *infos, mask=plan.mask,
+    return LaunchPlan(load_kernel(spec, problem.device), problem, *infos, mask=mask,
                       num_splits=plan.num_splits, max_ctas=plan.grid[0], dynamic=plan.work_counter is not None,
                       tall_blocks=plan.tall_blocks)
 

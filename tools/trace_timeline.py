@@ -1,12 +1,14 @@
 """Where the time of a latency-bound attention call goes: one launch's timeline from inside the kernel.
 
-    python tools/trace_timeline.py [--spec FIELD=VALUE,...] [B,H,S,D,CAUSAL[,DENSITY] ...]
+    python tools/trace_timeline.py [--spec FIELD=VALUE,...] [B,H,S,D,CAUSAL[,DENSITY | ,tT] ...]
     (default: the four smallest speed targets)
 
 ``--spec FIELD=VALUE,...`` rebuilds each dispatched plan on the variant with those KernelSpec fields changed
 (e.g. ``q_buffers=2``), plain and probed alike. DENSITY runs the shape under a random 128 x 128 block mask
 (each block kept with that probability, the diagonal always; one mask per head, seed fixed), as
-``attention_forward(block_mask=...)`` dispatches it.
+``attention_forward(block_mask=...)`` dispatches it; ``tT`` (e.g. ``t4``) instead a mask whose every row lists
+exactly T random blocks (tools/item_cost_fit.py), so that every CTA's items are alike and, with two items
+per CTA, the last one shows a boundary between items in steady state.
 
 For each shape the dispatcher's plan is rebuilt with the kernel's timeline probe compiled in
 (``KernelSpec.trace``, kernels_cu/attn/trace.cuh): each CTA writes %globaltimer at its entry, after
@@ -86,7 +88,14 @@ def timeline(config, overrides: dict) -> None:
     q, k, v = (torch.randn(b, h, s, d, device="cuda", dtype=torch.float16) for _ in range(3))
     infos = [interop.describe(n, x).info for n, x in (("q", q), ("k", k), ("v", v))]
     problem = check_attention_args(*infos, causal=bool(causal), scale=None, layout="bhsd")
-    mask = random_mask_operand(problem, config[5]) if len(config) > 5 else None
+    if len(config) <= 5:
+        mask = None
+    elif isinstance(config[5], str):
+        from item_cost_fit import equal_rows_mask
+
+        mask = mask_operand(equal_rows_mask(h, -(-s // 128), int(config[5][1:]), seed=0), problem)
+    else:
+        mask = random_mask_operand(problem, config[5])
     plan = get_plan(problem, *infos, mask=mask)
     if overrides:
         plan = replanned(plan, plan.kernel.spec.retiled(**overrides), problem, infos)
@@ -136,7 +145,8 @@ def main() -> None:
     if args[:1] == ["--spec"]:
         overrides = {k: int(v) for k, v in (item.split("=") for item in args[1].split(","))}
         args = args[2:]
-    configs = [tuple(float(x) if "." in x else int(x) for x in arg.split(",")) for arg in args]
+    configs = [tuple(x if x.startswith("t") else float(x) if "." in x else int(x) for x in arg.split(","))
+               for arg in args]
     if not configs:
         configs = [(b, h, s, d, int(c)) for b, h, s, d, c in TARGET_CONFIGS if b * h * s <= 64 * 1024]
     tiny = torch.zeros(1, device="cuda")
