@@ -11,7 +11,7 @@ from functools import lru_cache
 
 from .compile.module import load_kernel
 from .launch import SHORT_ROWS, LaunchPlan, short_items_per_head
-from .mask_operand import MaskOperand, with_tail_order
+from .mask_operand import with_tail_order
 from .specs import KernelSpec
 from .validation import ArrayInfo, AttentionProblem
 

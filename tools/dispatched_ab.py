@@ -8,9 +8,10 @@ probability and the diagonal always, one mask per head, seed fixed) the plan ``a
 launch is built by the dispatcher (its variant, persistent CTAs, row order or tail order), then rebuilt on
 each ``--variant``'s spec (the dispatched spec with those KernelSpec fields changed; an empty variant ``-``
 is the dispatched spec itself). The pseudo-field ``tail=K`` also replaces the mask's order by the tail
-order with K (b, h) (``mask_operand.with_tail_order``; ``tail=0``: the kernel's item order). GPU time per call by CUDA-graph replay, all variants of one shape back to
-back in each round, the order reversed every other round, so that the card's clock and temperature drift
-(which moves a kernel timed early or late in a process by several percent) falls on every variant alike.
+order with K (b, h) (``mask_operand.with_tail_order``; ``tail=0``: the kernel's item order). GPU time per
+call by CUDA-graph replay, all variants of one shape back to back in each round, the order reversed every
+other round, so that the card's clock and temperature drift (which moves a kernel timed early or late in a
+process by several percent) falls on every variant alike.
 Every variant's output must equal the first variant's bit for bit (checked once per shape, after
 poisoning the output with NaN). The table (mean µs over the rounds, each variant against the first) is
 printed last.
