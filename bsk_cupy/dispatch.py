@@ -413,6 +413,12 @@ def get_plan(problem: AttentionProblem, q: ArrayInfo, k: ArrayInfo, v: ArrayInfo
             return plan
     sms = sm_count(problem.device)
     ordered_rows = mask is not None and mask.row_order_ptr != 0
+    if ordered_rows and query_blocks(problem, mask.block) <= persistent_ctas(sms):
+        # Every item has a CTA of its own from the start, so the order decides nothing, but reading it
+        # before the first load costs each CTA a global round trip: H100, one-wave masked grids (B1 H8
+        # S1024 D64 to B1 H8 S2048 D128), tools/dispatched_ab.py tail=0, six rounds: -0.1 to -0.4 us
+        # (1-2%) in 35 of 36 (RESULTS.md, eighteenth session).
+        mask, ordered_rows = dataclasses.replace(mask, row_order_ptr=0), False
     if ordered_rows and not follows_row_order(problem, l2 := l2_bytes(problem.device)):
         mask = with_tail_order(mask, problem, tail_heads(problem, l2), stream)
         ordered_rows = problem.head_dim == 64  # the tail order's early claims pay at 64 only (q_buffers_spec)

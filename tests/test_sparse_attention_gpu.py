@@ -116,12 +116,13 @@ def test_block_mask(mask_heads, causal, with_full, on_device, block):
 @pytest.mark.parametrize("block", [128, 64])
 def test_row_order_changes_no_bit(mask_heads, mask_batch, block):
     # The constructor's row order (longest rows first) against none, reversed and random: each row's items
-    # run whole on one CTA in any order, so the outputs must agree bit for bit.
+    # run whole on one CTA in any order, so the outputs must agree bit for bit. 256 items or more, so that
+    # the dispatcher keeps the order (it drops it for grids of one item per SM).
     from bsk_cupy import interop
     from bsk_cupy.mask_operand import mask_operand
     from bsk_cupy.validation import check_attention_args
 
-    b, hq, hkv, s = 2, 4, 2, 1000
+    b, hq, hkv, s = 2, 16, 8, 1000
     q, k, v = _rand((b, hq, s, 64), 40), _rand((b, hkv, s, 64), 41), _rand((b, hkv, s, 64), 42)
     n = -(-s // block)
     blocks = _random_blocks((mask_batch, {"q": hq, "kv": hkv, "broadcast": 1}[mask_heads], n, n), 0.4, 43)
@@ -293,3 +294,21 @@ def test_head_dim_64_masks_past_l2_claim_their_tail_early():
     ours = bsk.attention_forward(q, k, v, block_mask=mask)
     assert torch.equal(ours, bsk.attention_forward(q, k, v, block_mask=unordered))
     assert not torch.isnan(ours).any()
+
+
+def test_one_wave_masks_skip_the_row_order():
+    """A masked grid of at most one item per SM launches without the mask's row order (each item has its
+    own CTA from the start); a larger one keeps it."""
+    from bsk_cupy import interop
+    from bsk_cupy.dispatch import get_plan
+    from bsk_cupy.mask_operand import mask_operand
+    from bsk_cupy.validation import check_attention_args
+
+    for heads, seqlen, ordered in ((8, 1024, False), (16, 4096, True)):
+        q, k, v = (_rand((1, heads, seqlen, 64), 921 + i) for i in range(3))
+        n = seqlen // 128
+        mask = bsk.BlockMask.from_dense(cupy.asarray(np.random.default_rng(11).random((1, heads, n, n)) < 0.3))
+        infos = [interop.describe(name, x).info for name, x in (("q", q), ("k", k), ("v", v))]
+        problem = check_attention_args(*infos, causal=False, scale=None, layout="bhsd")
+        plan = get_plan(problem, *infos, mask=mask_operand(mask, problem))
+        assert (plan.mask.row_order_ptr != 0) == ordered
