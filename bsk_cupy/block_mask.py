@@ -50,11 +50,11 @@ class BlockMask:
         persistent CTAs take the longest rows first and finish together (longest-processing-time
         scheduling). The constructors set it; None runs the rows in the kernel's index order, as do calls
         with at most one item per SM (each has its own CTA from the start). Calls whose K and V outgrow
-        two thirds of the L2 cache (``bsk_cupy.dispatch.follows_row_order``) run their heads one after
-        another, which keeps the heads in flight in L2, and take only the last heads' rows in this order
-        (``bsk_cupy.dispatch.tail_heads``; the heads that share a row of a broadcast or per-KV-head mask
-        run it one after another). It decides which CTA computes a row and when, never a value of the
-        result.
+        two thirds of the L2 cache, half at head dim 64 (``bsk_cupy.dispatch.follows_row_order``), run
+        their heads one after another, which keeps the heads in flight in L2, and take only the last
+        heads' rows in this order (``bsk_cupy.dispatch.tail_heads``; the heads that share a row of a
+        broadcast or per-KV-head mask run it one after another). It decides which CTA computes a row and
+        when, never a value of the result.
 
     Build one with :meth:`from_dense`, :meth:`causal`, :meth:`sliding_window` or :meth:`from_flex`; the
     constructor only stores (call :meth:`validate` to check arrays built by hand).

@@ -147,18 +147,21 @@ def l2_bytes(device: int) -> int:
 
 def follows_row_order(problem: AttentionProblem, l2: int) -> bool:
     """Whether a block-masked call claims its rows in the mask's ``row_order`` (longest first) rather than
-    in the kernel's index order (each head's query blocks in turn): only while the K and V of every head
-    fit in two thirds of the ``l2``-byte L2 cache together.
+    in the kernel's index order with only the last heads longest first (``tail_heads``): only while the K
+    and V of every head fit in two thirds of the ``l2``-byte L2 cache together, half of it at head dim 64.
 
     Sorting by length interleaves the heads, so the CTAs at work read the K and V of all of them at once.
     H100 (50 MiB L2), random masks at d 0.1 and 0.25, persistent CTAs, both orders in one process,
     alternated (benchmarks/RESULTS.md, fourteenth session): with 16 MiB of K and V the row order ran 5-15%
     faster (B1 H32 S2048 D64, B1 H16 S4096 D64); with 32 MiB it tied (B1 H16 S8192 D64) or ran 5% faster
     on average (B1 H16 S4096 D128); with 64 MiB it ran 3-10% slower (B1 H16 S16384 D64, S8192 D128), its
-    tiles read from DRAM.
+    tiles read from DRAM. Against the tail order (eighteenth session, tools/l2_edge_order_ab.sh, three
+    rounds): at head dim 64 and 32 MiB the tail order ran 4.6-8.7% faster at d 0.5 (B1 H32 S4096, H16
+    S8192, H8 S16384; -5.3% in a second run at S8192) and within 2% at d 0.1; at 24 MiB -2.0 to +3.2%; at
+    head dim 128 the row order stayed ahead (B1 H8 S8192 d 0.1 +5.2% for the tail, B1 H16 S4096 +3.2%).
     """
     kv_bytes = 2 * problem.batch * problem.heads_kv * problem.seqlen_k * problem.head_dim * 2
-    return 3 * kv_bytes <= 2 * l2
+    return (2 if problem.head_dim == 64 else 3) * kv_bytes <= (1 if problem.head_dim == 64 else 2) * l2
 
 
 def tail_heads(problem: AttentionProblem, l2: int) -> int:

@@ -272,7 +272,9 @@ def test_short_items_per_head_cover_the_rows_after_the_tall_blocks():
 
 @pytest.mark.parametrize("b,hkv,s,d,follows", [
     (1, 32, 2048, 64, True),      # 16 MiB of K and V
-    (1, 16, 4096, 128, True),     # 32 MiB
+    (1, 12, 8192, 64, True),      # 24 MiB: at most half of L2 at head dim 64
+    (1, 16, 8192, 64, False),     # 32 MiB: past half at head dim 64
+    (1, 16, 4096, 128, True),     # 32 MiB: within two thirds at head dim 128
     (1, 8, 8192, 128, True),      # 32 MiB: the GQA mask of perf_sparse's SparseK rows
     (1, 16, 16384, 64, False),    # 64 MiB
     (2, 16, 8192, 64, False),
