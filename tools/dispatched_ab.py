@@ -31,12 +31,11 @@ import torch  # before NVRTC/CuPy (DESIGN.md)
 
 from bsk_cupy import interop
 from bsk_cupy.bench import graph_time_us
-from bsk_cupy.compile.module import load_kernel
 from bsk_cupy.dispatch import get_plan
 from bsk_cupy.launch import LaunchPlan
 from bsk_cupy.mask_operand import with_tail_order
 from bsk_cupy.validation import check_attention_args
-from trace_timeline import random_mask_operand
+from trace_timeline import random_mask_operand, replanned
 
 
 def parse_fields(text: str) -> dict:
@@ -53,10 +52,7 @@ def rebuilt(plan: LaunchPlan, fields: dict, problem, infos) -> LaunchPlan:
         mask = dataclasses.replace(mask, row_order_ptr=0, order_items=False)
     elif tail is not None:
         mask = with_tail_order(mask, problem, tail, torch.cuda.current_stream().cuda_stream)
-    spec = dataclasses.replace(plan.kernel.spec, **fields)
-    return LaunchPlan(load_kernel(spec, problem.device), problem, *infos, mask=mask,
-                      num_splits=plan.num_splits, max_ctas=plan.grid[0], dynamic=plan.work_counter is not None,
-                      tall_blocks=plan.tall_blocks)
+    return replanned(plan, dataclasses.replace(plan.kernel.spec, **fields), problem, infos, mask=mask)
 
 
 def main() -> None:

@@ -51,9 +51,10 @@ ITEM_STEPS = (("waits for Q", "consumer 0 has Q"), ("consumer 0 has Q", "first S
               ("last P V", "stored"))
 
 
-def replanned(plan: LaunchPlan, spec, problem, infos) -> LaunchPlan:
-    """``plan`` (mask, splits, persistent claims, item heights) launched on the kernel of ``spec``."""
-    return LaunchPlan(load_kernel(spec, problem.device), problem, *infos, mask=plan.mask,
+def replanned(plan: LaunchPlan, spec, problem, infos, mask=None) -> LaunchPlan:
+    """``plan`` (mask, splits, persistent claims, item heights) launched on the kernel of ``spec``, with
+    ``mask`` (a MaskOperand) instead of the plan's if given."""
+    return LaunchPlan(load_kernel(spec, problem.device), problem, *infos, mask=mask or plan.mask,
                       num_splits=plan.num_splits, max_ctas=persistent_ctas(sm_count(problem.device)),
                       dynamic=plan.work_counter is not None, tall_blocks=plan.tall_blocks)
 
