@@ -162,9 +162,11 @@ def output_strides(problem: AttentionProblem) -> tuple[int, int, int]:
 
 
 def window_bounds(problem: AttentionProblem) -> tuple[int, int]:
-    """(window_lo, window_hi) of the kernel: the allowed range of ``j - i - (Sk - Sq)``."""
+    """(window_lo, window_hi) of the kernel: the allowed range of ``j - i - (Sk - Sq)``. A side of 2**30 or
+    more (sequence lengths are below 2**30) is unbounded, which keeps the kernel's offsets in 32 bits."""
     left, right = problem.window if problem.window is not None else (None, None)
-    return (-_UNBOUNDED if left is None else -left, _UNBOUNDED if right is None else right)
+    lo = -_UNBOUNDED if left is None else -min(left, _UNBOUNDED)
+    return lo, _UNBOUNDED if right is None else min(right, _UNBOUNDED)
 
 
 class SplitWorkspace:

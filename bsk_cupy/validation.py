@@ -14,7 +14,8 @@ from .specs import DTYPE_CODES, HEAD_DIMS
 LAYOUTS = ("bhsd", "bshd")
 _ELEMENT_BYTES = 2          # float16 / bfloat16
 _TMA_ALIGN_BYTES = 16       # TMA needs 16-byte-aligned base addresses and strides
-_MAX_SEQLEN = 2**31 - 1
+# The kernel's key offsets are 32-bit, and 2**30 stands for an unbounded window side (launch.window_bounds).
+_MAX_SEQLEN = 2**30 - 1
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,7 @@ def check_attention_args(q: ArrayInfo, k: ArrayInfo, v: ArrayInfo, *, causal, sc
     if hq % hkv:
         raise ValueError(f"q heads ({hq}) must be a multiple of k/v heads ({hkv}) for GQA/MQA")
     if max(sq, sk) > _MAX_SEQLEN:
-        raise ValueError(f"sequence lengths must be < 2**31; got Sq={sq}, Sk={sk}")
+        raise ValueError(f"sequence lengths must be < 2**30; got Sq={sq}, Sk={sk}")
     return AttentionProblem(batch=b, heads_q=hq, heads_kv=hkv, seqlen_q=sq, seqlen_k=sk, head_dim=d,
                             dtype=q.dtype, causal=causal, scale=check_scale(scale, d), layout=layout,
                             device=q.device, window=check_window(window))

@@ -39,6 +39,7 @@ def test_window_bounds():
     assert window_bounds(problem()) == (-(1 << 30), 1 << 30)
     assert window_bounds(problem(window=(5, None))) == (-5, 1 << 30)
     assert window_bounds(problem(window=(None, 0))) == (-(1 << 30), 0)
+    assert window_bounds(problem(window=(2**40, 2**31))) == (-(1 << 30), 1 << 30)   # beyond any sequence
 
 
 def _mask(blocks, seq_lengths, block_size=128):

@@ -68,6 +68,7 @@ def test_packed_qkv_view_strides_are_accepted():
     (dict(window=(1, 2, 3)), TypeError, "window must be None or a pair"),
     (dict(window=(-1, 0)), ValueError, "window left must be None or an int >= 0"),
     (dict(window=(0, True)), ValueError, "window right must be None or an int >= 0"),
+    (dict(q=info((2, 4, 2**30, 64))), ValueError, r"sequence lengths must be < 2\*\*30"),
 ])
 def test_bad_arguments_name_the_argument(kwargs, exc, match):
     with pytest.raises(exc, match=match):

@@ -4,10 +4,10 @@
 
 Rows: B1 H32 S2048 D64 under BlockMask.sliding_window(left=383) with window=(383, 0) (perf_sparse's window
 row: per query block a left-cut, two full and a right-cut diagonal block), the same window without a block
-mask, causal at B1 H32 S2048 D64, B4 H32 S4096 D128 and B2 H16 S2048 D128 (one diagonal tile per query
-block), and B1 H8 S512 D128 and random block masks (no element mask: the controls). fp16; median GPU us of
-CUDA-graph replays (bsk_cupy.bench.graph_time_us); each output checked against SDPA's math backend in
-float32 on two heads.
+mask, causal at B1 H32 S2048 D64, B4 H32 S4096 D128, B2 H16 S2048 D128 and B2 H16 S16384 D64 (one
+diagonal tile per query block), and B1 H8 S512 D128 and random block masks (no element mask: the
+controls). fp16; median GPU us of CUDA-graph replays (bsk_cupy.bench.graph_time_us); each output checked
+against SDPA's math backend in float32 on two heads.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ def main() -> None:
     row("B1 H32 S2048 D64 causal", 1, 32, s, 64, causal=True)
     row("B4 H32 S4096 D128 causal", 4, 32, 4096, 128, causal=True)
     row("B2 H16 S2048 D128 causal", 2, 16, s, 128, causal=True)
+    row("B2 H16 S16384 D64 causal (192-row tiles)", 2, 16, 16384, 64, causal=True)
     row("B1 H8 S512 D128 (no tile masked)", 1, 8, 512, 128)
     for h, s, d, density in ((32, 2048, 64, 0.25), (16, 4096, 64, 0.1), (16, 4096, 128, 0.1)):
         n = s // 128

@@ -86,16 +86,35 @@ BSK_DEVICE bool tile_needs_mask(const Params& p, int key0, int wg_first_row) {
     return key0 + kBlockN > p.seqlen_k || last_offset > diagonal_hi(p) || first_offset < p.window_lo;
 }
 
-// Each element against its row's offset range, every bound at once (every head dim but 128, mask_tile).
-BSK_DEVICE void mask_offsets(float (&s)[kBlockN / 2], const Params& p, int key0, int wg_first_row) {
-    const int lane = threadIdx.x % 32, row0 = thread_row(wg_first_row);
-    const int shift = p.seqlen_k - p.seqlen_q, hi = diagonal_hi(p);
+// The thread's elements of one row sit at columns key0 + 2 (lane % 4) + c_k of the tile, c_k = 8 (k / 2) +
+// k % 2 for k = 0 .. kBlockN / 4 - 1 (element e = 4 (k / 2) + 2 i + k % 2 of the fragment, row i): how many
+// of them lie before tile-relative column `col` (clamped to the tile; c_k increases with k).
+BSK_DEVICE int fragment_count_before(int col) {
+    const int c = min(max(col, 0), kBlockN);
+    return 2 * (c >> 3) + min(c & 7, 2);
+}
+
+// Row r sees keys [r + shift + window_lo, min(r + shift + diagonal_hi, Sk - 1)], shift = Sk - Sq, and
+// since a thread's columns of a row increase with its element index, the visible ones form one run: per
+// row two clamped bounds give a 32-bit word of its visible elements (bmsk), and each element costs one
+// select on its bit (ptxas moves up to seven bits at a time into predicates, R2P), where a compare per
+// element and bound took 4-5 instructions an element (RESULTS.md, twentieth session). In 32 bits: Sq, Sk <
+// 2^30 (validation.py) and the window sides lie in [-2^30, 2^30] (launch.window_bounds), so `offset` lies
+// in (-2^31, 2^30) and neither bound overflows.
+BSK_DEVICE void mask_runs(float (&s)[kBlockN / 2], const Params& p, int key0, int wg_first_row) {
+    const int base = key0 + 2 * (threadIdx.x % 4);
+    uint32_t visible[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int offset = thread_row(wg_first_row) + 8 * i + p.seqlen_k - p.seqlen_q - base;
+        const int first = fragment_count_before(max(offset, -(1 << 30)) + p.window_lo);
+        const int end = fragment_count_before(min(offset + diagonal_hi(p), p.seqlen_k - 1 - base) + 1);
+        asm("bmsk.clamp.b32 %0, %1, %2;" : "=r"(visible[i]) : "r"(first), "r"(max(end - first, 0)));
+    }
 #pragma unroll
     for (int e = 0; e < kBlockN / 2; ++e) {
-        const int col = key0 + 8 * (e / 4) + 2 * (lane % 4) + (e % 2);
-        const int offset = col - (row0 + 8 * ((e / 2) % 2)) - shift;
-        const bool visible = col < p.seqlen_k && offset <= hi && offset >= p.window_lo;  // col >= 0 always
-        if (!visible) s[e] = BSK_NEG_INF;
+        const int k = 2 * (e / 4) + e % 2, i = (e / 2) % 2;
+        if (((visible[i] >> k) & 1u) == 0) s[e] = BSK_NEG_INF;
     }
 }
 
@@ -140,13 +159,12 @@ BSK_DEVICE void mask_columns(float (&s)[kBlockN / 2], const Params& p, int key0,
     }
 }
 
-// The element mask of tile `key0`, if it needs one. At head dim 128 only the sides the tile is cut are
-// compared (mask_columns); elsewhere every bound per element (mask_offsets): there the column thresholds
-// spill (three consumers at 160 registers and head dim 256; NVRTC 13.0: 12-36 bytes) or, at head dim 64
-// with two consumers, ran 3-4% slower on calls that mask no tile (RESULTS.md, sixteenth session).
+// The element mask of tile `key0`, if it needs one: the visible runs (mask_runs), but at head dim 128 the
+// one-sided column thresholds (mask_columns), which ran 0.3-1.9% faster there on causal grids (RESULTS.md,
+// twentieth session) and spill nowhere at that head dim.
 BSK_DEVICE void mask_tile(float (&s)[kBlockN / 2], const Params& p, int key0, int wg_first_row) {
     if constexpr (kHeadDim != 128) {
-        if (tile_needs_mask(p, key0, wg_first_row)) mask_offsets(s, p, key0, wg_first_row);
+        if (tile_needs_mask(p, key0, wg_first_row)) mask_runs(s, p, key0, wg_first_row);
     } else {
         const int cuts = tile_cuts(p, key0, wg_first_row);
         if (cuts == kCutLeft) {
