@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 
-from . import interop
+from . import interop, window_route
 from .device import require_hopper
-from .dispatch import get_plan
+from .dispatch import get_plan, l2_bytes, sm_count
 from .mask_operand import mask_operand
 from .validation import check_attention_args, check_out
 
@@ -62,7 +62,10 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
     window : (int or None, int or None), optional
         ``(left, right)``: query i sees key j only if ``i + off - left <= j <= i + off + right`` with
         ``off = Sk - Sq`` (sliding-window / local attention; None = unbounded). Only the KV tiles the window
-        touches are visited, so the cost follows the window size.
+        touches are visited, so the cost follows the window size. Without ``block_mask``, a window bounded
+        on both sides (``causal`` bounds the right) that spans at most 512 keys, on a grid of more than one
+        wave, at head dim 64 (or 128 with K and V in L2), runs as ``BlockMask.sliding_window``
+        (``bsk_cupy.window_route``).
     out : torch tensor or CuPy array, optional
         Where to write the result: q's framework, shape, dtype and device, contiguous, 16-byte aligned,
         overlapping none of q, k, v (checked; ValueError / TypeError otherwise). Saves the allocation (on
@@ -104,6 +107,9 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
     infos = tuple(op.info for op in operands)
     problem = check_attention_args(*infos, causal=causal, scale=scale, layout=layout, window=window)
     require_hopper(problem.device)
+    if block_mask is None:
+        device = problem.device
+        problem, block_mask = window_route.routed(problem, sm_count(device), l2_bytes(device))
     mask = mask_operand(block_mask, problem) if block_mask is not None else None
     adapter, like = operands[0].adapter, operands[0].handle
     stream = adapter.stream(problem.device)
