@@ -4,9 +4,10 @@
 # instruction, then summarised by tools/ncu_source_summary.py: samples per stall reason and per opcode, and
 # the instructions holding the most samples with their leading reasons.
 #
-#   OUT=/tmp/out tools/ncu_source_stalls.sh B H S D [causal] [density]
+#   OUT=/tmp/out tools/ncu_source_stalls.sh B H S D [causal] [density | wLEFT | wLEFTblocks]
 #
-# With a density the launch runs under profile_one.py's random 128 x 128 block mask of that density.
+# With a density the launch runs under profile_one.py's random 128 x 128 block mask of that density; with
+# wLEFT under its sliding-window mask and window (LEFT, 0), wLEFTblocks the same mask without the window.
 #
 # Clocks are left as the card runs them (--clock-control none). The report and its CSV stay in $OUT.
 set -uo pipefail
