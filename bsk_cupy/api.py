@@ -107,7 +107,7 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
     infos = tuple(op.info for op in operands)
     problem = check_attention_args(*infos, causal=causal, scale=scale, layout=layout, window=window)
     require_hopper(problem.device)
-    if block_mask is None:
+    if block_mask is None and problem.window is not None:
         device = problem.device
         problem, block_mask = window_route.routed(problem, sm_count(device), l2_bytes(device))
     mask = mask_operand(block_mask, problem) if block_mask is not None else None

@@ -20,7 +20,7 @@ import functools
 import math
 
 from .block_mask import BlockMask
-from .dispatch import follows_row_order, persistent_ctas
+from .dispatch import follows_row_order, persistent_ctas, query_blocks
 from .validation import AttentionProblem
 
 MAX_SPAN = 512             # keys a query may see (left + right + 1) for the window to run as a block mask
@@ -49,8 +49,8 @@ def routed(problem: AttentionProblem, sms: int, l2: int) -> tuple[AttentionProbl
         right = 0
     if left is None or right is None or left + right + 1 > MAX_SPAN:
         return problem, None
-    n_qb, n_kb = math.ceil(problem.seqlen_q / _BLOCK), math.ceil(problem.seqlen_k / _BLOCK)
-    if n_qb * n_kb > _MAX_MASK_BLOCKS or n_qb * problem.heads_q * problem.batch <= persistent_ctas(sms):
+    mask_blocks = math.ceil(problem.seqlen_q / _BLOCK) * math.ceil(problem.seqlen_k / _BLOCK)
+    if mask_blocks > _MAX_MASK_BLOCKS or query_blocks(problem, _BLOCK) <= persistent_ctas(sms):
         return problem, None
     new = dataclasses.replace(problem, causal=False, window=(left, right))
     if problem.head_dim == 128 and not follows_row_order(new, l2):
