@@ -132,8 +132,9 @@ BSK_DEVICE void idle_item(SharedStorage& smem, int wg, int tiles, int q_buffer, 
 // Intra-warpgroup pipelining (FlashAttention-3): iteration t issues S_t = Q K_t^T and O += P_{t-1} V_{t-1}
 // together, waits for S_t only, and runs the softmax of S_t while P_{t-1} V_{t-1} is still on the tensor
 // cores. O is rescaled for tile t-1 between the two issues, while S_t runs (P_{t-2} V_{t-2}, the last
-// product on O, has completed).
-BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, const ItemSlot& slot, uint32_t& ring) {
+// product on O, has completed). `first_item`: the CTA's first (for the timeline probe alone).
+BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, const ItemSlot& slot, uint32_t& ring,
+                        bool first_item) {
     const int item_tiles = slot.tiles;
     // This warpgroup's tiles and the stage of its u-th: all of them, or (WG_SPLIT) every other one, tile t
     // of the item in stage t % STAGES as the producer loads it (warpgroup w's stages: w, w + 2, ...).
@@ -172,7 +173,10 @@ BSK_DEVICE void compute(const Params& p, SharedStorage& smem, int wg, const Item
         scheduler_pass(wg);
         wgmma_wait<0>();
         wgmma_fence_operands(s);
-        if (wg == 0 && threadIdx.x % 128 == 0) trace_mark(kTraceFirstS);
+        if (wg == 0 && threadIdx.x % 128 == 0) {
+            trace_mark(kTraceFirstS);
+            if (first_item) trace_mark(kTraceFirstItemS);
+        }
         mbar_arrive(&smem.k_empty[first_stage]);
         mask_tile(s, p, key0, wg_first_row);
         softmax_step(s, st, p.scale_log2);
@@ -302,6 +306,7 @@ attn_fwd_sm90(const __grid_constant__ attn::Params p) {
         if (threadIdx.x == 0) trace_mark(kTraceGridWait);
         if (threadIdx.x == 32) {
             if (p.mask_num != nullptr) claim_first<true>(p, smem);  // the mask's lists are global memory
+            trace_mark(kTraceFirstClaim);
             claim_items(p, smem);
         }
         if (threadIdx.x != 0) return;
@@ -329,8 +334,9 @@ attn_fwd_sm90(const __grid_constant__ attn::Params p) {
                 break;
             }
             slot.item = claim.item;
+            if (round == 0) trace_mark(kTraceFirstQ);
             trace_mark(kTraceLoadStart);
-            load(p, smem, claim.sched, claim.item, ring, q_buffer);
+            load(p, smem, claim.sched, claim.item, ring, q_buffer, round == 0);
             if (!claim_early) mbar_arrive(&smem.claim_empty);  // every load of this item is issued
         }
     } else {
@@ -342,7 +348,7 @@ attn_fwd_sm90(const __grid_constant__ attn::Params p) {
         // stages' phases.
         uint32_t ring = 0;
         if (wg == kConsumers - 1) scheduler_pass(wg);  // warpgroup 0 goes first
-        for (;; ring += 1u << kRoundShift) {
+        for (int items = 0;; ring += 1u << kRoundShift, ++items) {
             const uint32_t round = ring >> kRoundShift;
             const uint64_t wait_start = trace_now();
             mbar_wait(&smem.q_full[round % kQBuffers], (round / kQBuffers) & 1);
@@ -351,8 +357,9 @@ attn_fwd_sm90(const __grid_constant__ attn::Params p) {
             if (wg == 0 && threadIdx.x % 128 == 0) {
                 trace_mark_at(kTraceItemWait, wait_start);
                 trace_mark(kTraceQLanded);
+                if (items == 0) trace_mark(kTraceFirstQLanded);
             }
-            compute(p, smem, wg, slot, ring);
+            compute(p, smem, wg, slot, ring, items == 0);
         }
         if (kBulkStore && threadIdx.x % 128 == 0) bulk_wait_read();  // the staging rows outlive no copy
         if (wg == 0 && threadIdx.x % 128 == 0) trace_mark(kTraceExit);

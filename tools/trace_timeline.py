@@ -15,7 +15,9 @@ For each shape the dispatcher's plan is rebuilt with the kernel's timeline probe
 griddepcontrol.wait, when the loader issues Q, when consumer 0 has Q, its first S, consumer 0's and 1's
 last P V, when split warpgroups have merged, when the output is stored, at consumer 0's exit, and when it began
 waiting for its item's Q (a mark inside an item keeps the CTA's last item; for CTAs that ran several, the
-steps of that last item are printed apart). The probe's launch is the third of three back to back on one
+steps of that last item are printed apart); then the CTA's first item alone: when the claiming thread has
+decoded it (after the grid wait, where it reads a block mask), when the loader issues its Q and its first K
+tile, when consumer 0 has that Q, and its first S. The probe's launch is the third of three back to back on one
 stream (programmatic dependent launch on, as in a graph), so its griddepcontrol.wait shows how long the
 previous launch held it. Printed per mark: the median and the latest CTA, in microseconds after the
 earliest CTA's entry. Then the GPU time per call by CUDA-graph replay of the plain kernel, of the probe
@@ -43,7 +45,8 @@ from bsk_cupy.validation import check_attention_args
 
 MARKS = ("entry", "grid wait done", "loader issues Q", "consumer 0 has Q", "first S", "last P V",
          "last P V (cons. 1)", "merged (wgsplit)", "stored", "consumer 0 exit", "waits for Q", "store entered",
-         "rows staged")
+         "rows staged", "1st item: claimed", "1st item: Q issued", "1st item: K issued", "1st item: has Q",
+         "1st item: first S")
 # The steps of a CTA's last work item, per CTA (marks in order; medians over the CTAs that ran more than one
 # item, so that the Q wait follows a previous item's store rather than the launch).
 ITEM_STEPS = (("waits for Q", "consumer 0 has Q"), ("consumer 0 has Q", "first S"), ("first S", "last P V"),

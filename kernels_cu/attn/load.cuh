@@ -1,6 +1,7 @@
 // attn_fwd_sm90: the producer's TMA loads of one work item: Q, then K and V tiles through the stage ring.
 #pragma once
 #include "params.cuh"
+#include "trace.cuh"
 
 namespace attn {
 
@@ -23,9 +24,9 @@ BSK_DEVICE uint32_t stage_parity(uint32_t ring, int stage) { return (ring >> sta
 // ring (`ring` as above, updated). One thread. An item without tiles only cycles the Q barriers. K and V of
 // a stage have their own full/empty barriers: K is released right after S = Q K^T, V only after O += P V,
 // so the next K can land earlier. The block index of each stage goes to shared memory before its K load is armed
-// (mbarrier arrive releases it).
+// (mbarrier arrive releases it). `first_item`: the CTA's first (for the timeline probe alone).
 BSK_DEVICE void load(const Params& p, SharedStorage& smem, const KvSchedule& sched, const WorkItem& item,
-                     uint32_t& ring, int q_buffer) {
+                     uint32_t& ring, int q_buffer, bool first_item) {
     const int kv_head = item.head / p.heads_per_kv, batch = item.batch;
     uint64_t* q_full = &smem.q_full[q_buffer];
     if (sched.count() == 0) {
@@ -49,6 +50,7 @@ BSK_DEVICE void load(const Params& p, SharedStorage& smem, const KvSchedule& sch
             load_chunk(smem.k[stage] + c * kBlockN * kChunkRowBytes, &p.tma_k, &smem.k_full[stage],
                        p.coord_order_kv, c * kChunkElems, block * kBlockN, kv_head, batch);
         }
+        if (first_item && t == 0) trace_mark(kTraceFirstK);
         mbar_wait(&smem.v_empty[stage], empty_parity);
         mbar_arrive_expect_tx(&smem.v_full[stage], kKVTileBytes);
         for (int c = 0; c < kChunks; ++c) {

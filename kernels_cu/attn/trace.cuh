@@ -2,7 +2,7 @@
 // TRACE 1, a launch timeline for latency-bound shapes (tools/trace_timeline.py): one leader thread per mark
 // reads %globaltimer (ns) and writes it to row blockIdx.x of the module global `bsk_trace` (kTraceMarks
 // uint64 per CTA; the host zeroes it and sets the pointer). Marks inside a work item keep that CTA's last
-// item (a small grid has one per CTA).
+// item (a small grid has one per CTA), but for the kTraceFirst* marks, written for its first item alone.
 // TRACE 2, a per-tile cycle trace of the consumer loop (tools/tile_timeline.py): thread 0 of each consumer
 // warpgroup reads %clock64 (SM cycles, one clock for the CTA's warpgroups) at the TileEvents of each KV tile
 // t < kTileTraceTiles and writes it to the module global `bsk_tile_trace`, laid out
@@ -40,6 +40,12 @@ enum TraceMark {
     kTraceItemWait,    // consumer 0 starts waiting for its item's q_full (after the previous item's store)
     kTraceStoreEntry,  // consumer 0 enters the store (row sums reduced)
     kTraceStaged,      // bulk store: consumer 0's rows are in the staging buffer (the copy is issued next)
+    // The CTA's first item alone (the marks above keep its last):
+    kTraceFirstClaim,    // the claiming thread has decoded it (after the grid wait where it reads a block mask)
+    kTraceFirstQ,        // the loader issues its Q
+    kTraceFirstK,        // the loader has issued its first K tile
+    kTraceFirstQLanded,  // consumer 0 past its q_full
+    kTraceFirstItemS,    // consumer 0 has its first S
     kTraceMarks
 };
 
