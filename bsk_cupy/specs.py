@@ -74,6 +74,10 @@ class KernelSpec:
         current one. The dispatcher takes 2 where CTAs get more than one item: with 192-row tiles of up to
         16 KV tiles (head dim 64), and with 128 x 128 block masks in row order (dispatch.q_buffers_spec says
         why).
+    epilogue_probe : int
+        Diagnostics only, never dispatched (``tools/epilogue_bound_run.sh``): 1 leaves the output rows out of
+        the bulk-store staging buffer (its barriers, fence and copy stay), 2 writes no output at all. Both
+        give wrong output; the time they save bounds what a faster epilogue could.
     trace : int
         Build a probe (``kernels_cu/attn/trace.cuh``; diagnostics only, never dispatched): 1 (or True), the
         launch timeline (per-CTA %globaltimer marks in the module global ``bsk_trace``;
@@ -92,6 +96,7 @@ class KernelSpec:
     bulk_store: bool | None = None
     cluster_split: int = 1
     q_buffers: int = 1
+    epilogue_probe: int = 0
     trace: int = 0
     family: str = "attn_fwd_sm90"
 
@@ -110,6 +115,8 @@ class KernelSpec:
             raise ValueError(f"head_dim must be one of {HEAD_DIMS}, got {self.head_dim}")
         if self.trace not in (0, 1, 2):
             raise ValueError(f"trace must be 0, 1 or 2, got {self.trace!r}")
+        if self.epilogue_probe not in (0, 1, 2):
+            raise ValueError(f"epilogue_probe must be 0, 1 or 2, got {self.epilogue_probe!r}")
         if self.split_warpgroups:
             if self.block_m != 64 or self.stages not in (2, 4):
                 raise ValueError(f"split_warpgroups needs block_m 64 and 2 or 4 stages (as many per warpgroup); "
@@ -171,7 +178,7 @@ class KernelSpec:
                 f".m{self.block_m}n{self.block_n}s{self.stages}{'' if self.pingpong else '.serial'}"
                 f"{'.wgsplit' if self.split_warpgroups else ''}"
                 f"{f'.cluster{self.cluster_split}' if self.cluster_split > 1 else ''}"
-                f"{'.q2' if self.q_buffers == 2 else ''}"
+                f"{'.q2' if self.q_buffers == 2 else ''}{f'.ep{self.epilogue_probe}' if self.epilogue_probe else ''}"
                 f"{self._store_suffix}{('', '.trace', '.tiletrace')[int(self.trace)]}")
 
     @property
@@ -225,6 +232,7 @@ class KernelSpec:
             "BULK_STORE": int(self.bulk_store),
             "CLUSTER_SPLIT": self.cluster_split,
             "Q_BUFFERS": self.q_buffers,
+            **({"EPILOGUE_PROBE": self.epilogue_probe} if self.epilogue_probe else {}),
             **({"TRACE": int(self.trace)} if self.trace else {}),
             "SMEM_BYTES": self.smem_bytes,
         }

@@ -82,6 +82,23 @@ def test_probes_build_apart_from_the_dispatched_variants(trace, suffix):
     assert record.ok, record.as_dict()
 
 
+@pytest.mark.parametrize("probe", [1, 2])
+def test_epilogue_probes_build_apart_from_the_dispatched_variants(probe):
+    """The epilogue probes (tools/epilogue_bound_run.sh) compile without spills or ptxas warnings under their
+    own name and macro, which no dispatched variant carries. Probe 2 writes no output, so its SASS has no
+    bulk copy (the one opcode the audit may find missing)."""
+    plain = next(spec for spec in all_specs() if spec.bulk_store)
+    spec = dataclasses.replace(plain, epilogue_probe=probe)
+    assert spec.name == plain.name + f".ep{probe}"
+    assert spec.defines() == {**plain.defines(), "EPILOGUE_PROBE": probe}
+    assert all("EPILOGUE_PROBE" not in s.defines() for s in all_specs())
+    record = audit_spec(spec)
+    assert not record.error and not record.warnings and record.spill_stores == record.spill_loads == 0
+    assert set(record.missing) == (set() if probe == 1 else {"UBLKCP"})
+    with pytest.raises(ValueError, match="epilogue_probe must be 0, 1 or 2"):
+        dataclasses.replace(plain, epilogue_probe=3)
+
+
 def test_trace_takes_only_the_probes_it_has():
     with pytest.raises(ValueError, match="trace must be 0, 1 or 2"):
         KernelSpec(head_dim=64, dtype="float16", causal=False, trace=3)

@@ -40,6 +40,9 @@
 #ifndef Q_BUFFERS
 #define Q_BUFFERS 1
 #endif
+#ifndef EPILOGUE_PROBE
+#define EPILOGUE_PROBE 0  // diagnostics only (bsk_cupy/specs.py epilogue_probe): 1 no staging writes, 2 no output
+#endif
 
 namespace attn {
 
@@ -107,11 +110,6 @@ constexpr uint32_t kClusterExchangeBytes = 128 * 16 * kPartialVectors;
 constexpr bool kBulkStore = BULK_STORE != 0;
 constexpr int kStoreWarpgroups = kSplitWarpgroups ? 1 : kConsumers;
 constexpr int kStagingBytes = kBulkStore ? kStoreWarpgroups * kRowsPerWarpgroup * kHeadDim * 2 : 16;
-// The staging rows written without bank conflicts (epilogue.cuh stage_row) at head dim 64, and at 128 where
-// the next item's Q is already resident (two Q buffers), so that the epilogue is the item boundary's wait.
-// Head dim 128 with one Q buffer keeps the plain writes: there the next Q takes ~2.3 us to land and the
-// epilogue covers it (RESULTS.md, fourteenth session: dense 1.3% slower with the transposed writes).
-constexpr bool kStagingTransposed = kHeadDim == 64 || kQBuffers == 2;
 // Register budgets after setmaxnreg. They must fit what the CTA was launched with, kThreads times the
 // per-thread cap of __launch_bounds__(kThreads, 1) (65 536 / kThreads rounded down to a multiple of 8):
 // setmaxnreg.inc waits for registers the other warpgroups released, so an over-budget claim hangs.

@@ -14,8 +14,8 @@ BSK_DEVICE bool rows_contiguous(const Params& p) {
     return p.out_stride_s == kHeadDim && (bits & 15) == 0;
 }
 
-// This thread's share of output row half `i` (O / l in the output dtype) written to `row`, a row of 16-bit
-// elements in global or shared memory.
+// This thread's share of output row half `i` (O / l in the output dtype) written to `row`, an output row of
+// 16-bit elements in global memory (the epilogue without the bulk store).
 BSK_DEVICE void write_row(uint16_t* row, const float (&o)[kChunks][32], int i, float inv) {
     const int lane = threadIdx.x % 32;
 #pragma unroll
@@ -36,14 +36,14 @@ BSK_DEVICE void write_row(uint16_t* row, const float (&o)[kChunks][32], int i, f
 // session). Instead the quad transposes its 4 x 4 blocks of word pairs by two XOR shuffles, so lane q
 // holds words 8q .. 8q + 7 of each 64-column chunk, and writes them as two 16-byte stores, odd rows their
 // second half first: each 8-lane phase of a store (two rows) then covers the 32 banks once (rows
-// kHeadDim * 2 bytes apart, a multiple of the 128-byte bank line at both head dims). Where it is taken:
-// config.cuh kStagingTransposed. H100, persistent CTAs against the 4-byte stores, two rounds each
-// (RESULTS.md, fourteenth session): block masks at d 0.25, B1 H32 S2048 D64 35.9 / 36.7 -> 34.6 / 34.7 us,
-// B1 H16 S4096 D64 62.4 / 60.7 -> 57.9 / 58.7, dense B1 H16 S8192 D64 tied; at head dim 128 masked B1 H16
-// S8192 ran 1.7% faster but dense B4 H32 S4096 1.3% slower (2033 / 2040 -> 2064 / 2065 us; its next Q
-// takes ~2.3 us to land, tenth session, longer than the shorter epilogue, so there the write was not the
-// wait). With two Q buffers at head dim 128 (seventeenth session) the launch timeline's last P V -> stored
-// fell 1.68 -> 1.09 us per item on masked B1 H16 S4096 d 0.1.
+// kHeadDim * 2 bytes apart, a multiple of the 128-byte bank line at both head dims). H100, persistent CTAs
+// against the 4-byte stores, two rounds each (RESULTS.md, fourteenth session): block masks at d 0.25, B1
+// H32 S2048 D64 35.9 / 36.7 -> 34.6 / 34.7 us, B1 H16 S4096 D64 62.4 / 60.7 -> 57.9 / 58.7, dense B1 H16
+// S8192 D64 tied. With two Q buffers at head dim 128 (seventeenth session) the launch timeline's last P V
+// -> stored fell 1.68 -> 1.09 us per item on masked B1 H16 S4096 d 0.1; with one (twenty-second session,
+// six alternated rounds) masks past the L2 rule ran 1-3% faster at d 0.1 (B1 H16 S8192 138.4 -> 135.6 us,
+// B2 H16 S8192 279.8 -> 271.4) and dense grids within +-0.1%, causal ones within +0.8 / -2.4%, where the
+// fourteenth session had measured dense B4 H32 S4096 1.3% slower.
 BSK_DEVICE void stage_row(uint32_t row, const float (&o)[kChunks][32], int i, float inv) {
     const int q = threadIdx.x % 4;
     const bool b0 = q & 1, b1 = q & 2, odd_row = threadIdx.x & 4;  // lane / 4 is the row within 8
@@ -103,6 +103,7 @@ BSK_DEVICE void stage_row(uint32_t row, const float (&o)[kChunks][32], int i, fl
 BSK_DEVICE void store(const Params& p, SharedStorage& smem, int wg, const float (&o)[kChunks][32],
                       const float (&row_max_log2)[2], const float (&row_sum)[2], int wg_first_row, int head,
                       int batch) {
+    if (EPILOGUE_PROBE == 2) return;  // probe: no output at all
     const int lane = threadIdx.x % 32, tid = threadIdx.x % 128, row0 = thread_row(wg_first_row);
     if (wg == 0 && tid == 0) trace_mark(kTraceStoreEntry);
     uint16_t* out = p.out + batch * p.out_stride_b + head * p.out_stride_h;
@@ -123,13 +124,8 @@ BSK_DEVICE void store(const Params& p, SharedStorage& smem, int wg, const float 
         if (tid == 0) bulk_wait_read();  // the previous item's rows have left the staging buffer
         named_barrier_sync(kStoreBarrier + wg, 128);
 #pragma unroll
-        for (int i = 0; i < 2; ++i) {
-            uint16_t* row = staging + (row0 + 8 * i - wg_first_row) * kHeadDim;
-            if constexpr (kStagingTransposed) {
-                stage_row(smem_addr(row), o, i, inv[i]);
-            } else {
-                write_row(row, o, i, inv[i]);
-            }
+        for (int i = 0; i < 2 * (EPILOGUE_PROBE != 1); ++i) {  // probe 1: no staging writes
+            stage_row(smem_addr(staging + (row0 + 8 * i - wg_first_row) * kHeadDim), o, i, inv[i]);
         }
         fence_proxy_async_shared();
         named_barrier_sync(kStoreBarrier + wg, 128);
