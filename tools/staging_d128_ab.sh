@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Conflict-free staging rows at head dim 128 with two Q buffers (config.cuh kStagingTransposed) against the
-# tree in .oldwt (the plain 4-byte staging writes), old / new / old / new on one warm GPU. Steps (default:
-# tests masked dense trace): tests (the attention and kernel-variant GPU tests), masked (random block masks
-# in row order, the dispatched two-Q kernel, persistent CTAs, per density in DENSITIES, default 0.1 0.25),
-# dense (one Q buffer, unchanged, against two), trace (tools/trace_timeline.py's item marks on a masked
+# Conflict-free staging rows at head dim 128 with two Q buffers (epilogue.cuh stage_row, every bulk store's since the
+# twenty-second session) against the tree in .oldwt (the plain 4-byte staging writes), old / new / old / new on one
+# warm GPU. Steps (default: tests masked dense trace): tests (the attention and kernel-variant GPU tests), masked
+# (random block masks in row order, the dispatched two-Q kernel, persistent CTAs, per density in DENSITIES, default
+# 0.1 0.25), dense (one Q buffer, unchanged, against two), trace (tools/trace_timeline.py's item marks on a masked
 # D128 grid, both trees; .oldwt needs its own tools/trace_timeline.py). Logs under $OUT.
 #   OUT=/tmp/out [DENSITIES="0.1 0.25"] tools/staging_d128_ab.sh [tests] [masked] [dense] [trace]
 set -uo pipefail
