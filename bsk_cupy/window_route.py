@@ -34,6 +34,7 @@ def _sliding_window_mask(seqlen_q: int, seqlen_k: int, left: int, right: int) ->
     return BlockMask.sliding_window(seqlen_q, seqlen_k, left=left, right=right)
 
 
+@functools.lru_cache(maxsize=256)
 def routed(problem: AttentionProblem, sms: int, l2: int) -> tuple[AttentionProblem, BlockMask | None]:
     """``problem`` and the block mask to run it with: its sliding window's (``BlockMask.sliding_window``)
     when the window is bounded on both sides (``causal`` bounds the right at the diagonal), spans at most
@@ -41,6 +42,10 @@ def routed(problem: AttentionProblem, sms: int, l2: int) -> tuple[AttentionProbl
     the second Q buffer act only then), and head dim is 64, or 128 with K and V within the ``l2``-byte L2
     cache's share (``follows_row_order``); else ``(problem, None)``. A causal window becomes the same
     window with its right side at 0 (the diagonal), without ``causal``: the same keys.
+
+    Cached per problem: every windowed call asks, before its plan is looked up, and the answer depends on the
+    shape alone (8 us of Python per call uncached, on our CPU host; the mask itself is shared by every problem
+    with the same lengths and window).
     """
     if problem.window is None or problem.head_dim not in (64, 128):
         return problem, None

@@ -32,6 +32,7 @@ def test_narrow_windows_run_as_their_block_mask(kwargs, window):
     assert mask is not None and not new.causal and new.window == window
     assert (new.seqlen_q, new.seqlen_k, new.head_dim) == (p.seqlen_q, p.seqlen_k, p.head_dim)
     assert routed(p, SMS, L2)[1] is mask                     # one mask (and one device copy) per shape and window
+    assert routed(p, SMS, L2) is routed(p, SMS, L2)          # decided once per problem, not on every call
     listed = block_mask_keys(mask.to_dense(), mask.seq_lengths, mask.block_size)[0, 0]
     visible = window_keys(p.seqlen_q, p.seqlen_k, window)
     assert not (visible & ~listed).any(), "a visible key outside the listed blocks"
