@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import weakref
 
 from . import interop, window_route
 from .device import require_hopper
@@ -16,19 +17,28 @@ _fast_calls_lock = threading.Lock()  # guards insertion and eviction; lookups ar
 
 
 class _Identity:
-    """Hashes and compares by object identity (block masks hold arrays, which do not hash), and keeps the
-    object alive while a fast-path entry refers to it."""
+    """Hashes and compares by object identity (block masks hold arrays, which do not hash) without keeping
+    the object alive: the fast-path entries that refer to it go when it does (_forget), so no later object
+    at the same id can match them, and a loop making a mask per call does not keep them all."""
 
-    __slots__ = ("obj",)
+    __slots__ = ("ref", "ident")
 
     def __init__(self, obj):
-        self.obj = obj
+        self.ref = weakref.ref(obj)
+        self.ident = id(obj)
 
     def __hash__(self) -> int:
-        return id(self.obj)
+        return self.ident
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, _Identity) and other.obj is self.obj
+        return isinstance(other, _Identity) and other.ident == self.ident and other.ref() is self.ref()
+
+
+def _forget(ident: int) -> None:
+    """Drop the fast-path entries of the block mask whose id was ``ident`` (it is gone)."""
+    with _fast_calls_lock:
+        for key in [key for key in _fast_calls if isinstance(key[-2], _Identity) and key[-2].ident == ident]:
+            del _fast_calls[key]
 
 
 def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = None, layout: str = "bhsd",
@@ -123,6 +133,8 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
             if len(_fast_calls) >= _FAST_CALLS_MAX:
                 del _fast_calls[next(iter(_fast_calls))]
             _fast_calls[torch_key] = fast
+        if block_mask is not None:
+            weakref.finalize(block_mask, _forget, id(block_mask))
         return fast(q, k, v, out)
     if out is None:
         out, out_ptr = adapter.empty(like, problem.out_shape)

@@ -7,12 +7,15 @@ so the kernel may skip element masking there; as in FlexAttention, when the full
 ``kv_*`` lists hold only the partial blocks and a block is in at most one of the two lists. Batch and head
 dimensions may be 1 (broadcast). Element masks (``causal``, ``window``) still apply inside listed blocks.
 
-Arrays are int32 NumPy arrays (host) or CuPy arrays (device); torch inputs are taken through DLPack.
+Arrays are int32 NumPy arrays (host) or CuPy arrays (device); torch inputs are taken through DLPack. A
+mask keeps its host arrays read-only (copying those it was given writeable): its device copy is made once
+per mask, so an array changed in place afterwards would not reach the kernel.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,11 +26,33 @@ from .interop import as_numpy_or_cupy as _as_array
 BLOCK_SIZES = (64, 128)
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def _check_block_size(block_size) -> tuple[int, int]:
-    pair = (block_size, block_size) if isinstance(block_size, int) else tuple(block_size)
-    if len(pair) != 2 or any(b not in BLOCK_SIZES for b in pair):
+    pair = (block_size, block_size) if _is_int(block_size) else block_size
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2 or not all(_is_int(b) and b in BLOCK_SIZES for b in pair):
         raise ValueError(f"block_size must be one of {BLOCK_SIZES} or a pair of them, got {block_size!r}")
-    return pair
+    return int(pair[0]), int(pair[1])
+
+
+def _check_seq_lengths(seq_lengths) -> tuple[int, int]:
+    if (not isinstance(seq_lengths, (tuple, list)) or len(seq_lengths) != 2
+            or not all(_is_int(n) and n >= 1 for n in seq_lengths)):
+        raise ValueError(f"seq_lengths must be a pair of positive ints (Sq, Sk), got {seq_lengths!r}")
+    return int(seq_lengths[0]), int(seq_lengths[1])
+
+
+def _frozen(array):
+    """A host array as the mask keeps it: read-only, copied first if it was writeable (the caller's)."""
+    if isinstance(array, np.ndarray) and array.flags.writeable:
+        array = array.copy()
+        array.setflags(write=False)
+    return array
+
+
+ARRAY_FIELDS = ("kv_num_blocks", "kv_indices", "full_kv_num_blocks", "full_kv_indices", "row_order")
 
 
 @dataclass(frozen=True, repr=False)
@@ -57,7 +82,8 @@ class BlockMask:
         when, never a value of the result.
 
     Build one with :meth:`from_dense`, :meth:`causal`, :meth:`sliding_window` or :meth:`from_flex`; the
-    constructor only stores (call :meth:`validate` to check arrays built by hand).
+    constructor takes torch tensors through DLPack and otherwise only stores (call :meth:`validate` to check
+    arrays built by hand).
     """
 
     kv_num_blocks: object
@@ -67,6 +93,12 @@ class BlockMask:
     full_kv_num_blocks: object = None
     full_kv_indices: object = None
     row_order: object = None
+
+    def __post_init__(self) -> None:
+        for name in ARRAY_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _frozen(_as_array(name, value)))
 
     # ----------------------------------------------------------------------------------- constructors
     @classmethod
@@ -110,8 +142,11 @@ class BlockMask:
             partial = blocks & ~full_blocks
             full_num, full_idx = _lists_from_dense(full_blocks)
         num, idx = _lists_from_dense(partial)
-        mask = cls(num, idx, tuple(int(x) for x in seq_lengths), block_size, full_num, full_idx,
-                   _rows_by_blocks(num, full_num))
+        arrays = (num, idx, full_num, full_idx, _rows_by_blocks(num, full_num))
+        for array in arrays:
+            if isinstance(array, np.ndarray):
+                array.setflags(write=False)  # made here: kept without a copy
+        mask = cls(*arrays[:2], _check_seq_lengths(tuple(seq_lengths)), block_size, *arrays[2:])
         mask.validate()
         return mask
 
@@ -121,6 +156,18 @@ class BlockMask:
 
         Blocks entirely below the diagonal and inside (Sq, Sk) go to the full lists. Pass ``causal=True``
         to the attention call as well: it masks the elements of the partial blocks.
+
+        Parameters
+        ----------
+        seqlen_q, seqlen_k : int
+            Sq and Sk, >= 1.
+        block_size : int or (int, int)
+            64 or 128, or a pair of them.
+
+        Returns
+        -------
+        BlockMask
+            Host arrays of shape (1, 1, nQB) and (1, 1, nQB, nKB), broadcast over batch and heads.
         """
         return cls.sliding_window(seqlen_q, seqlen_k, left=None, right=0, block_size=block_size)
 
@@ -130,15 +177,32 @@ class BlockMask:
         """Blocks a window touches: query i sees key j iff ``i + off - left <= j <= i + off + right``
         with ``off = Sk - Sq`` (bottom-right aligned; ``None`` means unbounded on that side).
 
-        Blocks whose every element is visible and inside (Sq, Sk) go to the full lists.
+        Blocks whose every element is visible and inside (Sq, Sk) go to the full lists. Pass the same
+        ``window=(left, right)`` to the attention call: it masks the elements of the partial blocks.
+
+        Parameters
+        ----------
+        seqlen_q, seqlen_k : int
+            Sq and Sk, >= 1.
+        left, right : int or None
+            Keys visible before and after each query's diagonal (>= 0), None for no limit.
+        block_size : int or (int, int)
+            64 or 128, or a pair of them.
+
+        Returns
+        -------
+        BlockMask
+            Host arrays of shape (1, 1, nQB) and (1, 1, nQB, nKB), broadcast over batch and heads.
         """
         block_size = _check_block_size(block_size)
         for name, value in (("seqlen_q", seqlen_q), ("seqlen_k", seqlen_k)):
-            if not isinstance(value, int) or value < 1:
+            if not _is_int(value) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         for name, value in (("left", left), ("right", right)):
-            if value is not None and (not isinstance(value, int) or value < 0):
+            if value is not None and (not _is_int(value) or value < 0):
                 raise ValueError(f"{name} must be None or an int >= 0, got {value!r}")
+        seqlen_q, seqlen_k = int(seqlen_q), int(seqlen_k)
+        left, right = (None if x is None else int(x) for x in (left, right))
         bq, bk = block_size
         n_qb, n_kb = math.ceil(seqlen_q / bq), math.ceil(seqlen_k / bk)
         off = seqlen_k - seqlen_q
@@ -158,16 +222,36 @@ class BlockMask:
     @classmethod
     def from_flex(cls, flex_block_mask) -> "BlockMask":
         """From ``torch.nn.attention.flex_attention.BlockMask``: its partial and full KV block lists, block
-        size and sequence lengths (re-sorted ascending). The ``mask_mod`` is not carried: pass ``causal`` /
-        ``window`` to the attention call for the element masks."""
-        block_size = _check_block_size(tuple(flex_block_mask.BLOCK_SIZE))
-        seq_lengths = tuple(int(x) for x in flex_block_mask.seq_lengths)
-        partial = _dense_from_lists(_as_array("kv_num_blocks", flex_block_mask.kv_num_blocks),
-                                    _as_array("kv_indices", flex_block_mask.kv_indices))
+        size and sequence lengths (each row's listed blocks re-sorted ascending). The ``mask_mod`` is not
+        carried: pass ``causal`` / ``window`` to the attention call for the element masks.
+
+        Parameters
+        ----------
+        flex_block_mask : torch.nn.attention.flex_attention.BlockMask
+            Counts (B, H, nQB) and indices (B, H, nQB, nKB) (partial, and optionally full), on the host or a
+            CUDA device; ``BLOCK_SIZE`` 64 or 128 per side. Counts must lie in [0, nKB] and the listed
+            entries of each row in [0, nKB), without repeats.
+
+        Returns
+        -------
+        BlockMask
+            The same blocks, in the arrays' memory space (NumPy or CuPy), with a row order.
+        """
+        block_size = _check_block_size(tuple(int(b) for b in flex_block_mask.BLOCK_SIZE))
+        seq_lengths = _check_seq_lengths(tuple(int(x) for x in flex_block_mask.seq_lengths))
+        n_kb = math.ceil(seq_lengths[1] / block_size[1])
+        partial = _dense_from_checked_lists("kv", _as_array("kv_num_blocks", flex_block_mask.kv_num_blocks),
+                                            _as_array("kv_indices", flex_block_mask.kv_indices), n_kb)
         if flex_block_mask.full_kv_num_blocks is None:
             return cls.from_dense(partial, seq_lengths, block_size)
-        full = _dense_from_lists(_as_array("full_kv_num_blocks", flex_block_mask.full_kv_num_blocks),
-                                 _as_array("full_kv_indices", flex_block_mask.full_kv_indices))
+        full = _dense_from_checked_lists("full_kv",
+                                         _as_array("full_kv_num_blocks", flex_block_mask.full_kv_num_blocks),
+                                         _as_array("full_kv_indices", flex_block_mask.full_kv_indices), n_kb)
+        if partial.shape != full.shape:
+            raise ValueError(f"flex_block_mask's full lists have shape {tuple(full.shape)}, its partial lists "
+                             f"{tuple(partial.shape)}")
+        if bool((partial & full).any()):
+            raise ValueError("flex_block_mask lists a block both in kv_indices and in full_kv_indices")
         return cls.from_dense(partial | full, seq_lengths, block_size, full_blocks=full)
 
     # ------------------------------------------------------------------------------------- queries
@@ -203,22 +287,22 @@ class BlockMask:
                 f"seq_lengths={self.seq_lengths}, density={self.density:.1%}{full}, {where})")
 
     # ---------------------------------------------------------------------------------- validation
-    def validate(self) -> "BlockMask":
-        """Check dtypes, shapes, ranges, order and duplicates; raise ValueError naming what is wrong.
-
-        Reads the arrays (a device sync for CuPy arrays). Returns ``self``.
-        """
-        bq, bk = _check_block_size(self.block_size)
-        sq, sk = self.seq_lengths
-        if sq < 1 or sk < 1:
-            raise ValueError(f"seq_lengths must be positive, got {self.seq_lengths}")
-        n_qb, n_kb = math.ceil(sq / bq), math.ceil(sk / bk)
+    def _lists(self) -> list:
+        """(prefix, counts, indices) of the partial and (if given) full lists."""
         pairs = [("kv", self.kv_num_blocks, self.kv_indices)]
-        if (self.full_kv_num_blocks is None) != (self.full_kv_indices is None):
-            raise ValueError("full_kv_num_blocks and full_kv_indices must be given together")
         if self.full_kv_num_blocks is not None:
             pairs.append(("full_kv", self.full_kv_num_blocks, self.full_kv_indices))
-        for prefix, num, idx in pairs:
+        return pairs
+
+    def check_layout(self) -> tuple[int, int, int, int]:
+        """Check block size, sequence lengths, and every array's dtype and shape, without reading the arrays
+        (no device sync); raise ValueError naming what is wrong. Returns (B or 1, H or 1, nQB, nKB)."""
+        bq, bk = _check_block_size(self.block_size)
+        sq, sk = _check_seq_lengths(self.seq_lengths)
+        n_qb, n_kb = math.ceil(sq / bq), math.ceil(sk / bk)
+        if (self.full_kv_num_blocks is None) != (self.full_kv_indices is None):
+            raise ValueError("full_kv_num_blocks and full_kv_indices must be given together")
+        for prefix, num, idx in self._lists():
             for name, arr, ndim in ((f"{prefix}_num_blocks", num, 3), (f"{prefix}_indices", idx, 4)):
                 if str(arr.dtype) != "int32" or arr.ndim != ndim:
                     raise ValueError(f"{name} must be an int32 array with {ndim} dimensions, got "
@@ -229,25 +313,33 @@ class BlockMask:
                                  f"{self.block_size} need (B, H, {n_qb}) and (B, H, {n_qb}, {n_kb})")
             if tuple(num.shape) != tuple(self.kv_num_blocks.shape):
                 raise ValueError(f"{prefix}_num_blocks must have the shape of kv_num_blocks")
-            host_num, host_idx = _to_host(num), _to_host(idx)
-            if host_num.min(initial=0) < 0 or host_num.max(initial=0) > n_kb:
-                raise ValueError(f"{prefix}_num_blocks must lie in [0, {n_kb}]")
-            valid = np.arange(n_kb) < host_num[..., None]
-            used = np.where(valid, host_idx, 0)
-            if used.min(initial=0) < 0 or used.max(initial=0) >= n_kb:
-                raise ValueError(f"{prefix}_indices must lie in [0, {n_kb}) in the first {prefix}_num_blocks "
-                                 f"entries of each row")
-            steps = np.diff(used, axis=-1)
-            if (valid[..., 1:] & (steps <= 0)).any():
-                raise ValueError(f"{prefix}_indices must be strictly increasing (no duplicates) in the first "
-                                 f"{prefix}_num_blocks entries of each row")
+        if min(self.kv_num_blocks.shape[:2]) < 1:
+            raise ValueError(f"kv_num_blocks has an empty batch or head dimension: {tuple(self.kv_num_blocks.shape)}")
         if self.row_order is not None:
             rows = math.prod(self.kv_num_blocks.shape)
             order = self.row_order
             if str(order.dtype) != "int32" or tuple(order.shape) != (rows,):
                 raise ValueError(f"row_order must be an int32 array of shape ({rows},) (one entry per row of "
                                  f"kv_num_blocks), got {order.dtype} {tuple(order.shape)}")
-            if not np.array_equal(np.sort(_to_host(order)), np.arange(rows)):
+        return tuple(int(x) for x in self.kv_indices.shape)
+
+    def validate(self) -> "BlockMask":
+        """Check dtypes, shapes, ranges, order and duplicates; raise ValueError naming what is wrong.
+
+        Reads the arrays (a device sync for CuPy arrays). Returns ``self``.
+        """
+        n_kb = self.check_layout()[3]
+        for prefix, num, idx in self._lists():
+            host_num, host_idx = _to_host(num), _to_host(idx)
+            _check_list_ranges(prefix, host_num, host_idx, n_kb)
+            valid = np.arange(n_kb) < host_num[..., None]
+            steps = np.diff(np.where(valid, host_idx, 0), axis=-1)
+            if (valid[..., 1:] & (steps <= 0)).any():
+                raise ValueError(f"{prefix}_indices must be strictly increasing (no duplicates) in the first "
+                                 f"{prefix}_num_blocks entries of each row")
+        if self.row_order is not None:
+            rows = math.prod(self.kv_num_blocks.shape)
+            if not np.array_equal(np.sort(_to_host(self.row_order)), np.arange(rows)):
                 raise ValueError(f"row_order must be a permutation of 0 .. {rows - 1} (every row once)")
         if self.full_kv_num_blocks is not None:
             partial = _to_host(_dense_from_lists(self.kv_num_blocks, self.kv_indices))
@@ -277,6 +369,35 @@ def _lists_from_dense(blocks):
     order_key = xp.where(blocks, 0, n_kb) + xp.arange(n_kb)   # selected blocks first, each group ascending
     indices = xp.argsort(order_key, axis=-1).astype(xp.int32)
     return blocks.sum(axis=-1).astype(xp.int32), indices
+
+
+def _check_list_ranges(prefix: str, num: np.ndarray, indices: np.ndarray, n_kb: int) -> None:
+    """Counts in [0, nKB] and the listed entries of each row in [0, nKB) (host arrays)."""
+    if num.min(initial=0) < 0 or num.max(initial=0) > n_kb:
+        raise ValueError(f"{prefix}_num_blocks must lie in [0, {n_kb}]")
+    used = np.where(np.arange(n_kb) < num[..., None], indices, 0)
+    if used.min(initial=0) < 0 or used.max(initial=0) >= n_kb:
+        raise ValueError(f"{prefix}_indices must lie in [0, {n_kb}) in the first {prefix}_num_blocks entries of "
+                         f"each row")
+
+
+def _dense_from_checked_lists(prefix: str, num, indices, n_kb: int):
+    """:func:`_dense_from_lists` of lists in any order, once their shapes, ranges and uniqueness are checked
+    (FlexAttention's lists need not be sorted)."""
+    for name, arr, ndim in ((f"{prefix}_num_blocks", num, 3), (f"{prefix}_indices", indices, 4)):
+        if arr.ndim != ndim or arr.dtype.kind not in "iu":
+            raise ValueError(f"flex_block_mask.{name} must be an integer array with {ndim} dimensions, got "
+                             f"{arr.dtype} {tuple(arr.shape)}")
+    if tuple(indices.shape) != tuple(num.shape) + (n_kb,):
+        raise ValueError(f"flex_block_mask.{prefix}_indices has shape {tuple(indices.shape)}; with "
+                         f"{prefix}_num_blocks {tuple(num.shape)} and seq_lengths it must be "
+                         f"{tuple(num.shape) + (n_kb,)}")
+    _check_list_ranges(prefix, _to_host(num), _to_host(indices), n_kb)
+    dense = _dense_from_lists(num, indices)
+    if bool((dense.sum(axis=-1) != num).any()):
+        raise ValueError(f"flex_block_mask.{prefix}_indices repeats a block within the first "
+                         f"{prefix}_num_blocks entries of a row")
+    return dense
 
 
 def _dense_from_lists(num, indices):

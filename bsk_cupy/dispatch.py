@@ -11,7 +11,7 @@ from functools import lru_cache
 
 from .compile.module import load_kernel
 from .launch import SHORT_ROWS, LaunchPlan, short_items_per_head
-from .mask_operand import with_tail_order
+from .mask_operand import retained, with_tail_order
 from .specs import KernelSpec
 from .validation import ArrayInfo, AttentionProblem
 
@@ -408,7 +408,7 @@ def get_plan(problem: AttentionProblem, q: ArrayInfo, k: ArrayInfo, v: ArrayInfo
     """The launch plan for this problem on these buffers (tensor maps encode the pointers); ``mask`` is a
     :class:`~bsk_cupy.mask_operand.MaskOperand` or None. A new plan for a mask that does not follow its row
     order throughout computes its tail order on ``stream`` (the caller's), where the mask was written."""
-    key = (problem, q.ptr, q.strides, k.ptr, k.strides, v.ptr, v.strides, mask)
+    key = (problem, q.ptr, q.strides, k.ptr, k.strides, v.ptr, v.strides, retained(mask))
     with _plans_lock:
         plan = _plans.get(key)
         if plan is not None:
@@ -427,7 +427,7 @@ def get_plan(problem: AttentionProblem, q: ArrayInfo, k: ArrayInfo, v: ArrayInfo
         ordered_rows = problem.head_dim == 64  # the tail order's early claims pay at 64 only (q_buffers_spec)
     spec, splits = choose_variant(problem, sms, mask.block if mask is not None else None, ordered_rows=ordered_rows)
     tall_blocks = short_items_plan(problem, spec, splits, sms, mask is not None)
-    plan = LaunchPlan(load_kernel(spec, problem.device), problem, q, k, v, mask=mask, num_splits=splits,
+    plan = LaunchPlan(load_kernel(spec, problem.device), problem, q, k, v, mask=retained(mask), num_splits=splits,
                       max_ctas=persistent_ctas(sms), tall_blocks=tall_blocks)
     with _plans_lock:
         _plans[key] = plan

@@ -1,7 +1,9 @@
 """A :class:`BlockMask` as the attention kernel reads it: int32 device arrays, broadcast strides, head map.
 
 Host (NumPy) masks are validated once and copied to the device once per mask object (the copy lives as
-long as the mask). Device (CuPy) masks are used in place and not read on the host, which would cost a
+long as the mask, and as the cached launch plans that use it). Device (CuPy) masks must be C-contiguous;
+they are used in place, and like q, k and v stay the caller's: cached plans keep their pointers, not the
+arrays. Their shapes and dtypes are checked, their contents are not read on the host, which would cost a
 synchronisation: the kernel clamps every count to the row length and masks keys outside [0, Sk), so a
 malformed device mask gives wrong blocks, never an out-of-bounds access. Validate it with
 ``BlockMask.validate()`` when in doubt.
@@ -14,7 +16,9 @@ import threading
 import weakref
 from dataclasses import dataclass, field, replace
 
-from .block_mask import BlockMask
+import numpy as np
+
+from .block_mask import ARRAY_FIELDS, BlockMask
 from .interop import array_module, cupy_stream
 from .validation import AttentionProblem
 
@@ -39,22 +43,37 @@ class MaskOperand:
     block: int                 # the mask's square block size: the kernel's query-block rows and tile keys
     row_order_ptr: int = 0     # BlockMask.row_order (0: the kernel's item order), or an item order
     order_items: bool = False  # row_order_ptr lists items (tail_item_order), not the mask's rows
-    arrays: tuple = field(default=(), compare=False, repr=False)  # the device arrays: kept alive with it
+    # The mask's five device arrays (mask_operand's order; None where absent), then any made from them
+    # (tail orders): kept alive with the operand.
+    arrays: tuple = field(default=(), compare=False, repr=False)
+    borrowed: bool = False     # the five are the caller's device arrays (see retained)
+
+
+def retained(mask: MaskOperand | None) -> MaskOperand | None:
+    """``mask`` as a cached launch plan keeps it: without the caller's own device arrays (which the caller
+    owns, as it owns q, k and v: a plan holding them would keep every mask a loop makes alive), with the
+    arrays made here (host uploads, tail orders)."""
+    if mask is None or not mask.borrowed:
+        return mask
+    return replace(mask, arrays=mask.arrays[5:])
 
 
 def _device_arrays(mask: BlockMask, device: int) -> tuple:
     """The mask's five arrays (None for absent full lists or row order) as contiguous int32 CuPy arrays on
-    ``device``."""
+    ``device``: a device mask's own, or a host mask's uploads (validated first)."""
     import cupy
-    import numpy as np
 
-    arrays = (mask.kv_num_blocks, mask.kv_indices, mask.full_kv_num_blocks, mask.full_kv_indices, mask.row_order)
-    if all(a is None or not isinstance(a, np.ndarray) for a in arrays):
-        for a in arrays:
+    arrays = tuple(getattr(mask, name) for name in ARRAY_FIELDS)
+    if all(a is None or isinstance(a, cupy.ndarray) for a in arrays):
+        for name, a in zip(ARRAY_FIELDS, arrays):
             if a is not None and a.device.id != device:
-                raise ValueError(f"block_mask arrays are on cuda:{a.device.id} but q is on cuda:{device}")
-        with cupy.cuda.Device(device):
-            return tuple(None if a is None else cupy.ascontiguousarray(a) for a in arrays)
+                raise ValueError(f"block_mask.{name} is on cuda:{a.device.id} but q is on cuda:{device}")
+            if a is not None and not a.flags.c_contiguous:
+                raise ValueError(f"block_mask.{name} must be C-contiguous on the device (the kernel reads it in "
+                                 f"place); got strides {a.strides}")
+        return arrays
+    if not all(a is None or isinstance(a, np.ndarray) for a in arrays):
+        raise TypeError("block_mask arrays must all be NumPy (host) or all CuPy (device) arrays")
     key = id(mask)
     with _uploads_lock:
         cached = _uploads.get(key)
@@ -75,13 +94,18 @@ def mask_operand(mask, problem: AttentionProblem) -> MaskOperand:
     Raises
     ------
     TypeError
-        ``mask`` is not a BlockMask, or its arrays are not int32.
+        ``mask`` is not a BlockMask, or mixes host and device arrays.
     ValueError
-        Block size other than 128 x 128 or 64 x 64, sequence lengths, batch or head counts that do not match
-        q / k.
+        Arrays that are not int32 or whose shapes disagree with each other or with the mask's sequence
+        lengths; block size other than 128 x 128 or 64 x 64; sequence lengths, batch or head counts that do
+        not match q / k; device arrays on another device than q or not C-contiguous.
     """
     if not isinstance(mask, BlockMask):
         raise TypeError(f"block_mask must be a bsk_cupy.BlockMask or None, got {type(mask).__name__}")
+    try:
+        mask_b, mask_h, mask_qb, mask_kb = mask.check_layout()
+    except ValueError as exc:
+        raise ValueError(f"block_mask: {exc}") from None
     block = mask.block_size[0]
     if mask.block_size[1] != block or block not in KERNEL_BLOCKS:
         raise ValueError(f"block_mask.block_size must be (128, 128) or (64, 64) for attention_forward (the "
@@ -93,7 +117,6 @@ def mask_operand(mask, problem: AttentionProblem) -> MaskOperand:
         raise ValueError(f"block_mask.seq_lengths is {tuple(mask.seq_lengths)} but (Sq, Sk) is "
                          f"({problem.seqlen_q}, {problem.seqlen_k})")
     n_qb, n_kb = math.ceil(problem.seqlen_q / block), math.ceil(problem.seqlen_k / block)
-    mask_b, mask_h, mask_qb, mask_kb = mask.shape
     if (mask_qb, mask_kb) != (n_qb, n_kb):
         raise ValueError(f"block_mask has {mask_qb} x {mask_kb} blocks; (Sq, Sk) needs {n_qb} x {n_kb}")
     if mask_b not in (1, problem.batch):
@@ -105,16 +128,6 @@ def mask_operand(mask, problem: AttentionProblem) -> MaskOperand:
     else:
         raise ValueError(f"block_mask head dimension must be 1, Hq={problem.heads_q} or Hkv={problem.heads_kv}; "
                          f"got {mask_h}")
-    for name in ("kv_num_blocks", "kv_indices", "full_kv_num_blocks", "full_kv_indices", "row_order"):
-        array = getattr(mask, name)
-        if array is not None and str(array.dtype) != "int32":
-            raise TypeError(f"block_mask.{name} must be int32, got {array.dtype}")
-    if (mask.full_kv_num_blocks is None) != (mask.full_kv_indices is None):
-        raise ValueError("block_mask.full_kv_num_blocks and full_kv_indices must be given together")
-    rows = math.prod(mask.kv_num_blocks.shape)
-    if mask.row_order is not None and tuple(mask.row_order.shape) != (rows,):
-        raise ValueError(f"block_mask.row_order must have shape ({rows},), one entry per row of kv_num_blocks; "
-                         f"got {tuple(mask.row_order.shape)}")
     arrays = _device_arrays(mask, problem.device)
     num, idx, full_num, full_idx, row_order = arrays
     return MaskOperand(
@@ -123,7 +136,8 @@ def mask_operand(mask, problem: AttentionProblem) -> MaskOperand:
         full_idx_ptr=0 if full_idx is None else full_idx.data.ptr,
         stride_b=0 if mask_b == 1 else mask_h * n_qb, stride_h=0 if mask_h == 1 else n_qb,
         kv_blocks=n_kb, head_div=head_div, block=block,
-        row_order_ptr=0 if row_order is None else row_order.data.ptr, arrays=arrays)
+        row_order_ptr=0 if row_order is None else row_order.data.ptr, arrays=arrays,
+        borrowed=not isinstance(mask.kv_indices, np.ndarray))
 
 
 def tail_item_order(row_order, query_blocks: int, batch: int, heads: int, mask_batch: int, mask_heads: int,
@@ -164,7 +178,9 @@ def with_tail_order(mask: MaskOperand, problem: AttentionProblem, tail_heads: in
     where it has no row order."""
     import cupy
 
-    row_order = mask.arrays[4] if mask.arrays else None  # mask_operand's order of the five arrays
+    if len(mask.arrays) < 5:
+        raise ValueError("with_tail_order needs mask_operand's operand (its arrays), not a cached plan's copy")
+    row_order = mask.arrays[4]  # mask_operand's order of the five arrays
     if row_order is None:
         return replace(mask, row_order_ptr=0)
     mask_batch = 1 if mask.stride_b == 0 else problem.batch

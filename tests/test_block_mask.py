@@ -1,5 +1,6 @@
 """BlockMask construction, conversion and validation (host arrays; no GPU needed)."""
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -126,6 +127,66 @@ def test_from_flex_layout_with_unsorted_lists():
     mask = BlockMask.from_flex(flex)
     np.testing.assert_array_equal(mask.to_dense()[0, 0], [[1, 0, 0], [1, 1, 1]])
     np.testing.assert_array_equal(mask.full_to_dense()[0, 0], [[0, 0, 0], [1, 0, 0]])
+
+
+@pytest.mark.parametrize("kv_indices,kv_num_blocks,match", [
+    ([[[[0, 9, 9], [-1, 9, 9]]]], [[[1, 1]]], r"lie in \[0, 3\)"),      # would land in the row before
+    ([[[[3, 9, 9], [0, 9, 9]]]], [[[1, 1]]], r"lie in \[0, 3\)"),       # would land in the next row
+    ([[[[0, 1, 2], [0, 1, 2]]]], [[[4, 1]]], r"must lie in \[0, 3\]"),
+    ([[[[1, 1, 9], [0, 9, 9]]]], [[[2, 1]]], "repeats a block"),
+    ([[[0, 1, 2]]], [[[1, 1]]], "4 dimensions"),
+])
+def test_from_flex_checks_the_lists_before_reading_them(kv_indices, kv_num_blocks, match):
+    flex = SimpleNamespace(BLOCK_SIZE=(128, 128), seq_lengths=(256, 384), full_kv_num_blocks=None,
+                           kv_num_blocks=np.array(kv_num_blocks, np.int32), kv_indices=np.array(kv_indices, np.int32))
+    with pytest.raises(ValueError, match=match):
+        BlockMask.from_flex(flex)
+
+
+def test_from_flex_refuses_a_block_in_both_lists():
+    flex = SimpleNamespace(
+        BLOCK_SIZE=(128, 128), seq_lengths=(256, 384),
+        kv_num_blocks=np.array([[[1, 1]]], np.int32), kv_indices=np.array([[[[0, 9, 9], [2, 9, 9]]]], np.int32),
+        full_kv_num_blocks=np.array([[[0, 1]]], np.int32), full_kv_indices=np.array([[[[0, 0, 0], [2, 0, 0]]]], np.int32))
+    with pytest.raises(ValueError, match="both in kv_indices and in full_kv_indices"):
+        BlockMask.from_flex(flex)
+
+
+def test_host_arrays_are_kept_read_only():
+    """The device copy of a host mask is made once per mask, so its arrays cannot change afterwards: a
+    caller's writeable array is copied, the constructors' own are kept as they are."""
+    good = _good()
+    assert not good.kv_indices.flags.writeable and not good.row_order.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        good.kv_num_blocks[0, 0, 0] = 0
+    mine = np.array(good.kv_num_blocks)
+    hand_built = BlockMask(mine, good.kv_indices, good.seq_lengths)
+    assert hand_built.kv_num_blocks is not mine and mine.flags.writeable
+    mine[0, 0, 0] = 0
+    assert hand_built.kv_num_blocks[0, 0, 0] == good.kv_num_blocks[0, 0, 0]
+    assert dataclasses.replace(good, row_order=None).kv_indices is good.kv_indices
+
+
+@pytest.mark.parametrize("change,match", [
+    (dict(seq_lengths=(255.5, 256)), "seq_lengths must be a pair of positive ints"),
+    (dict(seq_lengths=(256,)), "seq_lengths must be a pair"),
+    (dict(block_size=128.0), "block_size must be one of"),
+    (dict(kv_num_blocks=np.zeros((0, 1, 3), np.int32), kv_indices=np.zeros((0, 1, 3, 3), np.int32)),
+     "empty batch or head dimension"),
+])
+def test_layout_checks_name_the_argument(change, match):
+    good = _good()
+    fields = dict(kv_num_blocks=good.kv_num_blocks, kv_indices=good.kv_indices, seq_lengths=good.seq_lengths,
+                  block_size=good.block_size)
+    fields.update(change)
+    with pytest.raises(ValueError, match=match):
+        BlockMask(**fields).check_layout()
+
+
+def test_window_sides_must_be_ints_not_bools():
+    with pytest.raises(ValueError, match="left must be None or an int"):
+        BlockMask.sliding_window(256, 256, left=True)
+    assert BlockMask.sliding_window(256, 256, left=np.int64(100), right=np.int32(0)).shape == (1, 1, 2, 2)
 
 
 def test_row_order_puts_the_longest_rows_first_ties_in_index_order():

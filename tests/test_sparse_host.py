@@ -54,9 +54,16 @@ def _mask(blocks, seq_lengths, block_size=128):
     (_mask(np.ones((2, 1, 4, 4)), (512, 512)), "batch dimension must be 1 or 1", ValueError),
     (_mask(np.ones((1, 3, 4, 4)), (512, 512)), "head dimension must be 1, Hq=8 or Hkv=2", ValueError),
     (dataclasses.replace(_mask(np.ones((1, 1, 4, 4)), (512, 512)), row_order=np.arange(4)),
-     "block_mask.row_order must be int32", TypeError),
+     "block_mask: row_order must be an int32 array", ValueError),
     (dataclasses.replace(_mask(np.ones((1, 1, 4, 4)), (512, 512)), row_order=np.arange(3, dtype=np.int32)),
-     r"row_order must have shape \(4,\)", ValueError),
+     r"row_order must be an int32 array of shape \(4,\)", ValueError),
+    # counts whose shape disagrees with the index lists would be read past their end by the kernel
+    (dataclasses.replace(_mask(np.ones((1, 1, 4, 4)), (512, 512)), kv_num_blocks=np.zeros((1, 1, 2), np.int32)),
+     "block_mask: kv_indices has shape", ValueError),
+    (dataclasses.replace(_mask(np.ones((1, 1, 4, 4)), (512, 512)), kv_num_blocks=np.zeros((4,), np.int32)),
+     "kv_num_blocks must be an int32 array with 3 dimensions", ValueError),
+    (dataclasses.replace(_mask(np.ones((1, 1, 4, 4)), (512, 512)), full_kv_num_blocks=np.zeros((1, 1, 4), np.int32),
+                         full_kv_indices=np.zeros((1, 1, 1, 4), np.int32)), "full_kv_indices has shape", ValueError),
 ])
 def test_mask_operand_rejects(mask, match, exc):
     with pytest.raises(exc, match=match):

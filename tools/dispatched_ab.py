@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
-import torch  # before NVRTC/CuPy (DESIGN.md)
+import torch  # before NVRTC/CuPy (environment.import_torch says why)
 
 from bsk_cupy import interop
 from bsk_cupy.bench import graph_time_us
@@ -44,16 +44,17 @@ def parse_fields(text: str) -> dict:
     return {} if text == "-" else {k: int(v) for k, v in (item.split("=") for item in text.split(","))}
 
 
-def rebuilt(plan: LaunchPlan, fields: dict, problem, infos) -> LaunchPlan:
+def rebuilt(plan: LaunchPlan, fields: dict, problem, infos, operand) -> LaunchPlan:
     """``plan`` (mask and its order, splits, CTAs, item heights) on its spec with ``fields`` changed (stages
-    and bulk store kept unless named; ``tail`` as in the module docstring)."""
+    and bulk store kept unless named; ``tail`` as in the module docstring, from ``operand``, the mask as
+    ``mask_operand`` made it)."""
     fields = dict(fields)
     tail = fields.pop("tail", None)
     mask = plan.mask
     if tail == 0:
         mask = dataclasses.replace(mask, row_order_ptr=0, order_items=False)
     elif tail is not None:
-        mask = with_tail_order(mask, problem, tail, torch.cuda.current_stream().cuda_stream)
+        mask = with_tail_order(operand, problem, tail, torch.cuda.current_stream().cuda_stream)
     return replanned(plan, dataclasses.replace(plan.kernel.spec, **fields), problem, infos, mask=mask)
 
 
@@ -75,7 +76,7 @@ def main() -> None:
         problem = check_attention_args(*infos, causal=False, scale=None, layout="bhsd")
         mask = random_mask_operand(problem, float(parts[4])) if len(parts) > 4 else None
         plan = get_plan(problem, *infos, mask=mask)
-        plans = [rebuilt(plan, fields, problem, infos) for fields in variants]
+        plans = [rebuilt(plan, fields, problem, infos, mask) for fields in variants]
         outs = []
         stream = torch.cuda.current_stream().cuda_stream
         for p in plans:
