@@ -144,7 +144,9 @@ def sparsek_blocks_reference(scores, topk: int, *, seqlen_q: int, block_size: in
     causal : bool
         Only blocks the bottom-right causal mask touches are candidates.
     local_blocks : int
-        The last ``local_blocks`` candidate blocks up to the query block's diagonal are always kept.
+        The local window, always kept: the blocks holding the diagonal keys of the query block's rows (one,
+        or two where ``Sk - Sq`` is not a multiple of ``block_size``) and the ``local_blocks - 1`` blocks
+        before them; none when 0.
     pool : {"max", "mean"}
         How a KV block's score is made from its keys' scores (over the keys that exist).
 
@@ -168,6 +170,7 @@ def sparsek_blocks_reference(scores, topk: int, *, seqlen_q: int, block_size: in
 
     rows_last = np.minimum((np.arange(n_qb) + 1) * block_size, seqlen_q) - 1
     diagonal_key = rows_last + (seqlen_k - seqlen_q)           # last key the block's last row may see
+    first_diagonal = np.arange(n_qb) * block_size + (seqlen_k - seqlen_q)  # and its first row
     keep = np.zeros((batch, heads, n_qb, n_kb), dtype=bool)
     for qb in range(n_qb):
         if causal:
@@ -176,8 +179,9 @@ def sparsek_blocks_reference(scores, topk: int, *, seqlen_q: int, block_size: in
             last = min(diagonal_key[qb] // block_size, n_kb - 1)
         else:
             last = min(max(diagonal_key[qb], 0) // block_size, n_kb - 1)
+        first = min(max(first_diagonal[qb], 0) // block_size, n_kb - 1)
         candidates = np.arange(last + 1) if causal else np.arange(n_kb)
-        local = np.arange(max(last - local_blocks + 1, 0), last + 1)
+        local = np.arange(max(first - local_blocks + 1, 0), last + 1) if local_blocks > 0 else np.arange(0)
         others = np.setdiff1d(candidates, local)
         for b in range(batch):
             for h in range(heads):

@@ -10,7 +10,7 @@ from .api import attention_forward
 from .block_mask import BlockMask
 from .device import require_hopper
 from .sparsek_launch import get_select_plan
-from .sparsek_validation import check_sparsek_args
+from .sparsek_validation import check_scores_for_attention, check_sparsek_args
 from .validation import check_layout
 
 
@@ -35,7 +35,9 @@ def sparsek_select(scores, topk: int, *, seqlen_q: int | None = None, block_size
         ``j <= i + Sk - Sq``); a query block whose rows see no key keeps nothing. Otherwise every block is a
         candidate.
     local_blocks : int
-        The last ``local_blocks`` candidate blocks up to the query block's diagonal are always kept (>= 0).
+        The local window, always kept (>= 0): the blocks holding the diagonal keys of the query block's rows
+        (one, or two where ``Sk - Sq`` is not a multiple of ``block_size``, so that every row sees its own
+        diagonal) and the ``local_blocks - 1`` blocks before them; none when 0.
     pool : {"max", "mean"}
         A KV block's score: the max or mean of its keys' scores, over the keys that exist (the last block
         may be partial) and are not NaN.
@@ -133,8 +135,8 @@ def sparsek_attention(q, k, v, scores, topk: int, *, block_size: int = 128, caus
     q : CUDA array, (B, Hq, Sq, D) (``layout="bhsd"``) or (B, Sq, Hq, D) (``"bshd"``)
     k, v : CUDA arrays, (B, Hkv, Sk, D) or (B, Sk, Hkv, D)
     scores : CUDA array, (B, Hkv, Sk)
-        Per-key importance (SparseK's scoring-network output); the query heads of a GQA group share their
-        KV head's selection.
+        Per-key importance (SparseK's scoring-network output), from q's framework and on its device; the
+        query heads of a GQA group share their KV head's selection.
     topk, block_size, local_blocks, pool
         As in :func:`sparsek_select` (``seqlen_q`` = Sq): ``block_size`` 128 or 64 keys and query rows per
         block; 64 runs on 64 x 64 tiles (finer selection, lower tensor-core efficiency per block).
@@ -154,11 +156,12 @@ def sparsek_attention(q, k, v, scores, topk: int, *, block_size: int = 128, caus
     options) and rewritten by every call, so concurrent calls of one problem on different streams must
     be ordered by the caller.
     """
-    q_shape = tuple(getattr(q, "shape", ()))   # q is fully checked by attention_forward; Sq is needed first
-    if len(q_shape) != 4:
-        raise ValueError(f"q must be 4-D (B, Hq, Sq, D) or (B, Sq, Hq, D), got shape {q_shape}")
-    s_q = q_shape[2 if check_layout(layout) == "bhsd" else 1]
+    # q, k and v are fully checked by attention_forward; Sq and scores' match with them are needed first
+    layout = check_layout(layout)
     operand = interop.describe("scores", scores)
+    q_info, k_info = interop.describe("q", q).info, interop.describe("k", k).info
+    check_scores_for_attention(operand.info, q_info, k_info, layout)
+    s_q = q_info.shape[2 if layout == "bhsd" else 1]
     problem = check_sparsek_args(operand.info, topk, seqlen_q=s_q, block_size=block_size, causal=causal,
                                  local_blocks=local_blocks, pool=pool)
     require_hopper(problem.device)

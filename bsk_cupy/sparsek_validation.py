@@ -119,3 +119,30 @@ def check_sparsek_args(scores: ArrayInfo, topk, *, seqlen_q, block_size, causal,
                           strides=tuple(scores.strides), dtype=scores.dtype, block_size=block_size,
                           topk=min(topk, n_kv_blocks), local_blocks=min(local_blocks, n_kv_blocks),
                           causal=causal, pool=pool, device=scores.device)
+
+
+def check_scores_for_attention(scores: ArrayInfo, q: ArrayInfo, k: ArrayInfo, layout: str) -> None:
+    """``sparsek_attention``: ``scores`` must be (B, Hkv, Sk) of ``q`` and ``k`` (in ``layout``), from q's
+    framework (whose current stream both launches use) and on q's device. ``q`` and ``k`` are otherwise
+    checked by ``attention_forward``.
+
+    Raises
+    ------
+    TypeError
+        ``scores`` from another framework than ``q``.
+    ValueError
+        ``q`` or ``k`` not 4-D, ``scores`` of another shape or on another device.
+    """
+    for name, info in (("q", q), ("k", k)):
+        if len(info.shape) != 4:
+            raise ValueError(f"{name} must be 4-D (B, H, S, D) or (B, S, H, D), got shape {info.shape}")
+    if scores.framework != q.framework:
+        raise TypeError(f"scores is a {scores.framework} array but q is a {q.framework} one; pass both from one "
+                        f"framework (its current stream orders the selection before the attention)")
+    batch, heads_kv, seqlen_k = (k.shape[0], k.shape[1], k.shape[2]) if layout == "bhsd" else \
+        (k.shape[0], k.shape[2], k.shape[1])
+    if tuple(scores.shape) != (batch, heads_kv, seqlen_k):
+        raise ValueError(f"scores must have shape (B, Hkv, Sk) = {(batch, heads_kv, seqlen_k)} of k, got "
+                         f"{tuple(scores.shape)}")
+    if scores.device != q.device:
+        raise ValueError(f"scores is on cuda:{scores.device} but q is on cuda:{q.device}")

@@ -6,10 +6,13 @@
 //   pooled[b, h, n] = max or mean (mean_pool) of s[b, h, j] over the keys j of KV block n that exist
 //                     (j < Sk) and are not NaN; NaN when there is none. Means are summed in double.
 //   Query block m: last row r = min((m + 1) BS, Sq) - 1, diagonal key d = r + Sk - Sq, and
-//   L = min(max(d, 0) / BS, nKB - 1). Causal: nothing is kept when d < 0 (its rows see no key), else the
-//   candidates are blocks [0, L]; not causal: every block is a candidate.
-//   Kept: the local window [max(L - local_blocks + 1, 0), L], plus the first topk candidates outside it in
-//   rank order: pooled score descending, NaN below every number (-inf included), then block index ascending.
+//   L = min(max(d, 0) / BS, nKB - 1); F likewise from the first row m BS (F < L where Sk - Sq is not a
+//   multiple of BS). Causal: nothing is kept when d < 0 (its rows see no key), else the candidates are
+//   blocks [0, L]; not causal: every block is a candidate.
+//   Kept: the local window [max(F - local_blocks + 1, 0), L] (every row's diagonal block and the
+//   local_blocks - 1 before the first; empty when local_blocks is 0), plus the first topk candidates outside
+//   it in rank order: pooled score descending, NaN below every number (-inf included), then block index
+//   ascending.
 // This is bsk_cupy.reference.sparsek_blocks_reference, whose np.argsort ranks the same way. Max pooling
 // matches it exactly; a mean is summed in another order than NumPy's, so two means within a rounding error
 // of each other may rank differently (exact ties, e.g. small-integer scores, rank the same).
@@ -245,7 +248,9 @@ BSK_DEVICE int mark_kept(const Params& p, RankedBlocks r, uint32_t* bitmap, int 
     const int64_t diagonal = last_row + p.seqlen_k - p.seqlen_q;      // last key the block's last row may see
     if (p.causal && diagonal < 0) return 0;                            // its rows see no key at all
     const int last = static_cast<int>(min(max(diagonal, int64_t(0)) / kBlockSize, int64_t(n_kv_blocks - 1)));
-    const int lo = max(last - p.local_blocks + 1, 0);                  // local window [lo, last]
+    const int64_t first_diagonal = static_cast<int64_t>(m) * kBlockSize + p.seqlen_k - p.seqlen_q;  // first row's
+    const int first = static_cast<int>(min(max(first_diagonal, int64_t(0)) / kBlockSize, int64_t(n_kv_blocks - 1)));
+    const int lo = p.local_blocks > 0 ? max(first - p.local_blocks + 1, 0) : last + 1;  // local window [lo, last]
     for (int n = lo + lane; n <= last; n += 32) mark(bitmap, n);
     const int others = lo + (p.causal ? 0 : n_kv_blocks - 1 - last);  // candidates outside the window
     const int wanted = min(p.topk, others);

@@ -9,9 +9,9 @@ import pytest
 
 pytestmark = pytest.mark.gpu
 
-torch = pytest.importorskip("torch")
-cupy = pytest.importorskip("cupy")
-bsk = pytest.importorskip("bsk_cupy")
+import torch  # noqa: E402
+import cupy  # noqa: E402
+import bsk_cupy as bsk  # noqa: E402
 from bsk_cupy.accuracy import to_numpy  # noqa: E402
 from bsk_cupy.reference import attention_reference, block_mask_keys, visible_keys, window_keys  # noqa: E402
 
@@ -334,3 +334,64 @@ def test_one_wave_masks_skip_the_row_order():
         problem = check_attention_args(*infos, causal=False, scale=None, layout="bhsd")
         plan = get_plan(problem, *infos, mask=mask_operand(mask, problem))
         assert (plan.mask.row_order_ptr != 0) == ordered
+
+
+def test_sparsek_rows_see_their_diagonal_when_lengths_are_not_block_aligned():
+    """Sk - Sq not a multiple of the block: with no top-k blocks and a one-block window, every row still
+    sees its own diagonal key (the window spans the diagonals of all the block's rows), and the result is
+    float64's over the selection the oracle makes."""
+    from bsk_cupy.reference import sparsek_blocks_reference
+
+    b, h, sq, sk, d = 1, 2, 600, 1000, 64
+    q, k, v = _rand((b, h, sq, d), 80), _rand((b, h, sk, d), 81), _rand((b, h, sk, d), 82)
+    scores = _rand((b, h, sk), 83, torch.float32)
+    for block in (128, 64):
+        _poison()
+        out, lse = bsk.sparsek_attention(q, k, v, scores, 0, block_size=block, local_blocks=1, return_lse=True)
+        keep = sparsek_blocks_reference(scores.cpu().numpy(), 0, seqlen_q=sq, block_size=block, local_blocks=1)
+        ref_out, ref_lse = attention_reference(to_numpy(q), to_numpy(k), to_numpy(v), causal=True,
+                                               mask=block_mask_keys(keep, (sq, sk), (block, block)))
+        assert np.isfinite(ref_lse).all() and torch.isfinite(lse).all()
+        assert np.abs(to_numpy(out) - ref_out).max() < 4e-3
+
+
+def test_sparsek_attention_names_scores_that_do_not_fit():
+    q, k, v = _rand((1, 4, 256, 64), 84), _rand((1, 2, 256, 64), 85), _rand((1, 2, 256, 64), 86)
+    with pytest.raises(ValueError, match=r"scores must have shape \(B, Hkv, Sk\) = \(1, 2, 256\)"):
+        bsk.sparsek_attention(q, k, v, _rand((1, 4, 256), 87, torch.float32), 2)
+    with pytest.raises(TypeError, match="scores is a cupy array but q is a torch one"):
+        bsk.sparsek_attention(q, k, v, cupy.zeros((1, 2, 256), cupy.float32), 2)
+
+
+def test_device_masks_stay_the_callers():
+    """A device mask is read in place and not kept by the launch plans and fast-path entries cached for it:
+    once the caller drops it, nothing of ours holds it (a loop making a mask per call keeps none)."""
+    import gc
+    import weakref
+
+    from bsk_cupy import api, dispatch
+
+    q, k, v = _rand((1, 2, 512, 64), 88), _rand((1, 2, 512, 64), 89), _rand((1, 2, 512, 64), 90)
+    mask = bsk.sparsek_select(_rand((1, 2, 512), 91, torch.float32), 1)
+    first = bsk.attention_forward(q, k, v, causal=True, block_mask=mask)
+    again = bsk.attention_forward(q, k, v, causal=True, block_mask=mask)   # the fast path
+    assert torch.equal(first, again)
+    held = [a for plan in list(dispatch._plans.values()) if plan.mask is not None for a in plan.mask.arrays]
+    assert not any(a is mask.kv_indices or a is mask.kv_num_blocks for a in held)
+    dead, ident = weakref.ref(mask), id(mask)
+    del mask
+    gc.collect()
+    assert dead() is None
+    assert not any(getattr(key[-2], "ident", None) == ident for key in list(api._fast_calls))
+
+
+def test_device_masks_must_be_c_contiguous_and_torch_ones_are_taken():
+    q, k, v = _rand((1, 2, 512, 64), 92), _rand((1, 2, 512, 64), 93), _rand((1, 2, 512, 64), 94)
+    mask = bsk.BlockMask.from_dense(cupy.asarray(np.random.default_rng(95).random((1, 2, 4, 4)) < 0.5))
+    strided = dataclasses.replace(mask, kv_indices=cupy.asfortranarray(mask.kv_indices), row_order=None)
+    with pytest.raises(ValueError, match="block_mask.kv_indices must be C-contiguous"):
+        bsk.attention_forward(q, k, v, block_mask=strided)
+    by_hand = bsk.BlockMask(torch.from_dlpack(mask.kv_num_blocks), torch.from_dlpack(mask.kv_indices), (512, 512))
+    assert isinstance(by_hand.kv_indices, cupy.ndarray)
+    assert torch.equal(bsk.attention_forward(q, k, v, block_mask=by_hand),
+                       bsk.attention_forward(q, k, v, block_mask=dataclasses.replace(mask, row_order=None)))

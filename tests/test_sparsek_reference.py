@@ -34,14 +34,31 @@ def test_counts_and_visibility(causal):
     keep = sparsek_blocks_reference(rng.standard_normal((2, 2, sk)), topk=k, seqlen_q=sq, block_size=bs,
                                     causal=causal, local_blocks=local)
     n_qb, n_kb = keep.shape[2:]
+    assert (sk - sq) % bs != 0        # the first and last rows of a query block have their diagonals apart
     for qb in range(n_qb):
         diag = min(((min((qb + 1) * bs, sq) - 1) + sk - sq) // bs, n_kb - 1)
+        first = (qb * bs + sk - sq) // bs
         row = keep[0, 0, qb]
         if causal:
             assert not row[diag + 1:].any()
         candidates = diag + 1 if causal else n_kb
-        assert row.sum() == min(candidates, local + k)
-        assert row[max(diag - local + 1, 0):diag + 1].all()
+        window = diag - max(first - local + 1, 0) + 1
+        assert row.sum() == min(candidates, window + k)
+        assert row[max(first - local + 1, 0):diag + 1].all()
+
+
+@pytest.mark.parametrize("sq, sk, bs", [(100, 300, 128), (700, 1100, 64), (1000, 1000, 64), (130, 500, 64)])
+def test_every_row_keeps_its_own_diagonal_block(sq, sk, bs):
+    """With no top-k blocks and a one-block window, every row that sees a key still sees its diagonal key:
+    the window spans the diagonals of all the block's rows (two blocks where Sk - Sq is not a multiple of
+    the block size)."""
+    keep = sparsek_blocks_reference(np.zeros((1, 1, sk)), topk=0, seqlen_q=sq, block_size=bs, causal=True,
+                                    local_blocks=1)
+    rows = np.arange(sq)
+    diagonal = rows + sk - sq
+    seen = diagonal >= 0
+    assert keep[0, 0, rows[seen] // bs, diagonal[seen] // bs].all()
+    assert (keep[0, 0].sum(axis=1) <= 2).all()
 
 
 def test_mean_pool_and_rows_that_see_nothing():
