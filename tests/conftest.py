@@ -1,10 +1,23 @@
-"""Shared test setup: the ``gpu`` marker skips unless an sm_90 GPU (and CuPy) is present."""
+"""Shared test setup: the test dependencies must be installed, and the ``gpu`` marker skips unless an sm_90
+GPU is present."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import pytest
+
+# What the README's test command installs (extras cuda13 or cuda12, torch, test). Missing, the audit, the
+# torch host paths or the whole GPU suite would skip and the run still pass, so it is an error instead.
+REQUIRED_MODULES = ("cupy", "cuda.bindings.nvrtc", "torch")
+
+
+def pytest_configure(config):
+    missing = [name for name in REQUIRED_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise pytest.UsageError(f"the tests need {', '.join(missing)}: install them with the README's test "
+                                f"command (pip install -e \".[cuda13,torch,test]\")")
 
 
 def _hopper_present() -> bool:

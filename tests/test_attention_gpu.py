@@ -9,8 +9,8 @@ from gpu_helpers import batch_size, max_seq_len
 
 pytestmark = pytest.mark.gpu
 
-torch = pytest.importorskip("torch")
-bsk = pytest.importorskip("bsk_cupy")
+import torch  # noqa: E402
+import bsk_cupy as bsk  # noqa: E402
 from bsk_cupy.accuracy import check_case, reference_for, to_numpy  # noqa: E402
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}

@@ -14,8 +14,6 @@ from bsk_cupy.cli import main
 from bsk_cupy.device import gpu_available
 from bsk_cupy.specs import KernelSpec, all_kernel_specs, all_specs
 
-pytest.importorskip("cuda.bindings.nvrtc")
-
 
 @pytest.mark.parametrize("spec", all_specs(), ids=lambda s: s.name)
 def test_variant_passes_audit(spec):

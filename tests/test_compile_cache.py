@@ -15,7 +15,6 @@ from bsk_cupy.compile import build, cache
 from bsk_cupy.compile.source import expand_source, kernels_dir
 from bsk_cupy.specs import KernelSpec
 
-pytest.importorskip("cuda.bindings.nvrtc")
 
 SPEC = KernelSpec(head_dim=64, dtype="float16", causal=False)
 

@@ -14,8 +14,8 @@ import pytest
 
 pytestmark = pytest.mark.gpu
 
-torch = pytest.importorskip("torch")
-bsk = pytest.importorskip("bsk_cupy")
+import torch  # noqa: E402
+import bsk_cupy as bsk  # noqa: E402
 from bsk_cupy import interop  # noqa: E402
 from bsk_cupy.accuracy import reference_for, to_numpy  # noqa: E402
 from bsk_cupy.compile.module import load_kernel  # noqa: E402

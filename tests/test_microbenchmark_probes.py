@@ -12,7 +12,6 @@ import pytest
 from bsk_cupy.audit import parse_ptxas_log, sass_opcodes
 from bsk_cupy.device import gpu_available
 
-pytest.importorskip("cuda.bindings.nvrtc")
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 

@@ -19,8 +19,8 @@ from bsk_cupy.reference import sparsek_blocks_reference
 
 pytestmark = pytest.mark.gpu
 
-torch = pytest.importorskip("torch")
-cupy = pytest.importorskip("cupy")
+import torch  # noqa: E402
+import cupy  # noqa: E402
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 BATCH, HEADS = 2, 3

@@ -1,16 +1,15 @@
 """Host-side torch paths that need no GPU: the per-call fast path's bookkeeping, CPU-tensor errors,
-BlockMask from torch tensors. Skipped where torch is not installed (as in CI)."""
+BlockMask from torch tensors (CI runs them on a CPU build of torch)."""
 
 from unittest import mock
 
 import numpy as np
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-import bsk_cupy as bsk  # noqa: E402
-from bsk_cupy import interop  # noqa: E402
-from bsk_cupy.validation import AttentionProblem  # noqa: E402
+import bsk_cupy as bsk
+from bsk_cupy import interop
+from bsk_cupy.validation import AttentionProblem
 
 
 class RecordingPlan:
