@@ -1,6 +1,6 @@
 """Accuracy yardsticks on the GPU: our error against float64, and SDPA's error in the same dtype.
 
-The contract (DESIGN.md section 6): max |ours - float64| <= 2 * max |SDPA - float64| + 1e-3. Used by the
+The contract (README, "Use"): max |ours - float64| <= 2 * max |SDPA - float64| + 1e-3. Used by the
 GPU tests and by ``bsk-cupy validate``; needs PyTorch for the SDPA yardstick.
 """
 

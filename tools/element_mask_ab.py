@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-import torch  # before NVRTC/CuPy (DESIGN.md)
+import torch  # before NVRTC/CuPy (environment.import_torch says why)
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 

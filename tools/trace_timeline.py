@@ -4,7 +4,7 @@
     (default: the four smallest speed targets)
 
 ``--spec FIELD=VALUE,...`` rebuilds each dispatched plan on the variant with those KernelSpec fields changed
-(e.g. ``q_buffers=2``), plain and probed alike. DENSITY runs the shape under a random 128 x 128 block mask
+(e.g. ``q_buffers=2``; the others, stages and bulk store included, as dispatched), plain and probed alike. DENSITY runs the shape under a random 128 x 128 block mask
 (each block kept with that probability, the diagonal always; one mask per head, seed fixed), as
 ``attention_forward(block_mask=...)`` dispatches it; ``tT`` (e.g. ``t4``) instead a mask whose every row lists
 exactly T random blocks (tools/item_cost_fit.py), so that every CTA's items are alike and, with two items
@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
-import torch  # before NVRTC/CuPy (DESIGN.md)
+import torch  # before NVRTC/CuPy (environment.import_torch says why)
 
 from bsk_cupy import BlockMask, interop
 from bsk_cupy.bench import TARGET_CONFIGS, graph_time_us
@@ -102,7 +102,7 @@ def timeline(config, overrides: dict) -> None:
         mask = random_mask_operand(problem, config[5])
     plan = get_plan(problem, *infos, mask=mask)
     if overrides:
-        plan = replanned(plan, plan.kernel.spec.retiled(**overrides), problem, infos)
+        plan = replanned(plan, dataclasses.replace(plan.kernel.spec, **overrides), problem, infos)
     probe, buffer = probe_plan(plan, problem, infos)
     out = torch.empty_like(q)
     stream = torch.cuda.current_stream().cuda_stream

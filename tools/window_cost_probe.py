@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
-import torch  # before NVRTC/CuPy (DESIGN.md)
+import torch  # before NVRTC/CuPy (environment.import_torch says why)
 
 import bsk_cupy as bsk
 from bsk_cupy.bench import graph_time_us
