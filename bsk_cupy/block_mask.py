@@ -159,15 +159,13 @@ class BlockMask:
 
         Parameters
         ----------
-        seqlen_q, seqlen_k : int
-            Sq and Sk, >= 1.
-        block_size : int or (int, int)
-            64 or 128, or a pair of them.
+        seqlen_q, seqlen_k, block_size
+            As in :meth:`sliding_window`.
 
         Returns
         -------
         BlockMask
-            Host arrays of shape (1, 1, nQB) and (1, 1, nQB, nKB), broadcast over batch and heads.
+            As :meth:`sliding_window` with ``left=None, right=0``.
         """
         return cls.sliding_window(seqlen_q, seqlen_k, left=None, right=0, block_size=block_size)
 

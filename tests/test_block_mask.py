@@ -79,6 +79,14 @@ def _good():
     return BlockMask.from_dense(np.tril(np.ones((1, 1, 3, 3), bool)), seq_lengths=(300, 300))
 
 
+def _good_but(change: dict) -> BlockMask:
+    """_good()'s lists, sequence lengths and block size (no full lists, no row order) with ``change``."""
+    good = _good()
+    fields = dict(kv_num_blocks=good.kv_num_blocks, kv_indices=good.kv_indices, seq_lengths=good.seq_lengths,
+                  block_size=good.block_size)
+    return BlockMask(**{**fields, **change})
+
+
 @pytest.mark.parametrize("change,match", [
     (dict(kv_num_blocks=np.array([[[1, 2, 4]]], np.int32)), r"kv_num_blocks must lie in \[0, 3\]"),
     (dict(kv_num_blocks=np.array([[[1, 2, 3]]], np.int64)), "int32"),
@@ -95,12 +103,8 @@ def _good():
     (dict(row_order=np.array([3, 1, 0], np.int32)), "permutation"),
 ])
 def test_validation_names_the_problem(change, match):
-    good = _good()
-    fields = dict(kv_num_blocks=good.kv_num_blocks, kv_indices=good.kv_indices, seq_lengths=good.seq_lengths,
-                  block_size=good.block_size)
-    fields.update(change)
     with pytest.raises(ValueError, match=match):
-        BlockMask(**fields).validate()
+        _good_but(change).validate()
 
 
 def test_bad_constructor_arguments():
@@ -175,12 +179,8 @@ def test_host_arrays_are_kept_read_only():
      "empty batch or head dimension"),
 ])
 def test_layout_checks_name_the_argument(change, match):
-    good = _good()
-    fields = dict(kv_num_blocks=good.kv_num_blocks, kv_indices=good.kv_indices, seq_lengths=good.seq_lengths,
-                  block_size=good.block_size)
-    fields.update(change)
     with pytest.raises(ValueError, match=match):
-        BlockMask(**fields).check_layout()
+        _good_but(change).check_layout()
 
 
 def test_window_sides_must_be_ints_not_bools():
