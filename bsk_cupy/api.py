@@ -13,7 +13,9 @@ from .validation import check_attention_args, check_out
 
 _FAST_CALLS_MAX = 256
 _fast_calls: dict[tuple, interop.TorchFastCall] = {}
-_fast_calls_lock = threading.Lock()  # guards insertion and eviction; lookups are single dict reads
+# Guards insertion and eviction (lookups are single dict reads); reentrant, as a mask's finalizer (_forget)
+# may run inside a locked section when a garbage collection happens there.
+_fast_calls_lock = threading.RLock()
 
 
 class _Identity:
@@ -34,10 +36,22 @@ class _Identity:
         return isinstance(other, _Identity) and other.ident == self.ident and other.ref() is self.ref()
 
 
+_watched: dict[int, weakref.finalize] = {}  # one finalizer per block mask that has fast-path entries
+
+
+def _watch(mask) -> None:
+    """Have ``mask``'s fast-path entries dropped when it goes (once per mask, however many entries)."""
+    with _fast_calls_lock:
+        finalizer = _watched.get(id(mask))
+        if finalizer is None or not finalizer.alive:
+            _watched[id(mask)] = weakref.finalize(mask, _forget, id(mask))
+
+
 def _forget(ident: int) -> None:
     """Drop the fast-path entries of the block mask whose id was ``ident`` (it is gone)."""
     with _fast_calls_lock:
-        for key in [key for key in _fast_calls if isinstance(key[-2], _Identity) and key[-2].ident == ident]:
+        _watched.pop(ident, None)
+        for key in [key for key in list(_fast_calls) if isinstance(key[-2], _Identity) and key[-2].ident == ident]:
             del _fast_calls[key]
 
 
@@ -134,7 +148,7 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
                 del _fast_calls[next(iter(_fast_calls))]
             _fast_calls[torch_key] = fast
         if block_mask is not None:
-            weakref.finalize(block_mask, _forget, id(block_mask))
+            _watch(block_mask)
         return fast(q, k, v, out)
     if out is None:
         out, out_ptr = adapter.empty(like, problem.out_shape)

@@ -104,3 +104,26 @@ def test_block_mask_from_torch_tensors():
     dense = torch.rand(1, 2, 3, 4) < 0.5
     mask = bsk.BlockMask.from_dense(dense)
     np.testing.assert_array_equal(mask.to_dense(), dense.numpy())
+
+
+def test_fast_path_entries_of_a_block_mask_go_with_it():
+    """Fast-path entries refer to their block mask weakly, with one finalizer per mask however many entries
+    it has: once the mask goes, so do they (a loop making a mask per call would otherwise keep 256)."""
+    import gc
+
+    from bsk_cupy import api
+
+    mask = bsk.BlockMask.from_dense(np.ones((1, 1, 2, 2), bool))
+    keys = [("geometry", i, api._Identity(mask), None) for i in range(3)]
+    with mock.patch.dict(api._fast_calls, {key: object() for key in keys}):
+        api._watch(mask)
+        first = api._watched[id(mask)]
+        api._watch(mask)
+        api._watch(mask)
+        assert api._watched[id(mask)] is first and first.alive
+        assert ("geometry", 0, api._Identity(mask), None) in api._fast_calls   # looked up by identity
+        ident = id(mask)
+        del mask
+        gc.collect()
+        assert not any(getattr(key[-2], "ident", None) == ident for key in api._fast_calls)
+        assert ident not in api._watched
