@@ -144,6 +144,19 @@ def describe(name: str, x) -> Operand:
                     f"got {type(x).__module__}.{type(x).__name__}")
 
 
+def placement(name: str, x) -> ArrayInfo:
+    """Framework, shape, dtype and device of an array, as :func:`describe` gives them, but without a DLPack
+    conversion for JAX and other DLPack producers (their strides and pointer are left empty): for checks
+    made before another call describes the array in full."""
+    root = _root_module(x)
+    if root in ("torch", "cupy", "numpy") or not (hasattr(x, "__dlpack__") and hasattr(x, "__dlpack_device__")):
+        return describe(name, x).info
+    device_type, device_id = x.__dlpack_device__()
+    device = int(device_id) if int(device_type) == _DLPACK_CUDA else None
+    return ArrayInfo("jax" if root in ("jax", "jaxlib") else "dlpack", tuple(getattr(x, "shape", ())), (),
+                     str(getattr(x, "dtype", "")), device, 0)
+
+
 def array_module(array):
     """``numpy`` or ``cupy``: the module that operates on ``array`` (a NumPy or CuPy array)."""
     if _root_module(array) == "cupy":

@@ -159,7 +159,7 @@ def sparsek_attention(q, k, v, scores, topk: int, *, block_size: int = 128, caus
     # q, k and v are fully checked by attention_forward; Sq and scores' match with them are needed first
     layout = check_layout(layout)
     operand = interop.describe("scores", scores)
-    q_info, k_info = interop.describe("q", q).info, interop.describe("k", k).info
+    q_info, k_info = interop.placement("q", q), interop.placement("k", k)
     check_scores_for_attention(operand.info, q_info, k_info, layout)
     s_q = q_info.shape[2 if layout == "bhsd" else 1]
     problem = check_sparsek_args(operand.info, topk, seqlen_q=s_q, block_size=block_size, causal=causal,

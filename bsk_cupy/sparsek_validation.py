@@ -129,11 +129,13 @@ def check_scores_for_attention(scores: ArrayInfo, q: ArrayInfo, k: ArrayInfo, la
     Raises
     ------
     TypeError
-        ``scores`` from another framework than ``q``.
+        ``q`` or ``k`` in host memory, ``scores`` from another framework than ``q``.
     ValueError
         ``q`` or ``k`` not 4-D, ``scores`` of another shape or on another device.
     """
     for name, info in (("q", q), ("k", k)):
+        if info.device is None:
+            raise TypeError(f"{name} is in host memory; sparsek_attention needs CUDA arrays")
         if len(info.shape) != 4:
             raise ValueError(f"{name} must be 4-D (B, H, S, D) or (B, S, H, D), got shape {info.shape}")
     if scores.framework != q.framework:

@@ -13,7 +13,7 @@ from bsk_cupy.audit import audit_spec
 from bsk_cupy.compile.module import LoadedKernel
 from bsk_cupy.device import gpu_available
 from bsk_cupy.sparsek_launch import PARAMS_BYTES, PARAMS_FORMAT, SelectPlan, select_spec
-from bsk_cupy.sparsek_validation import MAX_KV_BLOCKS, check_sparsek_args
+from bsk_cupy.sparsek_validation import MAX_KV_BLOCKS, check_scores_for_attention, check_sparsek_args
 from bsk_cupy.specs import SparseKSelectSpec, all_kernel_specs, sparsek_select_specs
 from bsk_cupy.validation import ArrayInfo
 
@@ -35,6 +35,47 @@ def test_valid_problem_defaults_and_clamping():
     assert p.num_blocks_shape == (2, 3, 16) and p.indices_shape == (2, 3, 16, 16)
     p = check(seqlen_q=np.int64(77), topk=np.int32(0), local_blocks=0, causal=False, pool="mean")
     assert (p.seqlen_q, p.n_q_blocks, p.topk, p.local_blocks, p.causal, p.pool) == (77, 1, 0, 0, False, "mean")
+
+
+@pytest.mark.parametrize("layout", ["bhsd", "bshd"])
+def test_sparsek_attention_scores_must_match_q_and_k(layout):
+    """(B, Hkv, Sk) of k, q's framework and device; each refusal names scores (or the host array)."""
+    def qk(b, h, s, d=64):
+        return info((b, h, s, d) if layout == "bhsd" else (b, s, h, d), "float16", strides=(1, 1, 1, 1))
+    q, k = qk(2, 8, 1000), qk(2, 4, 1500)
+    check_scores_for_attention(info((2, 4, 1500)), q, k, layout)
+    for scores, exc, match in (
+            (info((2, 8, 1500)), ValueError, r"scores must have shape \(B, Hkv, Sk\) = \(2, 4, 1500\)"),
+            (info((2, 4, 1000)), ValueError, "scores must have shape"),
+            (info((1, 4, 1500)), ValueError, "scores must have shape"),
+            (info((2, 4, 1500), framework="cupy"), TypeError, "scores is a cupy array but q is a torch one"),
+            (info((2, 4, 1500), device=1), ValueError, "scores is on cuda:1 but q is on cuda:0")):
+        with pytest.raises(exc, match=match):
+            check_scores_for_attention(scores, q, k, layout)
+    with pytest.raises(ValueError, match="k must be 4-D"):
+        check_scores_for_attention(info((2, 4, 1500)), q, info((2, 4, 1500)), layout)
+    with pytest.raises(TypeError, match="q is in host memory"):
+        check_scores_for_attention(info((2, 4, 1500)), info(q.shape, device=None, strides=(1, 1, 1, 1)), k, layout)
+
+
+def test_placement_reads_a_dlpack_producer_without_converting_it():
+    """sparsek_attention's early checks see a JAX-like array's framework, shape and device from
+    ``__dlpack_device__`` alone."""
+    from bsk_cupy.interop import placement
+
+    class FakeJaxArray:
+        __module__ = "jaxlib.xla_extension"
+        shape, dtype = (2, 4, 1500), "float32"
+
+        def __dlpack__(self, stream=None):
+            raise AssertionError("converted")
+
+        def __dlpack_device__(self):
+            return (2, 1)
+
+    placed = placement("scores", FakeJaxArray())
+    assert (placed.framework, placed.shape, placed.device) == ("jax", (2, 4, 1500), 1)
+    assert placement("q", np.zeros((1, 2, 3, 4), np.float16)).device is None
 
 
 def test_largest_problem_is_accepted():
