@@ -408,7 +408,7 @@ def get_plan(problem: AttentionProblem, q: ArrayInfo, k: ArrayInfo, v: ArrayInfo
     """The launch plan for this problem on these buffers (tensor maps encode the pointers); ``mask`` is a
     :class:`~bsk_cupy.mask_operand.MaskOperand` or None. A new plan for a mask that does not follow its row
     order throughout computes its tail order on ``stream`` (the caller's), where the mask was written."""
-    key = (problem, q.ptr, q.strides, k.ptr, k.strides, v.ptr, v.strides, retained(mask))
+    key = (problem, q.ptr, q.strides, k.ptr, k.strides, v.ptr, v.strides, mask)
     with _plans_lock:
         plan = _plans.get(key)
         if plan is not None:
@@ -430,7 +430,9 @@ def get_plan(problem: AttentionProblem, q: ArrayInfo, k: ArrayInfo, v: ArrayInfo
     plan = LaunchPlan(load_kernel(spec, problem.device), problem, q, k, v, mask=retained(mask), num_splits=splits,
                       max_ctas=persistent_ctas(sms), tall_blocks=tall_blocks)
     with _plans_lock:
-        _plans[key] = plan
+        # stored under the operand the plan keeps (retained): a MaskOperand compares and hashes without its
+        # arrays, so later calls' operands find it
+        _plans[key[:-1] + (retained(key[-1]),)] = plan
         while len(_plans) > _PLAN_CACHE_SIZE:
             _plans.popitem(last=False)
     return plan

@@ -145,11 +145,15 @@ def describe(name: str, x) -> Operand:
 
 
 def placement(name: str, x) -> ArrayInfo:
-    """Framework, shape, dtype and device of an array, as :func:`describe` gives them, but without a DLPack
-    conversion for JAX and other DLPack producers (their strides and pointer are left empty): for checks
-    made before another call describes the array in full."""
+    """Framework, shape, dtype and device of an array, as :func:`describe` gives them, but from the cheapest
+    attributes (strides and pointer left empty; no DLPack conversion for JAX and other DLPack producers, no
+    device object for torch): for checks made before another call describes the array in full."""
     root = _root_module(x)
-    if root in ("torch", "cupy", "numpy") or not (hasattr(x, "__dlpack__") and hasattr(x, "__dlpack_device__")):
+    if root == "torch" and hasattr(x, "get_device"):
+        index = x.get_device()  # -1 in host memory
+        return ArrayInfo("torch", tuple(x.shape), (), str(x.dtype).removeprefix("torch."),
+                         None if index < 0 else index, 0)
+    if root in ("cupy", "numpy") or not (hasattr(x, "__dlpack__") and hasattr(x, "__dlpack_device__")):
         return describe(name, x).info
     device_type, device_id = x.__dlpack_device__()
     device = int(device_id) if int(device_type) == _DLPACK_CUDA else None

@@ -76,6 +76,9 @@ def test_placement_reads_a_dlpack_producer_without_converting_it():
     placed = placement("scores", FakeJaxArray())
     assert (placed.framework, placed.shape, placed.device) == ("jax", (2, 4, 1500), 1)
     assert placement("q", np.zeros((1, 2, 3, 4), np.float16)).device is None
+    import torch
+    host = placement("q", torch.zeros(1, 2, 3, 4, dtype=torch.float16))
+    assert (host.framework, host.shape, host.dtype, host.device) == ("torch", (1, 2, 3, 4), "float16", None)
 
 
 def test_largest_problem_is_accepted():
