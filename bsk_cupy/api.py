@@ -5,9 +5,13 @@ from __future__ import annotations
 import threading
 import weakref
 
+import numpy as np
+
 from . import interop, window_route
+from .block_mask import ARRAY_FIELDS, BlockMask
 from .device import require_hopper
 from .dispatch import get_plan, l2_bytes, sm_count
+from .launch import is_capturing, keep_for_graphs
 from .mask_operand import mask_operand
 from .validation import check_attention_args, check_out
 
@@ -21,7 +25,7 @@ _fast_calls_lock = threading.RLock()
 class _Identity:
     """Hashes and compares by object identity (block masks hold arrays, which do not hash) without keeping
     the object alive: the fast-path entries that refer to it go when it does (_forget), so no later object
-    at the same id can match them, and a loop making a mask per call does not keep them all."""
+    at the same id can match them, and a loop making a host mask per call does not keep them all."""
 
     __slots__ = ("ref", "ident")
 
@@ -53,6 +57,60 @@ def _forget(ident: int) -> None:
         _watched.pop(ident, None)
         for key in [key for key in list(_fast_calls) if isinstance(key[-2], _Identity) and key[-2].ident == ident]:
             del _fast_calls[key]
+
+
+def _mask_key(mask):
+    """A ``block_mask``'s part of the fast-path key, or None for an object that takes no fast path (not a
+    BlockMask, or one that does not hash). A host mask goes by identity: its device copy belongs to the
+    object. A device mask goes by its arrays' pointers and layouts: the kernel reads them in place and a
+    launch plan keeps only the pointers, so a new mask over the same memory with the same layout makes the
+    same launch (a select-then-attend loop, whose masks the caching allocator places at one of a few
+    addresses, takes the fast path: 140-250 -> 41-66 us of host time per loop step on the H100 machines;
+    RESULTS.md, twenty-fourth session). Such entries outlive their masks, like entries for q, k and v,
+    until the oldest-first eviction."""
+    if not isinstance(mask, BlockMask):
+        return None
+    if isinstance(mask.kv_indices, np.ndarray):
+        return _Identity(mask)
+    sizes = (mask.seq_lengths, mask.block_size)
+    if not all(type(pair) is tuple and len(pair) == 2 and all(type(n) is int for n in pair) for pair in sizes):
+        return None  # 512.0 == 512 and True == 1 hash alike: such sizes are checked every call
+    key = [sizes]
+    for name in ARRAY_FIELDS:
+        array = getattr(mask, name)
+        if array is None:
+            key.append(None)
+        elif type(array).__module__.split(".")[0] != "cupy":
+            return _Identity(mask)  # mixed host and device arrays: mask_operand names them
+        else:
+            key.append((array.data.ptr, array.shape, array.strides, array.dtype))
+    return tuple(key)
+
+
+def _fast_key(q, k, v, causal, scale, layout, return_lse, block_mask, window) -> tuple | None:
+    """attention_forward's fast-path key for torch q, k, v and these options; None for other inputs and for
+    options whose calls are checked every time (a window other than a tuple of exact ints or None, a block
+    mask without a key). Types go in the key: True == 1 and hash alike, and only validated (bool) options
+    may hit."""
+    inputs = interop.torch_call_key(q, k, v)
+    if inputs is None:
+        return None
+    if window is not None and not (isinstance(window, tuple) and all(x is None or type(x) is int for x in window)):
+        return None
+    mask_key = None if block_mask is None else _mask_key(block_mask)
+    if block_mask is not None and mask_key is None:
+        return None
+    return (inputs, type(causal), causal, type(scale), scale, layout, type(return_lse), return_lse, mask_key, window)
+
+
+def torch_fast_call(q, k, v, *, causal, scale, layout, return_lse, block_mask) -> interop.TorchFastCall | None:
+    """The per-call work attention_forward keeps for these torch inputs and options, once a call has made it
+    (None otherwise): for callers that run it many times with the same arguments (sparsek_attention)."""
+    key = _fast_key(q, k, v, causal, scale, layout, return_lse, block_mask, None)
+    try:
+        return _fast_calls.get(key) if key is not None else None
+    except TypeError:
+        return None
 
 
 def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = None, layout: str = "bhsd",
@@ -115,14 +173,12 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
     >>> q = torch.randn(1, 8, 512, 64, device="cuda", dtype=torch.float16)
     >>> out = bsk.attention_forward(q, q, q, causal=True)
     """
-    torch_key = interop.torch_call_key(q, k, v)
-    # only exact-int (or None) window tuples go in the key: True == 1 and hash alike, and a list does not hash
-    cacheable = window is None or (isinstance(window, tuple) and all(x is None or type(x) is int for x in window))
-    if torch_key is not None:
-        # types in the key: True == 1 and hash alike, and only validated (bool) options may hit
-        torch_key = (torch_key, type(causal), causal, type(scale), scale, layout, type(return_lse), return_lse,
-                     None if block_mask is None else _Identity(block_mask), window if cacheable else None)
-        fast = _fast_calls.get(torch_key) if cacheable else None
+    key = _fast_key(q, k, v, causal, scale, layout, return_lse, block_mask, window)
+    if key is not None:
+        try:
+            fast = _fast_calls.get(key)
+        except TypeError:  # an option that does not hash (the checks below name it)
+            fast = key = None
         if fast is not None:
             return fast(q, k, v, out)
     operands = [interop.describe(name, x) for name, x in (("q", q), ("k", k), ("v", v))]
@@ -139,15 +195,15 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
     stream = adapter.stream(problem.device)
     plan = get_plan(problem, *infos, mask=mask, stream=stream)
     lse_shape = (problem.batch, problem.heads_q, problem.seqlen_q) if return_lse else None
-    if torch_key is not None:
+    if adapter.name == "torch":
         fast = interop.TorchFastCall(plan, q, problem, infos, lse_shape)
-        if not cacheable:
+        if key is None:
             return fast(q, k, v, out)
         with _fast_calls_lock:
             if len(_fast_calls) >= _FAST_CALLS_MAX:
                 del _fast_calls[next(iter(_fast_calls))]
-            _fast_calls[torch_key] = fast
-        if block_mask is not None:
+            _fast_calls[key] = fast
+        if isinstance(key[-2], _Identity):
             _watch(block_mask)
         return fast(q, k, v, out)
     if out is None:
@@ -159,6 +215,8 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
         check_out(out_info, problem, infos)
         out_ptr = out_info.ptr
     lse, lse_ptr = adapter.empty(like, lse_shape, float32=True) if return_lse else (None, 0)
+    if plan.owns_device_memory and is_capturing(stream):
+        keep_for_graphs(plan)
     plan.launch(out_ptr, lse_ptr, stream)
     if return_lse:
         return adapter.finish(out), adapter.finish(lse)

@@ -95,6 +95,8 @@ class BlockMask:
     row_order: object = None
 
     def __post_init__(self) -> None:
+        if _is_int(self.block_size):  # one int for both sides, as the constructors take it
+            object.__setattr__(self, "block_size", (int(self.block_size), int(self.block_size)))
         for name in ARRAY_FIELDS:
             value = getattr(self, name)
             if value is not None:

@@ -203,6 +203,26 @@ class WorkCounter:
         return self.counters.data.ptr
 
 
+_kept_for_graphs: dict[int, object] = {}
+
+
+def keep_for_graphs(owner) -> None:
+    """Keep ``owner`` alive for the rest of the process: a CUDA graph has captured a launch that uses device
+    memory it owns (a plan's work counter, split-KV workspace, uploaded mask or tail order; sparsek_attention's
+    reused mask) and may replay it after every cache has let it go, which would free that memory."""
+    _kept_for_graphs.setdefault(id(owner), owner)
+
+
+def is_capturing(stream: int) -> bool:
+    """Whether ``stream`` (a raw handle) is capturing a CUDA graph."""
+    import cupy
+
+    try:
+        return cupy.cuda.runtime.streamIsCapturing(stream) != 0
+    except cupy.cuda.runtime.CUDARuntimeError:  # the legacy stream while another captures: the launch fails
+        return False
+
+
 class PackedLaunch:
     """A kernel launch whose parameters are one packed byte block, shared by the attention and selection
     plans. Everything fixed is packed once; a call writes a run of consecutive 64-bit pointer slots and
@@ -326,6 +346,14 @@ class LaunchPlan(PackedLaunch):
         struct.pack_into(_WORK_FORMAT, self._params, _OFF_WORK,
                          self.work_counter.pointer if self.work_counter is not None else 0)
         struct.pack_into(_HEIGHTS_FORMAT, self._params, _OFF_HEIGHTS, tall_blocks, tall_items)
+
+    @property
+    def owns_device_memory(self) -> bool:
+        """Whether a launch uses device memory this plan owns (work counter, split-KV workspace, uploaded
+        mask or tail order), which a captured graph needs kept (keep_for_graphs); a plan without any is
+        captured whole into the graph's kernel node."""
+        return (self.work_counter is not None or self.workspace is not None
+                or (self.mask is not None and len(self.mask.arrays) > 0))
 
     def launch(self, out_ptr: int, lse_ptr: int, stream: int) -> None:
         """Launch on ``stream`` writing O to ``out_ptr`` and (if non-zero) LSE to ``lse_ptr``."""

@@ -6,9 +6,10 @@ from __future__ import annotations
 import threading
 
 from . import interop
-from .api import attention_forward
+from .api import attention_forward, torch_fast_call
 from .block_mask import BlockMask
 from .device import require_hopper
+from .launch import is_capturing, keep_for_graphs
 from .sparsek_launch import get_select_plan
 from .sparsek_validation import check_scores_for_attention, check_sparsek_args
 from .validation import check_layout
@@ -86,17 +87,60 @@ def sparsek_select(scores, topk: int, *, seqlen_q: int | None = None, block_size
     >>> mask.kv_num_blocks.shape, mask.kv_indices.shape
     ((1, 8, 64), (1, 8, 64, 64))
     """
+    key = _torch_key(scores, topk, seqlen_q, block_size, causal, local_blocks, pool)
+    fast = _select_calls.get(key) if key is not None else None
+    if fast is not None:
+        return fast(scores, scores.data_ptr())
     operand = interop.describe("scores", scores)
     problem = check_sparsek_args(operand.info, topk, seqlen_q=seqlen_q, block_size=block_size, causal=causal,
                                  local_blocks=local_blocks, pool=pool)
     require_hopper(problem.device)
-    plan = get_select_plan(problem)
-    adapter, like = operand.adapter, operand.handle
-    num_blocks, num_blocks_ptr = adapter.index_array(like, problem.num_blocks_shape)
-    indices, indices_ptr = adapter.index_array(like, problem.indices_shape)
-    plan.launch(operand.info.ptr, num_blocks_ptr, indices_ptr, adapter.stream(problem.device))
-    size = problem.block_size
-    return BlockMask(num_blocks, indices, (problem.seqlen_q, problem.seqlen_k), (size, size))
+    call = _SelectCall(get_select_plan(problem), problem, operand.adapter)
+    if key is not None:
+        _remember(_select_calls, key, call)
+    return call(operand.handle, operand.info.ptr)
+
+
+# Per-call fast paths for torch inputs, as attention_forward has: a call whose scores have the shape,
+# strides, dtype and device of one already checked (and, for sparsek_attention, whose q, k and v are the same
+# tensors, pointers included, as attention_forward's fast path wants them), with the same options (exact
+# types: True and 1 hash alike), skips describing and checking them again.
+_FAST_CALLS_MAX = 256
+_KEY_TYPES = (int, bool, str, float, type(None))
+_select_calls: dict[tuple, "_SelectCall"] = {}
+_attention_calls: dict[tuple, "_AttentionCall"] = {}
+_fast_calls_lock = threading.Lock()
+
+
+def _torch_key(scores, *options) -> tuple | None:
+    """The fast-path key of a call on torch ``scores`` with ``options``; None for other arrays, or options of
+    other types (which the checks name, or which do not hash)."""
+    if type(scores).__module__ != "torch" or not all(type(o) in _KEY_TYPES for o in options):
+        return None
+    return (scores.shape, scores.stride(), scores.dtype, scores.device, *((type(o), o) for o in options))
+
+
+def _remember(calls: dict, key: tuple, call) -> None:
+    with _fast_calls_lock:
+        if len(calls) >= _FAST_CALLS_MAX:
+            del calls[next(iter(calls))]
+        calls[key] = call
+
+
+class _SelectCall:
+    """The per-call work of a checked selection problem: allocate the two outputs (one block of memory in the
+    caller's framework), launch on the caller's current stream, wrap them in a BlockMask."""
+
+    def __init__(self, plan, problem, adapter):
+        self._plan, self._adapter, self._device = plan, adapter, problem.device
+        self._shapes = (problem.num_blocks_shape, problem.indices_shape)
+        self._seq_lengths = (problem.seqlen_q, problem.seqlen_k)
+        self._block_size = (problem.block_size, problem.block_size)
+
+    def __call__(self, like, scores_ptr: int) -> BlockMask:
+        (num_blocks, num_blocks_ptr), (indices, indices_ptr) = self._adapter.index_arrays(like, self._shapes)
+        self._plan.launch(scores_ptr, num_blocks_ptr, indices_ptr, self._adapter.stream(self._device))
+        return BlockMask(num_blocks, indices, self._seq_lengths, self._block_size)
 
 
 _MASKS_MAX = 64
@@ -105,9 +149,10 @@ _masks_lock = threading.Lock()
 
 
 def _reused_mask(problem) -> BlockMask:
-    """One device BlockMask per selection problem, rewritten by every call of that problem: the attention
-    call then sees the same mask object and pointers each time and reuses its launch plan (a fresh mask per
-    call would re-plan and re-encode tensor maps). Calls of one problem must be stream-ordered."""
+    """One device BlockMask per selection problem (the last 64 problems), rewritten by every call of that
+    problem: the attention call then sees the same mask object and pointers each time, and a call allocates
+    nothing. Calls of one problem must be stream-ordered. A mask a CUDA graph has captured stays alive with
+    the process (launch.keep_for_graphs), evicted or not."""
     import cupy
 
     with _masks_lock:
@@ -119,7 +164,10 @@ def _reused_mask(problem) -> BlockMask:
             size = problem.block_size
             mask = BlockMask(num, indices, (problem.seqlen_q, problem.seqlen_k), (size, size))
             if len(_masks) >= _MASKS_MAX:
-                del _masks[next(iter(_masks))]
+                evicted = _masks.pop(next(iter(_masks)))
+                with _fast_calls_lock:  # their entries write and read it: they go with it
+                    for key in [key for key, call in _attention_calls.items() if call.mask is evicted]:
+                        del _attention_calls[key]
             _masks[problem] = mask
     return mask
 
@@ -156,6 +204,12 @@ def sparsek_attention(q, k, v, scores, topk: int, *, block_size: int = 128, caus
     options) and rewritten by every call, so concurrent calls of one problem on different streams must
     be ordered by the caller.
     """
+    options = (topk, block_size, causal, local_blocks, pool, scale, layout, return_lse)
+    inputs_key = interop.torch_call_key(q, k, v)
+    key = _torch_key(scores, *options) if inputs_key is not None else None
+    fast = _attention_calls.get((inputs_key, key)) if key is not None else None
+    if fast is not None:
+        return fast(q, k, v, scores.data_ptr())
     # q, k and v are fully checked by attention_forward; Sq and scores' match with them are needed first
     layout = check_layout(layout)
     operand = interop.describe("scores", scores)
@@ -166,7 +220,35 @@ def sparsek_attention(q, k, v, scores, topk: int, *, block_size: int = 128, caus
                                  local_blocks=local_blocks, pool=pool)
     require_hopper(problem.device)
     mask = _reused_mask(problem)
-    get_select_plan(problem).launch(operand.info.ptr, mask.kv_num_blocks.data.ptr, mask.kv_indices.data.ptr,
-                                    operand.adapter.stream(problem.device))
-    return attention_forward(q, k, v, causal=causal, scale=scale, layout=layout, return_lse=return_lse,
-                             block_mask=mask)
+    stream = operand.adapter.stream(problem.device)
+    if is_capturing(stream):
+        keep_for_graphs(mask)
+    get_select_plan(problem).launch(operand.info.ptr, mask.kv_num_blocks.data.ptr, mask.kv_indices.data.ptr, stream)
+    attention = dict(causal=causal, scale=scale, layout=layout, return_lse=return_lse, block_mask=mask)
+    result = attention_forward(q, k, v, **attention)
+    if key is not None:  # attention_forward has checked q, k, v and the options, and kept its fast call
+        attention_call = torch_fast_call(q, k, v, **attention)
+        if attention_call is not None:
+            _remember(_attention_calls, (inputs_key, key),
+                      _AttentionCall(get_select_plan(problem), mask, attention_call, problem.device))
+    return result
+
+
+class _AttentionCall:
+    """sparsek_attention's per-call work for torch inputs already checked: the selection into the problem's
+    reused device mask, then attention_forward's own per-call work over it, both on the current stream."""
+
+    def __init__(self, plan, mask: BlockMask, attention_call, device: int):
+        import torch
+
+        self._plan, self._attention_call, self._device = plan, attention_call, device
+        self.mask = mask  # kept alive: the plans hold its pointers
+        self._pointers = (mask.kv_num_blocks.data.ptr, mask.kv_indices.data.ptr)
+        self._current_stream = torch._C._cuda_getCurrentRawStream
+
+    def __call__(self, q, k, v, scores_ptr: int):
+        stream = self._current_stream(self._device)
+        if is_capturing(stream):
+            keep_for_graphs(self.mask)
+        self._plan.launch(scores_ptr, *self._pointers, stream)
+        return self._attention_call(q, k, v)

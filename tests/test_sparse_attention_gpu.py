@@ -378,11 +378,96 @@ def test_device_masks_stay_the_callers():
     assert torch.equal(first, again)
     held = [a for plan in list(dispatch._plans.values()) if plan.mask is not None for a in plan.mask.arrays]
     assert not any(a is mask.kv_indices or a is mask.kv_num_blocks for a in held)
-    dead, ident = weakref.ref(mask), id(mask)
+    dead = weakref.ref(mask)
     del mask
     gc.collect()
     assert dead() is None
-    assert not any(getattr(key[-2], "ident", None) == ident for key in list(api._fast_calls))
+
+
+def test_a_device_mask_over_the_same_memory_shares_the_fast_path_and_is_read_anew():
+    """A new device mask over the arrays of one already used (what a select-then-attend loop gets back from
+    the caching allocator) is served by the same fast-path entry, and the kernel reads what the arrays
+    hold now; sizes that only equal ints (512.0, True) get no key and are checked every call."""
+    from bsk_cupy import api
+
+    q, k, v = _rand((1, 2, 512, 64), 97), _rand((1, 2, 512, 64), 98), _rand((1, 2, 512, 64), 99)
+    rng = np.random.default_rng(100)
+    made = bsk.BlockMask.from_dense(cupy.asarray(rng.random((1, 2, 4, 4)) < 0.5))
+    num, idx = made.kv_num_blocks, made.kv_indices
+    first = bsk.BlockMask(num, idx, (512, 512))
+    _check(q, k, v, mask=first)
+    key = api._fast_key(q, k, v, False, None, "bhsd", True, first, None)
+    entry = api._fast_calls[key]
+    other = bsk.BlockMask.from_dense(cupy.asarray(rng.random((1, 2, 4, 4)) < 0.5))
+    assert not cupy.array_equal(other.kv_indices, idx)
+    num[...] = other.kv_num_blocks
+    idx[...] = other.kv_indices
+    second = bsk.BlockMask(num, idx, (512, 512))
+    assert api._fast_key(q, k, v, False, None, "bhsd", True, second, None) == key
+    _check(q, k, v, mask=second)
+    assert api._fast_calls[key] is entry
+    for sizes in ({"seq_lengths": (512.0, 512)}, {"seq_lengths": [512, 512]}, {"block_size": (128.0, 128)}):
+        assert api._mask_key(dataclasses.replace(second, **sizes)) is None
+    with pytest.raises(ValueError, match="seq_lengths must be a pair of positive ints"):
+        bsk.attention_forward(q, k, v, block_mask=dataclasses.replace(second, seq_lengths=(512.0, 512)))
+    assert bsk.BlockMask(num, idx, (512, 512), 128).block_size == (128, 128)
+    assert torch.equal(bsk.attention_forward(q, k, v, block_mask=bsk.BlockMask(num, idx, (512, 512), 128)),
+                       bsk.attention_forward(q, k, v, block_mask=second))
+    with pytest.raises(TypeError, match="block_mask must be a bsk_cupy.BlockMask or None, got int"):
+        bsk.attention_forward(q, k, v, block_mask=3)
+
+
+def test_sparsek_attention_fast_path_selects_every_call():
+    """Repeated torch calls are served by sparsek_attention's fast-path entry, give bit-identical results,
+    select anew when the scores change in place, and still check options of another type."""
+    from bsk_cupy import interop, sparsek
+
+    q, k, v = _rand((1, 4, 1024, 64), 101), _rand((1, 2, 1024, 64), 102), _rand((1, 2, 1024, 64), 103)
+    scores = _rand((1, 2, 1024), 104, torch.float32)
+    first = bsk.sparsek_attention(q, k, v, scores, 2)
+    key = (interop.torch_call_key(q, k, v), sparsek._torch_key(scores, 2, 128, True, 1, "max", None, "bhsd", False))
+    entry = sparsek._attention_calls[key]
+    assert torch.equal(first, bsk.sparsek_attention(q, k, v, scores, 2))
+    assert sparsek._attention_calls[key] is entry
+    scores.copy_(_rand((1, 2, 1024), 105, torch.float32))
+    mask = bsk.sparsek_select(scores, 2)
+    assert torch.equal(bsk.sparsek_attention(q, k, v, scores, 2), bsk.attention_forward(q, k, v, causal=True,
+                                                                                         block_mask=mask))
+    assert sparsek._attention_calls[key] is entry
+    with pytest.raises(TypeError, match="topk must be an int >= 0, got bool"):
+        bsk.sparsek_attention(q, k, v, scores, True)
+
+
+def test_captured_launches_outlive_the_caches():
+    """A CUDA graph keeps what its launches use: once the plans, fast-path entries and SparseK masks it
+    captured are dropped from every cache, and the memory they freed is handed out again full of garbage,
+    its replay still gives the eager results bit for bit (persistent CTAs: a work counter per plan)."""
+    import gc
+
+    from bsk_cupy import api, dispatch, sparsek
+
+    q, k, v = _rand((1, 16, 2048, 64), 106), _rand((1, 16, 2048, 64), 107), _rand((1, 16, 2048, 64), 108)
+    scores = _rand((1, 16, 2048), 109, torch.float32)
+    eager = bsk.attention_forward(q, k, v, causal=True)
+    eager_sparse = bsk.sparsek_attention(q, k, v, scores, 4)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        bsk.attention_forward(q, k, v, causal=True)
+        bsk.sparsek_attention(q, k, v, scores, 4)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = bsk.attention_forward(q, k, v, causal=True)
+        out_sparse = bsk.sparsek_attention(q, k, v, scores, 4)
+    for cache in (dispatch._plans, api._fast_calls, sparsek._masks, sparsek._attention_calls):
+        cache.clear()
+    gc.collect()
+    garbage = [cupy.full(n, 123456, dtype=cupy.int32) for n in (2, 256, 4096) for _ in range(200)]
+    graph.replay()
+    torch.cuda.synchronize()
+    assert torch.equal(out, eager) and torch.equal(out_sparse, eager_sparse)
+    del garbage
 
 
 def test_device_masks_must_be_c_contiguous_and_torch_ones_are_taken():

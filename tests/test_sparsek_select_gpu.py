@@ -15,6 +15,7 @@ from gpu_helpers import max_seq_len
 
 import bsk_cupy as bsk
 from bsk_cupy.block_mask import BlockMask
+from bsk_cupy.interop import _packed_offsets
 from bsk_cupy.reference import sparsek_blocks_reference
 
 pytestmark = pytest.mark.gpu
@@ -55,12 +56,12 @@ def _expected(scores, topk, sq, **options):
 
 
 def _poison(shapes, xp):
-    """Leave the allocator's next blocks of these shapes full of POISON (freed, then handed out again)."""
-    if xp is torch:
-        blocks = [torch.full(s, POISON, dtype=torch.int32, device="cuda") for s in shapes]
-    else:
-        blocks = [cupy.full(s, POISON, dtype=cupy.int32) for s in shapes]
-    del blocks
+    """Leave the allocator's next block for these outputs full of POISON (freed, then handed out again):
+    sparsek_select allocates them as one block laid out by interop._packed_offsets."""
+    words = _packed_offsets(shapes)[1] // 4
+    block = torch.full((words,), POISON, dtype=torch.int32, device="cuda") if xp is torch else \
+        cupy.full((words,), POISON, dtype=cupy.int32)
+    del block
 
 
 def _check(mask, expected, seq_lengths, block_size):
@@ -170,6 +171,35 @@ def test_repeat_is_bit_identical():
         again = bsk.sparsek_select(scores, 6, local_blocks=2, pool="mean")
         assert cupy.array_equal(first.kv_num_blocks, again.kv_num_blocks)
         assert cupy.array_equal(first.kv_indices, again.kv_indices)
+
+
+def test_checked_calls_take_the_fast_path_and_option_types_still_count():
+    """A repeated torch call is served by its fast-path entry (no second entry, the same result; new scores
+    in the same tensor are selected anew), while an option of another type (True for 1) or value misses it
+    and is checked; the two outputs share one allocation without overlapping."""
+    from bsk_cupy import sparsek
+
+    scores = _scores((BATCH, HEADS, 2000), "float32", 20)
+    first = bsk.sparsek_select(scores, 1)
+    key = sparsek._torch_key(scores, 1, None, 128, True, 1, "max")
+    served = sparsek._select_calls[key]
+    again = bsk.sparsek_select(scores, 1)
+    assert sparsek._select_calls[key] is served
+    assert cupy.array_equal(first.kv_num_blocks, again.kv_num_blocks)
+    assert cupy.array_equal(first.kv_indices, again.kv_indices)
+    with pytest.raises(TypeError, match="topk must be an int >= 0, got bool"):
+        bsk.sparsek_select(scores, True)
+    with pytest.raises(TypeError, match="causal must be a bool"):
+        bsk.sparsek_select(scores, 1, causal=1)
+    with pytest.raises(ValueError, match="pool must be one of"):
+        bsk.sparsek_select(scores, 1, pool="sum")
+    scores.copy_(_scores(scores.shape, "float32", 21))
+    _poison([first.kv_num_blocks.shape, first.kv_indices.shape], torch)
+    mask = bsk.sparsek_select(scores, 1)
+    _check(mask, _expected(scores, 1, 2000, block_size=128, causal=True, local_blocks=1, pool="max"), (2000, 2000),
+           128)
+    num_end = mask.kv_num_blocks.data.ptr + mask.kv_num_blocks.nbytes
+    assert num_end <= mask.kv_indices.data.ptr and mask.kv_indices.data.ptr % 256 == 0
 
 
 def test_runs_on_the_callers_stream():

@@ -13,6 +13,8 @@ from bsk_cupy.validation import AttentionProblem
 
 
 class RecordingPlan:
+    owns_device_memory = True
+
     def __init__(self):
         self.calls = []
 
@@ -127,3 +129,50 @@ def test_fast_path_entries_of_a_block_mask_go_with_it():
         gc.collect()
         assert not any(getattr(key[-2], "ident", None) == ident for key in api._fast_calls)
         assert ident not in api._watched
+
+
+def test_index_outputs_are_laid_out_in_one_aligned_block():
+    """sparsek_select's two outputs come from one allocation, each 256-byte aligned."""
+    assert interop._packed_offsets([(1, 2, 3), (1, 2, 3, 5)]) == ([0, 256], 512)
+    assert interop._packed_offsets([(2, 64, 64), (1,)]) == ([0, 32768], 33024)
+
+
+def test_fast_path_keys_tell_option_types_apart():
+    """True and 1 (or 1.0 and 1) hash alike, so the keys carry the types; options that do not hash, arrays
+    other than torch tensors and objects other than block masks get no key (their calls are checked)."""
+    from bsk_cupy import api, sparsek
+
+    scores = torch.zeros(1, 2, 300)
+    assert sparsek._torch_key(scores, 1, True) == sparsek._torch_key(scores.clone(), 1, True)
+    assert sparsek._torch_key(scores, 1, True) != sparsek._torch_key(scores, True, True)
+    assert sparsek._torch_key(scores, 1.0, True) != sparsek._torch_key(scores, 1, True)
+    assert sparsek._torch_key(scores.transpose(1, 2), 1) != sparsek._torch_key(scores, 1)
+    assert sparsek._torch_key(scores, [1]) is None and sparsek._torch_key(scores.numpy(), 1) is None
+    host = bsk.BlockMask.from_dense(np.ones((1, 1, 2, 2), bool))
+    assert api._mask_key(host) == api._Identity(host)
+    assert api._mask_key("mask") is None and api._mask_key(None) is None
+
+
+def test_a_launch_under_graph_capture_keeps_its_plan():
+    """A fast-path launch made while the stream captures a CUDA graph keeps its plan (whose device memory the
+    graph uses) alive for good; one made outside a capture does not."""
+    from bsk_cupy import launch
+
+    q = torch.randn(1, 2, 8, 64, dtype=torch.float16)
+    plan = RecordingPlan()
+    with mock.patch.object(torch._C, "_cuda_getCurrentRawStream", lambda index: 5, create=True):
+        with mock.patch.object(interop, "is_capturing", lambda stream: False):
+            fast_call(plan, q, q, q)(q, q, q)
+        assert id(plan) not in launch._kept_for_graphs
+        with mock.patch.object(interop, "is_capturing", lambda stream: stream == 5):
+            fast_call(plan, q, q, q)(q, q, q)
+    try:
+        assert launch._kept_for_graphs[id(plan)] is plan and len(plan.calls) == 2
+    finally:
+        launch._kept_for_graphs.pop(id(plan), None)
+    plan.owns_device_memory = False   # its launches need nothing kept: no check, nothing kept
+    with mock.patch.object(torch._C, "_cuda_getCurrentRawStream", lambda index: 5, create=True), \
+            mock.patch.object(interop, "is_capturing", lambda stream: True):
+        fast_call(plan, q, q, q)(q, q, q)
+    assert id(plan) not in launch._kept_for_graphs
+    assert launch.is_capturing(0) is False   # no capture here (and no GPU on CI: an error reads as none)
