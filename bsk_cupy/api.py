@@ -65,7 +65,7 @@ def _mask_key(mask):
     object. A device mask goes by its arrays' pointers and layouts: the kernel reads them in place and a
     launch plan keeps only the pointers, so a new mask over the same memory with the same layout makes the
     same launch (a select-then-attend loop, whose masks the caching allocator places at one of a few
-    addresses, takes the fast path: 140-250 -> 41-66 us of host time per loop step on the H100 machines;
+    addresses, takes the fast path: 140-295 -> 41-67 us of host time per loop step on the H100 machines;
     RESULTS.md, twenty-fourth session). Such entries outlive their masks, like entries for q, k and v,
     until the oldest-first eviction."""
     if not isinstance(mask, BlockMask):
