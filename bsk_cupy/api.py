@@ -13,10 +13,10 @@ from .device import require_hopper
 from .dispatch import get_plan, l2_bytes, sm_count
 from .launch import is_capturing, keep_for_graphs
 from .mask_operand import mask_operand
-from .validation import check_attention_args, check_out
+from .validation import check_attention_args
 
 _FAST_CALLS_MAX = 256
-_fast_calls: dict[tuple, interop.TorchFastCall] = {}
+_fast_calls: dict[tuple, "interop.TorchFastCall | interop.CupyFastCall"] = {}
 # Guards insertion and eviction (lookups are single dict reads); reentrant, as a mask's finalizer (_forget)
 # may run inside a locked section when a garbage collection happens there.
 _fast_calls_lock = threading.RLock()
@@ -88,11 +88,11 @@ def _mask_key(mask):
 
 
 def _fast_key(q, k, v, causal, scale, layout, return_lse, block_mask, window) -> tuple | None:
-    """attention_forward's fast-path key for torch q, k, v and these options; None for other inputs and for
-    options whose calls are checked every time (a window other than a tuple of exact ints or None, a block
-    mask without a key). Types go in the key: True == 1 and hash alike, and only validated (bool) options
-    may hit."""
-    inputs = interop.torch_call_key(q, k, v)
+    """attention_forward's fast-path key for torch or CuPy q, k, v and these options; None for other inputs
+    and for options whose calls are checked every time (a window other than a tuple of exact ints or None, a
+    block mask without a key). Types go in the key: True == 1 and hash alike, and only validated (bool)
+    options may hit."""
+    inputs = interop.call_key(q, k, v)
     if inputs is None:
         return None
     if window is not None and not (isinstance(window, tuple) and all(x is None or type(x) is int for x in window)):
@@ -103,9 +103,10 @@ def _fast_key(q, k, v, causal, scale, layout, return_lse, block_mask, window) ->
     return (inputs, type(causal), causal, type(scale), scale, layout, type(return_lse), return_lse, mask_key, window)
 
 
-def torch_fast_call(q, k, v, *, causal, scale, layout, return_lse, block_mask) -> interop.TorchFastCall | None:
-    """The per-call work attention_forward keeps for these torch inputs and options, once a call has made it
-    (None otherwise): for callers that run it many times with the same arguments (sparsek_attention)."""
+def fast_call(q, k, v, *, causal, scale, layout, return_lse, block_mask):
+    """The per-call work (:class:`~bsk_cupy.interop.TorchFastCall` or :class:`~bsk_cupy.interop.CupyFastCall`)
+    attention_forward keeps for these inputs and options, once a call has made it (None otherwise): for
+    callers that run it many times with the same arguments (sparsek_attention)."""
     key = _fast_key(q, k, v, causal, scale, layout, return_lse, block_mask, None)
     try:
         return _fast_calls.get(key) if key is not None else None
@@ -195,8 +196,9 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
     stream = adapter.stream(problem.device)
     plan = get_plan(problem, *infos, mask=mask, stream=stream)
     lse_shape = (problem.batch, problem.heads_q, problem.seqlen_q) if return_lse else None
-    if adapter.name == "torch":
-        fast = interop.TorchFastCall(plan, q, problem, infos, lse_shape)
+    if adapter.name in ("torch", "cupy"):
+        make = interop.TorchFastCall if adapter.name == "torch" else interop.CupyFastCall
+        fast = make(plan, q, problem, infos, lse_shape)
         if key is None:
             return fast(q, k, v, out)
         with _fast_calls_lock:
@@ -206,14 +208,10 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
         if isinstance(key[-2], _Identity):
             _watch(block_mask)
         return fast(q, k, v, out)
-    if out is None:
-        out, out_ptr = adapter.empty(like, problem.out_shape)
-    else:
-        if adapter.name in ("jax", "dlpack"):
-            raise TypeError(f"out is for torch tensors and CuPy arrays; {adapter.name} inputs get a new array")
-        out_info = interop.describe("out", out).info
-        check_out(out_info, problem, infos)
-        out_ptr = out_info.ptr
+    # JAX arrays and other DLPack producers, computed through CuPy views
+    if out is not None:
+        raise TypeError(f"out is for torch tensors and CuPy arrays; {adapter.name} inputs get a new array")
+    out, out_ptr = adapter.empty(like, problem.out_shape)
     lse, lse_ptr = adapter.empty(like, lse_shape, float32=True) if return_lse else (None, 0)
     if plan.owns_device_memory and is_capturing(stream):
         keep_for_graphs(plan)

@@ -5,7 +5,8 @@ The only module that knows torch, JAX and CuPy types (imported lazily, never at 
 - torch tensors are read directly (``data_ptr``, ``stride``, the raw current stream): no DLPack on that
   path, since ``cupy.from_dlpack`` costs ~33 us per call. Once a (pointers, shapes, strides, dtypes)
   combination has been validated, :class:`TorchFastCall` serves it without describing or validating again.
-- CuPy arrays are read directly and computed on CuPy's current stream.
+- CuPy arrays are read directly and computed on CuPy's current stream; validated combinations are served by
+  :class:`CupyFastCall`, as torch's by :class:`TorchFastCall`.
 - JAX arrays and any other ``__dlpack__`` producer go through ``cupy.from_dlpack`` (zero copy; the
   producer orders its work before CuPy's current stream) and are computed on that stream. JAX callers
   get JAX arrays back (``jax.dlpack.from_dlpack``); other producers get CuPy arrays.
@@ -15,6 +16,7 @@ The only module that knows torch, JAX and CuPy types (imported lazily, never at 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -77,6 +79,14 @@ class _TorchAdapter:
         return views
 
 
+def _on_device(device: int):
+    """A context that makes ``device`` CuPy's current device; none when it already is (a device switch
+    costs a few us per call)."""
+    import cupy
+
+    return contextlib.nullcontext() if cupy.cuda.runtime.getDevice() == device else cupy.cuda.Device(device)
+
+
 class _CupyAdapter:
     """CuPy arrays, and the CuPy views made of JAX / other DLPack arrays (``name`` tells which)."""
 
@@ -92,13 +102,13 @@ class _CupyAdapter:
     def stream(self, device: int) -> int:
         import cupy
 
-        with cupy.cuda.Device(device):
+        with _on_device(device):
             return cupy.cuda.get_current_stream().ptr
 
     def empty(self, like, shape, float32: bool = False):
         import cupy
 
-        with like.device:
+        with _on_device(like.data.device_id):
             out = cupy.empty(shape, dtype=cupy.float32 if float32 else like.dtype)
         return out, out.data.ptr
 
@@ -107,7 +117,7 @@ class _CupyAdapter:
         import cupy
 
         offsets, total = _packed_offsets(shapes)
-        with like.device:
+        with _on_device(like.data.device_id):
             block = cupy.empty(total // 4, dtype=cupy.int32)
         views = []
         for shape, offset in zip(shapes, offsets):
@@ -233,6 +243,21 @@ def as_numpy_or_cupy(name: str, value):
     raise TypeError(f"{name} must be a NumPy, CuPy or torch array; got {type(value).__module__}.{type(value).__name__}")
 
 
+def call_key(q, k, v) -> tuple | None:
+    """:func:`torch_call_key` or :func:`cupy_call_key` of three arrays, whichever applies; None for other
+    arrays (JAX and other DLPack producers take no fast path: each call converts them anyway)."""
+    return torch_call_key(q, k, v) or cupy_call_key(q, k, v)
+
+
+def cupy_call_key(q, k, v) -> tuple | None:
+    """Everything about three CuPy arrays that a launch plan depends on (pointers, which also fix the
+    device, shapes, strides, dtypes), or None if any is not one."""
+    if not (type(q).__module__ == type(k).__module__ == type(v).__module__ == "cupy"):
+        return None
+    return ("cupy", q.data.ptr, k.data.ptr, v.data.ptr, q.shape, k.shape, v.shape, q.strides, k.strides,
+            v.strides, q.dtype, k.dtype, v.dtype)
+
+
 def torch_call_key(q, k, v) -> tuple | None:
     """Everything about three torch tensors that a launch plan depends on, or None if any is not one.
 
@@ -243,6 +268,12 @@ def torch_call_key(q, k, v) -> tuple | None:
         return None
     return (q.data_ptr(), k.data_ptr(), v.data_ptr(), q.shape, k.shape, v.shape, q.stride(), k.stride(),
             v.stride(), q.dtype, k.dtype, v.dtype, q.device, k.device, v.device)
+
+
+def _clear_of(start: int, nbytes: int, spans) -> bool:
+    """An output at ``start`` of ``nbytes`` bytes is 16-byte aligned and overlaps none of the byte ``spans``."""
+    end = start + nbytes
+    return not start & 15 and all(end <= lo or hi <= start for lo, hi in spans)
 
 
 _NO_BACKWARD = ("attention_forward has no backward yet: call it under torch.no_grad() or pass detached "
@@ -278,13 +309,9 @@ class TorchFastCall:
         """``out``'s pointer once it is a contiguous, 16-byte aligned tensor of the output's shape, dtype and
         device that overlaps no input (the common case costs a few attribute reads)."""
         if (type(out) is type(q) and not out.requires_grad and out.dtype == q.dtype and out.shape == self._out_shape
-                and out.get_device() == self._device_index and out.is_contiguous()):
-            start = out.data_ptr()
-            end = start + self._out_bytes
-            (q_lo, q_hi), (k_lo, k_hi), (v_lo, v_hi) = self._input_spans
-            if ((end <= q_lo or q_hi <= start) and (end <= k_lo or k_hi <= start) and (end <= v_lo or v_hi <= start)
-                    and not start & 15):
-                return start
+                and out.get_device() == self._device_index and out.is_contiguous()
+                and _clear_of(out.data_ptr(), self._out_bytes, self._input_spans)):
+            return out.data_ptr()
         if getattr(out, "requires_grad", False):
             raise ValueError("out must not require grad: it is written outside autograd")
         check_out(describe("out", out).info, self._problem, self._inputs)  # raises with the reason
@@ -308,4 +335,54 @@ class TorchFastCall:
             return out
         lse = q.new_empty(self._lse_shape, dtype=self._float32)
         self._launch(out_ptr, lse.data_ptr(), stream)
+        return out, lse
+
+
+class CupyFastCall:
+    """The per-call work for CuPy inputs whose plan is known: allocate on q's device (or check ``out``),
+    launch on CuPy's current stream there, as :class:`TorchFastCall` does for torch."""
+
+    def __init__(self, plan, like, problem, inputs: tuple[ArrayInfo, ...], lse_shape: tuple | None):
+        import cupy
+
+        self._cupy = cupy
+        self._plan = plan
+        self._owns_device_memory = plan.owns_device_memory
+        self._launch = plan.launch
+        self._problem = problem
+        self._inputs = inputs
+        self._input_spans = tuple(byte_span(info) for info in inputs)
+        self._out_shape = problem.out_shape
+        self._dtype = like.dtype
+        self._out_bytes = like.dtype.itemsize * math.prod(problem.out_shape)
+        self._lse_shape = lse_shape
+        self._device = problem.device
+
+    def __call__(self, q, k, v, out=None):
+        with _on_device(self._device):
+            return self._call(q, out)
+
+    def _checked_out(self, q, out) -> int:
+        if (type(out) is type(q) and out.dtype == self._dtype and out.shape == self._out_shape
+                and out.data.device_id == self._device and out.flags.c_contiguous
+                and _clear_of(out.data.ptr, self._out_bytes, self._input_spans)):
+            return out.data.ptr
+        check_out(describe("out", out).info, self._problem, self._inputs)  # raises with the reason
+        raise TypeError(f"out must be a {type(q).__name__} like q, got a {type(out).__name__}")
+
+    def _call(self, q, out):
+        cupy = self._cupy
+        if out is None:
+            out = cupy.empty(self._out_shape, dtype=self._dtype)
+            out_ptr = out.data.ptr
+        else:
+            out_ptr = self._checked_out(q, out)
+        stream = cupy.cuda.get_current_stream().ptr
+        if self._owns_device_memory and is_capturing(stream):
+            keep_for_graphs(self._plan)
+        if self._lse_shape is None:
+            self._launch(out_ptr, 0, stream)
+            return out
+        lse = cupy.empty(self._lse_shape, dtype=cupy.float32)
+        self._launch(out_ptr, lse.data.ptr, stream)
         return out, lse

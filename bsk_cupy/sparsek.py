@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 from . import interop
-from .api import attention_forward, torch_fast_call
+from .api import attention_forward, fast_call
 from .block_mask import BlockMask
 from .device import require_hopper
 from .launch import is_capturing, keep_for_graphs
@@ -87,10 +87,10 @@ def sparsek_select(scores, topk: int, *, seqlen_q: int | None = None, block_size
     >>> mask.kv_num_blocks.shape, mask.kv_indices.shape
     ((1, 8, 64), (1, 8, 64, 64))
     """
-    key = _torch_key(scores, topk, seqlen_q, block_size, causal, local_blocks, pool)
+    key = _call_key(scores, topk, seqlen_q, block_size, causal, local_blocks, pool)
     fast = _select_calls.get(key) if key is not None else None
     if fast is not None:
-        return fast(scores, scores.data_ptr())
+        return fast(scores, _pointer(scores))
     operand = interop.describe("scores", scores)
     problem = check_sparsek_args(operand.info, topk, seqlen_q=seqlen_q, block_size=block_size, causal=causal,
                                  local_blocks=local_blocks, pool=pool)
@@ -101,10 +101,10 @@ def sparsek_select(scores, topk: int, *, seqlen_q: int | None = None, block_size
     return call(operand.handle, operand.info.ptr)
 
 
-# Per-call fast paths for torch inputs, as attention_forward has: a call whose scores have the shape,
-# strides, dtype and device of one already checked (and, for sparsek_attention, whose q, k and v are the same
-# tensors, pointers included, as attention_forward's fast path wants them), with the same options (exact
-# types: True and 1 hash alike), skips describing and checking them again.
+# Per-call fast paths for torch and CuPy inputs, as attention_forward has: a call whose scores have the
+# shape, strides, dtype and device of one already checked (and, for sparsek_attention, whose q, k and v are
+# the same arrays, pointers included, as attention_forward's fast path wants them), with the same options
+# (exact types: True and 1 hash alike), skips describing and checking them again.
 _FAST_CALLS_MAX = 256
 _KEY_TYPES = (int, bool, str, float, type(None))
 _select_calls: dict[tuple, "_SelectCall"] = {}
@@ -112,12 +112,24 @@ _attention_calls: dict[tuple, "_AttentionCall"] = {}
 _fast_calls_lock = threading.Lock()
 
 
-def _torch_key(scores, *options) -> tuple | None:
-    """The fast-path key of a call on torch ``scores`` with ``options``; None for other arrays, or options of
-    other types (which the checks name, or which do not hash)."""
-    if type(scores).__module__ != "torch" or not all(type(o) in _KEY_TYPES for o in options):
+def _call_key(scores, *options) -> tuple | None:
+    """The fast-path key of a call on torch or CuPy ``scores`` with ``options``; None for other arrays, or
+    options of other types (which the checks name, or which do not hash)."""
+    if not all(type(o) in _KEY_TYPES for o in options):
         return None
-    return (scores.shape, scores.stride(), scores.dtype, scores.device, *((type(o), o) for o in options))
+    framework = type(scores).__module__
+    if framework == "torch":
+        return ("torch", scores.shape, scores.stride(), scores.dtype, scores.device,
+                *((type(o), o) for o in options))
+    if framework == "cupy":
+        return ("cupy", scores.shape, scores.strides, scores.dtype, scores.data.device_id,
+                *((type(o), o) for o in options))
+    return None
+
+
+def _pointer(array) -> int:
+    """The data pointer of a torch tensor or CuPy array (one a fast-path key accepted)."""
+    return array.data_ptr() if type(array).__module__ == "torch" else array.data.ptr
 
 
 def _remember(calls: dict, key: tuple, call) -> None:
@@ -205,11 +217,11 @@ def sparsek_attention(q, k, v, scores, topk: int, *, block_size: int = 128, caus
     be ordered by the caller.
     """
     options = (topk, block_size, causal, local_blocks, pool, scale, layout, return_lse)
-    inputs_key = interop.torch_call_key(q, k, v)
-    key = _torch_key(scores, *options) if inputs_key is not None else None
+    inputs_key = interop.call_key(q, k, v)
+    key = _call_key(scores, *options) if inputs_key is not None else None
     fast = _attention_calls.get((inputs_key, key)) if key is not None else None
     if fast is not None:
-        return fast(q, k, v, scores.data_ptr())
+        return fast(q, k, v, _pointer(scores))
     # q, k and v are fully checked by attention_forward; Sq and scores' match with them are needed first
     layout = check_layout(layout)
     operand = interop.describe("scores", scores)
@@ -227,27 +239,26 @@ def sparsek_attention(q, k, v, scores, topk: int, *, block_size: int = 128, caus
     attention = dict(causal=causal, scale=scale, layout=layout, return_lse=return_lse, block_mask=mask)
     result = attention_forward(q, k, v, **attention)
     if key is not None:  # attention_forward has checked q, k, v and the options, and kept its fast call
-        attention_call = torch_fast_call(q, k, v, **attention)
-        if attention_call is not None:
+        attention_call = fast_call(q, k, v, **attention)
+        if attention_call is not None and operand.adapter.name == key[0]:
             _remember(_attention_calls, (inputs_key, key),
-                      _AttentionCall(get_select_plan(problem), mask, attention_call, problem.device))
+                      _AttentionCall(get_select_plan(problem), mask, attention_call, operand.adapter,
+                                     problem.device))
     return result
 
 
 class _AttentionCall:
-    """sparsek_attention's per-call work for torch inputs already checked: the selection into the problem's
-    reused device mask, then attention_forward's own per-call work over it, both on the current stream."""
+    """sparsek_attention's per-call work for torch or CuPy inputs already checked: the selection into the
+    problem's reused device mask, then attention_forward's own per-call work over it, both on the current
+    stream."""
 
-    def __init__(self, plan, mask: BlockMask, attention_call, device: int):
-        import torch
-
-        self._plan, self._attention_call, self._device = plan, attention_call, device
+    def __init__(self, plan, mask: BlockMask, attention_call, adapter, device: int):
+        self._plan, self._attention_call, self._adapter, self._device = plan, attention_call, adapter, device
         self.mask = mask  # kept alive: the plans hold its pointers
         self._pointers = (mask.kv_num_blocks.data.ptr, mask.kv_indices.data.ptr)
-        self._current_stream = torch._C._cuda_getCurrentRawStream
 
     def __call__(self, q, k, v, scores_ptr: int):
-        stream = self._current_stream(self._device)
+        stream = self._adapter.stream(self._device)
         if is_capturing(stream):
             keep_for_graphs(self.mask)
         self._plan.launch(scores_ptr, *self._pointers, stream)

@@ -187,6 +187,46 @@ def test_cupy_bfloat16():
     assert np.abs(got - ref_out).max() < 3e-2
 
 
+def test_cupy_calls_take_a_fast_path_and_check_out():
+    """Repeated CuPy calls are served by one fast-path entry (the same result bit for bit, lse too); a given
+    out is written in place, and a bad one gets the slow path's errors; sparsek_select and sparsek_attention
+    on CuPy arrays take their fast paths as well."""
+    cupy = pytest.importorskip("cupy")
+    from bsk_cupy import api, interop, sparsek
+
+    q = cupy.from_dlpack(_rand((1, 4, 640, 64), "float16", 94))
+    k, v = (cupy.from_dlpack(_rand((1, 2, 640, 64), "float16", seed)) for seed in (95, 96))
+    first, first_lse = bsk.attention_forward(q, k, v, causal=True, return_lse=True)
+    key = api._fast_key(q, k, v, True, None, "bhsd", True, None, None)
+    entry = api._fast_calls[key]
+    assert isinstance(entry, interop.CupyFastCall) and key[0][0] == "cupy"
+    again, again_lse = bsk.attention_forward(q, k, v, causal=True, return_lse=True)
+    assert api._fast_calls[key] is entry
+    assert cupy.array_equal(first, again) and cupy.array_equal(first_lse, again_lse)
+    ref_out, _ = reference_for(torch.from_dlpack(q), torch.from_dlpack(k), torch.from_dlpack(v), True)
+    assert np.abs(cupy.asnumpy(first).astype(np.float64) - ref_out).max() < 1e-2
+    given = cupy.full(q.shape, cupy.nan, dtype=q.dtype)
+    assert bsk.attention_forward(q, k, v, causal=True, out=given) is given and cupy.array_equal(given, first)
+    for bad, exc, match in ((cupy.empty(q.shape, cupy.float32), TypeError, "out must have q's dtype float16"),
+                            (q, ValueError, "out overlaps q"),
+                            (cupy.empty((1, 4, 64, 640), q.dtype).transpose(0, 1, 3, 2), ValueError,
+                             "must be contiguous"),
+                            (torch.empty(q.shape, dtype=torch.float16, device="cuda"), TypeError,
+                             "out must be a cupy array like q")):
+        with pytest.raises(exc, match=match):
+            bsk.attention_forward(q, k, v, causal=True, out=bad)
+    scores = cupy.random.default_rng(97).standard_normal((1, 2, 640), dtype=cupy.float32)
+    mask = bsk.sparsek_select(scores, 2)
+    assert sparsek._select_calls[sparsek._call_key(scores, 2, None, 128, True, 1, "max")] is not None
+    again_mask = bsk.sparsek_select(scores, 2)
+    assert cupy.array_equal(mask.kv_indices, again_mask.kv_indices)
+    fused = bsk.sparsek_attention(q, k, v, scores, 2)
+    assert (interop.call_key(q, k, v), sparsek._call_key(scores, 2, 128, True, 1, "max", None, "bhsd", False)) \
+        in sparsek._attention_calls
+    assert cupy.array_equal(bsk.sparsek_attention(q, k, v, scores, 2), fused)
+    assert cupy.array_equal(fused, bsk.attention_forward(q, k, v, causal=True, block_mask=mask))
+
+
 def test_jax_round_trip():
     jax = pytest.importorskip("jax")
     import jax.numpy as jnp

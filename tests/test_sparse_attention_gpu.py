@@ -425,7 +425,7 @@ def test_sparsek_attention_fast_path_selects_every_call():
     q, k, v = _rand((1, 4, 1024, 64), 101), _rand((1, 2, 1024, 64), 102), _rand((1, 2, 1024, 64), 103)
     scores = _rand((1, 2, 1024), 104, torch.float32)
     first = bsk.sparsek_attention(q, k, v, scores, 2)
-    key = (interop.torch_call_key(q, k, v), sparsek._torch_key(scores, 2, 128, True, 1, "max", None, "bhsd", False))
+    key = (interop.call_key(q, k, v), sparsek._call_key(scores, 2, 128, True, 1, "max", None, "bhsd", False))
     entry = sparsek._attention_calls[key]
     assert torch.equal(first, bsk.sparsek_attention(q, k, v, scores, 2))
     assert sparsek._attention_calls[key] is entry

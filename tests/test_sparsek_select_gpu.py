@@ -181,7 +181,7 @@ def test_checked_calls_take_the_fast_path_and_option_types_still_count():
 
     scores = _scores((BATCH, HEADS, 2000), "float32", 20)
     first = bsk.sparsek_select(scores, 1)
-    key = sparsek._torch_key(scores, 1, None, 128, True, 1, "max")
+    key = sparsek._call_key(scores, 1, None, 128, True, 1, "max")
     served = sparsek._select_calls[key]
     again = bsk.sparsek_select(scores, 1)
     assert sparsek._select_calls[key] is served

@@ -143,11 +143,14 @@ def test_fast_path_keys_tell_option_types_apart():
     from bsk_cupy import api, sparsek
 
     scores = torch.zeros(1, 2, 300)
-    assert sparsek._torch_key(scores, 1, True) == sparsek._torch_key(scores.clone(), 1, True)
-    assert sparsek._torch_key(scores, 1, True) != sparsek._torch_key(scores, True, True)
-    assert sparsek._torch_key(scores, 1.0, True) != sparsek._torch_key(scores, 1, True)
-    assert sparsek._torch_key(scores.transpose(1, 2), 1) != sparsek._torch_key(scores, 1)
-    assert sparsek._torch_key(scores, [1]) is None and sparsek._torch_key(scores.numpy(), 1) is None
+    assert sparsek._call_key(scores, 1, True) == sparsek._call_key(scores.clone(), 1, True)
+    assert sparsek._call_key(scores, 1, True) != sparsek._call_key(scores, True, True)
+    assert sparsek._call_key(scores, 1.0, True) != sparsek._call_key(scores, 1, True)
+    assert sparsek._call_key(scores.transpose(1, 2), 1) != sparsek._call_key(scores, 1)
+    assert sparsek._call_key(scores, [1]) is None and sparsek._call_key(scores.numpy(), 1) is None
+    assert sparsek._call_key(scores, 1)[0] == "torch"
+    assert interop.call_key(scores, scores, scores) == interop.torch_call_key(scores, scores, scores)
+    assert interop.cupy_call_key(scores, scores, scores) is None and interop.call_key(1, 2, 3) is None
     host = bsk.BlockMask.from_dense(np.ones((1, 1, 2, 2), bool))
     assert api._mask_key(host) == api._Identity(host)
     assert api._mask_key("mask") is None and api._mask_key(None) is None

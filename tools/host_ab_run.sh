@@ -10,7 +10,7 @@ other=$1
 export PYTHONUNBUFFERED=1 BSK_CACHE_DIR=${BSK_CACHE_DIR:-$PWD/.bskcache}
 for round in 1 2; do
     PYTHONPATH=$other timeout 150 python tools/sparse_host_overhead.py --calls-only > "$out/host_old$round.log" 2>&1
-    echo "== $other, round $round"; tail -9 "$out/host_old$round.log"
+    echo "== $other, round $round"; tail -15 "$out/host_old$round.log"
     PYTHONPATH=. timeout 150 python tools/sparse_host_overhead.py --calls-only > "$out/host_new$round.log" 2>&1
-    echo "== this tree, round $round"; tail -9 "$out/host_new$round.log"
+    echo "== this tree, round $round"; tail -15 "$out/host_new$round.log"
 done
