@@ -62,7 +62,7 @@ def _forget(ident: int) -> None:
 def _mask_key(mask):
     """A ``block_mask``'s part of the fast-path key, or None for an object that takes no fast path (not a
     BlockMask, or one that does not hash). A host mask goes by identity: its device copy belongs to the
-    object. A device mask goes by its arrays' pointers and layouts: the kernel reads them in place and a
+    object. A device mask goes by its arrays' pointers, devices and layouts: the kernel reads them in place and a
     launch plan keeps only the pointers, so a new mask over the same memory with the same layout makes the
     same launch (a select-then-attend loop, whose masks the caching allocator places at one of a few
     addresses, takes the fast path: 140-295 -> 41-67 us of host time per loop step on the H100 machines;
@@ -83,7 +83,8 @@ def _mask_key(mask):
         elif type(array).__module__.split(".")[0] != "cupy":
             return _Identity(mask)  # mixed host and device arrays: mask_operand names them
         else:
-            key.append((array.data.ptr, array.shape, array.strides, array.dtype))
+            data = array.data
+            key.append((data.ptr, data.device_id, array.shape, array.strides, array.dtype))
     return tuple(key)
 
 

@@ -79,7 +79,7 @@ class _TorchAdapter:
         return views
 
 
-def _on_device(device: int):
+def on_device(device: int):
     """A context that makes ``device`` CuPy's current device; none when it already is (a device switch
     costs a few us per call)."""
     import cupy
@@ -102,13 +102,13 @@ class _CupyAdapter:
     def stream(self, device: int) -> int:
         import cupy
 
-        with _on_device(device):
+        with on_device(device):
             return cupy.cuda.get_current_stream().ptr
 
     def empty(self, like, shape, float32: bool = False):
         import cupy
 
-        with _on_device(like.data.device_id):
+        with on_device(like.data.device_id):
             out = cupy.empty(shape, dtype=cupy.float32 if float32 else like.dtype)
         return out, out.data.ptr
 
@@ -117,7 +117,7 @@ class _CupyAdapter:
         import cupy
 
         offsets, total = _packed_offsets(shapes)
-        with _on_device(like.data.device_id):
+        with on_device(like.data.device_id):
             block = cupy.empty(total // 4, dtype=cupy.int32)
         views = []
         for shape, offset in zip(shapes, offsets):
@@ -155,6 +155,7 @@ def describe(name: str, x) -> Operand:
         info, handle = _TORCH.describe(x)
         return Operand(info, handle, _TORCH)
     if root == "cupy":
+        _check_whole_strides(name, x)
         info, handle = _CUPY.describe(x)
         return Operand(info, handle, _CUPY)
     if root == "numpy":
@@ -169,10 +170,21 @@ def describe(name: str, x) -> Operand:
         import cupy
 
         adapter = _JAX if framework == "jax" else _DLPACK
-        info, handle = adapter.describe(cupy.from_dlpack(x))
+        view = cupy.from_dlpack(x)
+        _check_whole_strides(name, view)
+        info, handle = adapter.describe(view)
         return Operand(info, handle, adapter)
     raise TypeError(f"{name} must be a torch tensor, CuPy array, JAX array or another DLPack-capable CUDA array; "
                     f"got {type(x).__module__}.{type(x).__name__}")
+
+
+def _check_whole_strides(name: str, x) -> None:
+    """CuPy strides are in bytes and ours in elements: refuse byte strides that are not whole elements
+    (``as_strided`` views), which a floor division would silently turn into other strides."""
+    itemsize = x.dtype.itemsize
+    if any(stride % itemsize for stride in x.strides):
+        raise ValueError(f"{name} has byte strides {tuple(x.strides)}, not multiples of its {itemsize}-byte "
+                         f"elements")
 
 
 def placement(name: str, x) -> ArrayInfo:
@@ -250,12 +262,14 @@ def call_key(q, k, v) -> tuple | None:
 
 
 def cupy_call_key(q, k, v) -> tuple | None:
-    """Everything about three CuPy arrays that a launch plan depends on (pointers, which also fix the
-    device, shapes, strides, dtypes), or None if any is not one."""
+    """Everything about three CuPy arrays that a launch plan depends on (pointers, shapes, strides, dtypes,
+    devices: an entry outlives its arrays, and a freed address may come back on another device), or None if
+    any is not one."""
     if not (type(q).__module__ == type(k).__module__ == type(v).__module__ == "cupy"):
         return None
-    return ("cupy", q.data.ptr, k.data.ptr, v.data.ptr, q.shape, k.shape, v.shape, q.strides, k.strides,
-            v.strides, q.dtype, k.dtype, v.dtype)
+    qd, kd, vd = q.data, k.data, v.data
+    return ("cupy", qd.ptr, kd.ptr, vd.ptr, q.shape, k.shape, v.shape, q.strides, k.strides, v.strides,
+            q.dtype, k.dtype, v.dtype, qd.device_id, kd.device_id, vd.device_id)
 
 
 def torch_call_key(q, k, v) -> tuple | None:
@@ -359,7 +373,7 @@ class CupyFastCall:
         self._device = problem.device
 
     def __call__(self, q, k, v, out=None):
-        with _on_device(self._device):
+        with on_device(self._device):
             return self._call(q, out)
 
     def _checked_out(self, q, out) -> int:

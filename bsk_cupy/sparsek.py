@@ -150,8 +150,9 @@ class _SelectCall:
         self._block_size = (problem.block_size, problem.block_size)
 
     def __call__(self, like, scores_ptr: int) -> BlockMask:
-        (num_blocks, num_blocks_ptr), (indices, indices_ptr) = self._adapter.index_arrays(like, self._shapes)
-        self._plan.launch(scores_ptr, num_blocks_ptr, indices_ptr, self._adapter.stream(self._device))
+        with interop.on_device(self._device):  # the kernel was loaded in that device's context
+            (num_blocks, num_blocks_ptr), (indices, indices_ptr) = self._adapter.index_arrays(like, self._shapes)
+            self._plan.launch(scores_ptr, num_blocks_ptr, indices_ptr, self._adapter.stream(self._device))
         return BlockMask(num_blocks, indices, self._seq_lengths, self._block_size)
 
 
@@ -232,15 +233,17 @@ def sparsek_attention(q, k, v, scores, topk: int, *, block_size: int = 128, caus
                                  local_blocks=local_blocks, pool=pool)
     require_hopper(problem.device)
     mask = _reused_mask(problem)
-    stream = operand.adapter.stream(problem.device)
-    if is_capturing(stream):
-        keep_for_graphs(mask)
-    get_select_plan(problem).launch(operand.info.ptr, mask.kv_num_blocks.data.ptr, mask.kv_indices.data.ptr, stream)
+    with interop.on_device(problem.device):
+        stream = operand.adapter.stream(problem.device)
+        if is_capturing(stream):
+            keep_for_graphs(mask)
+        get_select_plan(problem).launch(operand.info.ptr, mask.kv_num_blocks.data.ptr, mask.kv_indices.data.ptr,
+                                        stream)
     attention = dict(causal=causal, scale=scale, layout=layout, return_lse=return_lse, block_mask=mask)
     result = attention_forward(q, k, v, **attention)
     if key is not None:  # attention_forward has checked q, k, v and the options, and kept its fast call
         attention_call = fast_call(q, k, v, **attention)
-        if attention_call is not None and operand.adapter.name == key[0]:
+        if attention_call is not None:
             _remember(_attention_calls, (inputs_key, key),
                       _AttentionCall(get_select_plan(problem), mask, attention_call, operand.adapter,
                                      problem.device))
@@ -258,8 +261,9 @@ class _AttentionCall:
         self._pointers = (mask.kv_num_blocks.data.ptr, mask.kv_indices.data.ptr)
 
     def __call__(self, q, k, v, scores_ptr: int):
-        stream = self._adapter.stream(self._device)
-        if is_capturing(stream):
-            keep_for_graphs(self.mask)
-        self._plan.launch(scores_ptr, *self._pointers, stream)
+        with interop.on_device(self._device):
+            stream = self._adapter.stream(self._device)
+            if is_capturing(stream):
+                keep_for_graphs(self.mask)
+            self._plan.launch(scores_ptr, *self._pointers, stream)
         return self._attention_call(q, k, v)

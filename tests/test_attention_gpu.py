@@ -207,24 +207,63 @@ def test_cupy_calls_take_a_fast_path_and_check_out():
     assert np.abs(cupy.asnumpy(first).astype(np.float64) - ref_out).max() < 1e-2
     given = cupy.full(q.shape, cupy.nan, dtype=q.dtype)
     assert bsk.attention_forward(q, k, v, causal=True, out=given) is given and cupy.array_equal(given, first)
+    size_one = cupy.lib.stride_tricks.as_strided(cupy.empty(q.size, q.dtype), q.shape, (2,) + q.strides[1:])
+    assert bsk.attention_forward(q, k, v, causal=True, out=size_one) is size_one   # batch 1: any stride
+    assert cupy.array_equal(size_one, first)
+    unaligned = cupy.empty(q.size + 1, q.dtype)[1:].reshape(q.shape)
     for bad, exc, match in ((cupy.empty(q.shape, cupy.float32), TypeError, "out must have q's dtype float16"),
+                            (cupy.empty((1, 4, 640, 32), q.dtype), ValueError, "out must have q's shape"),
                             (q, ValueError, "out overlaps q"),
+                            (unaligned, ValueError, "16-byte aligned"),
                             (cupy.empty((1, 4, 64, 640), q.dtype).transpose(0, 1, 3, 2), ValueError,
                              "must be contiguous"),
                             (torch.empty(q.shape, dtype=torch.float16, device="cuda"), TypeError,
                              "out must be a cupy array like q")):
         with pytest.raises(exc, match=match):
             bsk.attention_forward(q, k, v, causal=True, out=bad)
+    odd = cupy.lib.stride_tricks.as_strided(cupy.empty(q.size + 64, q.dtype), q.shape,
+                                            q.strides[:2] + (129, 2))
+    with pytest.raises(ValueError, match=r"q has byte strides \(.*\), not multiples of its 2-byte elements"):
+        bsk.attention_forward(odd, k, v)
     scores = cupy.random.default_rng(97).standard_normal((1, 2, 640), dtype=cupy.float32)
     mask = bsk.sparsek_select(scores, 2)
-    assert sparsek._select_calls[sparsek._call_key(scores, 2, None, 128, True, 1, "max")] is not None
+    served = sparsek._select_calls[sparsek._call_key(scores, 2, None, 128, True, 1, "max")]
     again_mask = bsk.sparsek_select(scores, 2)
+    assert sparsek._select_calls[sparsek._call_key(scores, 2, None, 128, True, 1, "max")] is served
     assert cupy.array_equal(mask.kv_indices, again_mask.kv_indices)
+    assert cupy.array_equal(mask.kv_num_blocks, again_mask.kv_num_blocks)
     fused = bsk.sparsek_attention(q, k, v, scores, 2)
-    assert (interop.call_key(q, k, v), sparsek._call_key(scores, 2, 128, True, 1, "max", None, "bhsd", False)) \
-        in sparsek._attention_calls
+    key = (interop.call_key(q, k, v), sparsek._call_key(scores, 2, 128, True, 1, "max", None, "bhsd", False))
+    entry = sparsek._attention_calls[key]
     assert cupy.array_equal(bsk.sparsek_attention(q, k, v, scores, 2), fused)
+    assert sparsek._attention_calls[key] is entry
     assert cupy.array_equal(fused, bsk.attention_forward(q, k, v, causal=True, block_mask=mask))
+
+
+def test_cupy_fast_call_launches_on_cupys_current_stream():
+    """A CuPy fast-path call launches on CuPy's current stream (a non-default one here), allocating there."""
+    cupy = pytest.importorskip("cupy")
+    from bsk_cupy import interop
+    from bsk_cupy.validation import check_attention_args
+
+    class RecordingPlan:
+        owns_device_memory = False
+
+        def __init__(self):
+            self.calls = []
+
+        def launch(self, out_ptr, lse_ptr, stream):
+            self.calls.append((out_ptr, lse_ptr, stream))
+
+    q = cupy.from_dlpack(_rand((1, 2, 128, 64), "float16", 98))
+    infos = tuple(interop.describe(n, q).info for n in ("q", "k", "v"))
+    problem = check_attention_args(*infos, causal=False, scale=None, layout="bhsd")
+    plan = RecordingPlan()
+    call = interop.CupyFastCall(plan, q, problem, infos, (1, 2, 128))
+    with cupy.cuda.Stream(non_blocking=True) as side:
+        out, lse = call(q, q, q)
+    assert plan.calls == [(out.data.ptr, lse.data.ptr, side.ptr)] and side.ptr != 0
+    assert out.shape == q.shape and out.dtype == q.dtype and lse.dtype == cupy.float32
 
 
 def test_jax_round_trip():

@@ -139,7 +139,8 @@ def test_index_outputs_are_laid_out_in_one_aligned_block():
 
 def test_fast_path_keys_tell_option_types_apart():
     """True and 1 (or 1.0 and 1) hash alike, so the keys carry the types; options that do not hash, arrays
-    other than torch tensors and objects other than block masks get no key (their calls are checked)."""
+    other than torch tensors and CuPy arrays, and objects other than block masks get no key (their calls are
+    checked)."""
     from bsk_cupy import api, sparsek
 
     scores = torch.zeros(1, 2, 300)
