@@ -243,17 +243,10 @@ def test_cupy_calls_take_a_fast_path_and_check_out():
 def test_cupy_fast_call_launches_on_cupys_current_stream():
     """A CuPy fast-path call launches on CuPy's current stream (a non-default one here), allocating there."""
     cupy = pytest.importorskip("cupy")
+    from recording_plan import RecordingPlan
+
     from bsk_cupy import interop
     from bsk_cupy.validation import check_attention_args
-
-    class RecordingPlan:
-        owns_device_memory = False
-
-        def __init__(self):
-            self.calls = []
-
-        def launch(self, out_ptr, lse_ptr, stream):
-            self.calls.append((out_ptr, lse_ptr, stream))
 
     q = cupy.from_dlpack(_rand((1, 2, 128, 64), "float16", 98))
     infos = tuple(interop.describe(n, q).info for n in ("q", "k", "v"))

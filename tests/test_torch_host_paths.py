@@ -6,20 +6,11 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
+from recording_plan import RecordingPlan
 
 import bsk_cupy as bsk
 from bsk_cupy import interop
 from bsk_cupy.validation import AttentionProblem
-
-
-class RecordingPlan:
-    owns_device_memory = True
-
-    def __init__(self):
-        self.calls = []
-
-    def launch(self, out_ptr, lse_ptr, stream):
-        self.calls.append((out_ptr, lse_ptr, stream))
 
 
 def fast_call(plan, q, k, v, lse_shape=None):
