@@ -11,7 +11,6 @@ from . import interop, window_route
 from .block_mask import ARRAY_FIELDS, BlockMask
 from .device import require_hopper
 from .dispatch import get_plan, l2_bytes, sm_count
-from .launch import is_capturing, keep_for_graphs
 from .mask_operand import mask_operand
 from .validation import check_attention_args
 
@@ -214,8 +213,6 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
         raise TypeError(f"out is for torch tensors and CuPy arrays; {adapter.name} inputs get a new array")
     out, out_ptr = adapter.empty(like, problem.out_shape)
     lse, lse_ptr = adapter.empty(like, lse_shape, float32=True) if return_lse else (None, 0)
-    if plan.owns_device_memory and is_capturing(stream):
-        keep_for_graphs(plan)
     plan.launch(out_ptr, lse_ptr, stream)
     if return_lse:
         return adapter.finish(out), adapter.finish(lse)

@@ -21,7 +21,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .launch import is_capturing, keep_for_graphs
 from .validation import ArrayInfo, byte_span, check_out
 
 _DLPACK_CUDA = 2  # DLDeviceType kDLCUDA
@@ -296,7 +295,7 @@ _NO_BACKWARD = ("attention_forward has no backward yet: call it under torch.no_g
 
 class TorchFastCall:
     """The per-call work for torch inputs whose plan is known: grad check, allocate (or check ``out``),
-    launch; a launch captured into a CUDA graph keeps its plan (and the device memory the plan owns) alive.
+    launch.
 
     Every torch call goes through here (the first one right after validation), so this is the one place
     that refuses inputs needing gradients and checks caller-provided outputs.
@@ -308,8 +307,6 @@ class TorchFastCall:
         self._is_grad_enabled = torch.is_grad_enabled
         self._torch_c = torch._C  # _cuda_getCurrentRawStream: the current stream without a Stream object
         self._float32 = torch.float32
-        self._plan = plan
-        self._owns_device_memory = plan.owns_device_memory  # else a capture needs nothing kept (no check)
         self._launch = plan.launch
         self._problem = problem
         self._inputs = inputs
@@ -342,8 +339,6 @@ class TorchFastCall:
         else:
             out_ptr = self._checked_out(q, out)
         stream = self._torch_c._cuda_getCurrentRawStream(self._device_index)
-        if self._owns_device_memory and is_capturing(stream):
-            keep_for_graphs(self._plan)
         if self._lse_shape is None:
             self._launch(out_ptr, 0, stream)
             return out
@@ -360,8 +355,6 @@ class CupyFastCall:
         import cupy
 
         self._cupy = cupy
-        self._plan = plan
-        self._owns_device_memory = plan.owns_device_memory
         self._launch = plan.launch
         self._problem = problem
         self._inputs = inputs
@@ -392,8 +385,6 @@ class CupyFastCall:
         else:
             out_ptr = self._checked_out(q, out)
         stream = cupy.cuda.get_current_stream().ptr
-        if self._owns_device_memory and is_capturing(stream):
-            keep_for_graphs(self._plan)
         if self._lse_shape is None:
             self._launch(out_ptr, 0, stream)
             return out

@@ -246,6 +246,9 @@ class PackedLaunch:
         self._slots_offset = slots_offset
         self._pack_slots = struct.Struct(f"<{slots}Q").pack_into  # 3x cheaper than a ctypes slice write
         self._launch_args = (kernel.function_ptr, *grid, *self.block, smem)
+        # Whether a launch uses device memory the plan owns, which a graph capturing it needs kept (set by
+        # plans that own some: LaunchPlan).
+        self.owns_device_memory = False
         if programmatic:
             self._attribute = _LaunchAttribute(_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION)
             self._attribute.value[0] = 1  # programmaticStreamSerializationAllowed
@@ -253,6 +256,8 @@ class PackedLaunch:
                                          ctypes.pointer(self._attribute), 1)
 
     def _launch(self, stream: int, *pointers: int) -> None:
+        if self.owns_device_memory and is_capturing(stream):
+            keep_for_graphs(self)  # a CUDA graph now holds this launch: its device memory must outlive the caches
         status = self._launch_once(stream, pointers)
         if status == _CUDA_ERROR_INVALID_CONTEXT:  # a thread that never touched CUDA
             _make_context_current(self.kernel.device)
@@ -346,14 +351,10 @@ class LaunchPlan(PackedLaunch):
         struct.pack_into(_WORK_FORMAT, self._params, _OFF_WORK,
                          self.work_counter.pointer if self.work_counter is not None else 0)
         struct.pack_into(_HEIGHTS_FORMAT, self._params, _OFF_HEIGHTS, tall_blocks, tall_items)
-
-    @property
-    def owns_device_memory(self) -> bool:
-        """Whether a launch uses device memory this plan owns (work counter, split-KV workspace, uploaded
-        mask or tail order), which a captured graph needs kept (keep_for_graphs); a plan without any is
-        captured whole into the graph's kernel node."""
-        return (self.work_counter is not None or self.workspace is not None
-                or (self.mask is not None and len(self.mask.arrays) > 0))
+        # work counter, split-KV workspace, uploaded mask or tail order; a plan without any is captured whole
+        # into the graph's kernel node
+        self.owns_device_memory = (self.work_counter is not None or self.workspace is not None
+                                   or (mask is not None and len(mask.arrays) > 0))
 
     def launch(self, out_ptr: int, lse_ptr: int, stream: int) -> None:
         """Launch on ``stream`` writing O to ``out_ptr`` and (if non-zero) LSE to ``lse_ptr``."""

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 
 class RecordingPlan:
-    owns_device_memory = True  # as a plan with a work counter: a launch under graph capture keeps it
-
     def __init__(self):
         self.calls = []
 

@@ -149,25 +149,26 @@ def test_fast_path_keys_tell_option_types_apart():
 
 
 def test_a_launch_under_graph_capture_keeps_its_plan():
-    """A fast-path launch made while the stream captures a CUDA graph keeps its plan (whose device memory the
-    graph uses) alive for good; one made outside a capture does not."""
+    """Every plan launch goes through PackedLaunch._launch: one made while the stream captures a CUDA graph
+    keeps a plan that owns device memory (which the graph uses) alive for good; one made outside a capture,
+    or by a plan that owns none, keeps nothing."""
     from bsk_cupy import launch
 
-    q = torch.randn(1, 2, 8, 64, dtype=torch.float16)
-    plan = RecordingPlan()
-    with mock.patch.object(torch._C, "_cuda_getCurrentRawStream", lambda index: 5, create=True):
-        with mock.patch.object(interop, "is_capturing", lambda stream: False):
-            fast_call(plan, q, q, q)(q, q, q)
-        assert id(plan) not in launch._kept_for_graphs
-        with mock.patch.object(interop, "is_capturing", lambda stream: stream == 5):
-            fast_call(plan, q, q, q)(q, q, q)
+    plan = launch.PackedLaunch.__new__(launch.PackedLaunch)   # no kernel: the launch itself is recorded
+    launched = []
+    plan._launch_once = lambda stream, pointers: launched.append((stream, pointers)) or 0
+    plan.owns_device_memory = True
+    with mock.patch.object(launch, "is_capturing", lambda stream: False):
+        plan._launch(5, 1, 2)
+    assert id(plan) not in launch._kept_for_graphs
+    with mock.patch.object(launch, "is_capturing", lambda stream: stream == 5):
+        plan._launch(5, 1, 2)
     try:
-        assert launch._kept_for_graphs[id(plan)] is plan and len(plan.calls) == 2
+        assert launch._kept_for_graphs[id(plan)] is plan and launched == [(5, (1, 2))] * 2
     finally:
         launch._kept_for_graphs.pop(id(plan), None)
-    plan.owns_device_memory = False   # its launches need nothing kept: no check, nothing kept
-    with mock.patch.object(torch._C, "_cuda_getCurrentRawStream", lambda index: 5, create=True), \
-            mock.patch.object(interop, "is_capturing", lambda stream: True):
-        fast_call(plan, q, q, q)(q, q, q)
-    assert id(plan) not in launch._kept_for_graphs
+    plan.owns_device_memory = False   # its launches need nothing kept: nothing kept
+    with mock.patch.object(launch, "is_capturing", lambda stream: True):
+        plan._launch(5, 1, 2)
+    assert id(plan) not in launch._kept_for_graphs and len(launched) == 3
     assert launch.is_capturing(0) is False   # no capture here (and no GPU on CI: an error reads as none)
