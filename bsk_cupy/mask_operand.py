@@ -88,17 +88,31 @@ def _device_arrays(mask: BlockMask, device: int) -> tuple:
     return uploaded
 
 
-def mask_operand(mask, problem: AttentionProblem) -> MaskOperand:
-    """Check ``mask`` against ``problem`` and return the kernel's view of it (which holds its device arrays).
+@dataclass(frozen=True)
+class MaskGeometry:
+    """How a block mask's arrays map onto an attention problem (what :func:`mask_geometry` checks)."""
+
+    mask_batch: int  # 1 (broadcast) or B
+    mask_heads: int  # 1, Hq or Hkv
+    query_blocks: int
+    kv_blocks: int
+    head_div: int    # the mask head of query head h is h // head_div
+    block: int
+
+
+def mask_geometry(mask, problem: AttentionProblem) -> MaskGeometry:
+    """Check ``mask``'s type, block size, sequence lengths and array shapes against ``problem`` without
+    touching its arrays' memory (no device, no upload): what :func:`mask_operand` checks first, and all a
+    traced JAX call can check before it runs.
 
     Raises
     ------
     TypeError
-        ``mask`` is not a BlockMask, or mixes host and device arrays.
+        ``mask`` is not a BlockMask.
     ValueError
         Arrays that are not int32 or whose shapes disagree with each other or with the mask's sequence
-        lengths; block size other than 128 x 128 or 64 x 64; sequence lengths, batch or head counts that do
-        not match q / k; device arrays on another device than q or not C-contiguous.
+        lengths; block size other than 128 x 128 or 64 x 64 (64 not at head dim 256); sequence lengths,
+        batch or head counts that do not match q / k.
     """
     if not isinstance(mask, BlockMask):
         raise TypeError(f"block_mask must be a bsk_cupy.BlockMask or None, got {type(mask).__name__}")
@@ -128,16 +142,48 @@ def mask_operand(mask, problem: AttentionProblem) -> MaskOperand:
     else:
         raise ValueError(f"block_mask head dimension must be 1, Hq={problem.heads_q} or Hkv={problem.heads_kv}; "
                          f"got {mask_h}")
+    return MaskGeometry(mask_b, mask_h, n_qb, n_kb, head_div, block)
+
+
+def mask_operand(mask, problem: AttentionProblem) -> MaskOperand:
+    """Check ``mask`` against ``problem`` (:func:`mask_geometry`) and return the kernel's view of it (which
+    holds its device arrays).
+
+    Raises
+    ------
+    TypeError
+        As :func:`mask_geometry`, or a mask that mixes host and device arrays.
+    ValueError
+        As :func:`mask_geometry`, or device arrays on another device than q or not C-contiguous.
+    """
+    geometry = mask_geometry(mask, problem)
     arrays = _device_arrays(mask, problem.device)
-    num, idx, full_num, full_idx, row_order = arrays
+    pointers = tuple(0 if a is None else a.data.ptr for a in arrays)
+    return _operand(geometry, pointers, arrays, not isinstance(mask.kv_indices, np.ndarray))
+
+
+def operand_at(geometry: MaskGeometry, pointers: tuple[int, int, int, int, int], device: int) -> MaskOperand:
+    """The kernel's view of a mask whose arrays (``ARRAY_FIELDS`` order, 0 where absent) are C-contiguous int32
+    device memory at ``pointers`` on ``device``, owned by the caller (XLA's buffers in a JAX custom call). A
+    row order is wrapped as a CuPy view, from which a plan can derive its tail order."""
+    import cupy
+
+    order = None
+    if pointers[4]:
+        rows = geometry.mask_batch * geometry.mask_heads * geometry.query_blocks
+        memory = cupy.cuda.UnownedMemory(pointers[4], 4 * rows, None, device_id=device)
+        order = cupy.ndarray((rows,), dtype=cupy.int32, memptr=cupy.cuda.MemoryPointer(memory, 0))
+    return _operand(geometry, pointers, (None, None, None, None, order), True)
+
+
+def _operand(geometry: MaskGeometry, pointers: tuple[int, ...], arrays: tuple, borrowed: bool) -> MaskOperand:
+    num, idx, full_num, full_idx, row_order = pointers
     return MaskOperand(
-        num_ptr=num.data.ptr, idx_ptr=idx.data.ptr,
-        full_num_ptr=0 if full_num is None else full_num.data.ptr,
-        full_idx_ptr=0 if full_idx is None else full_idx.data.ptr,
-        stride_b=0 if mask_b == 1 else mask_h * n_qb, stride_h=0 if mask_h == 1 else n_qb,
-        kv_blocks=n_kb, head_div=head_div, block=block,
-        row_order_ptr=0 if row_order is None else row_order.data.ptr, arrays=arrays,
-        borrowed=not isinstance(mask.kv_indices, np.ndarray))
+        num_ptr=num, idx_ptr=idx, full_num_ptr=full_num, full_idx_ptr=full_idx,
+        stride_b=0 if geometry.mask_batch == 1 else geometry.mask_heads * geometry.query_blocks,
+        stride_h=0 if geometry.mask_heads == 1 else geometry.query_blocks,
+        kv_blocks=geometry.kv_blocks, head_div=geometry.head_div, block=geometry.block,
+        row_order_ptr=row_order, arrays=arrays, borrowed=borrowed)
 
 
 def tail_item_order(row_order, query_blocks: int, batch: int, heads: int, mask_batch: int, mask_heads: int,
