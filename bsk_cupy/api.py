@@ -7,7 +7,7 @@ import weakref
 
 import numpy as np
 
-from . import interop, window_route
+from . import interop, jax_bridge, window_route
 from .block_mask import ARRAY_FIELDS, BlockMask
 from .device import require_hopper
 from .dispatch import get_plan, l2_bytes, sm_count
@@ -15,7 +15,7 @@ from .mask_operand import mask_operand
 from .validation import check_attention_args
 
 _FAST_CALLS_MAX = 256
-_fast_calls: dict[tuple, "interop.TorchFastCall | interop.CupyFastCall"] = {}
+_fast_calls: dict[tuple, "interop.TorchFastCall | interop.CupyFastCall | jax_bridge.JaxFastCall"] = {}
 # Guards insertion and eviction (lookups are single dict reads); reentrant, as a mask's finalizer (_forget)
 # may run inside a locked section when a garbage collection happens there.
 _fast_calls_lock = threading.RLock()
@@ -92,7 +92,7 @@ def _fast_key(q, k, v, causal, scale, layout, return_lse, block_mask, window) ->
     and for options whose calls are checked every time (a window other than a tuple of exact ints or None, a
     block mask without a key). Types go in the key: True == 1 and hash alike, and only validated (bool)
     options may hit."""
-    inputs = interop.call_key(q, k, v)
+    inputs = interop.call_key(q, k, v) or jax_bridge.call_key(q, k, v)
     if inputs is None:
         return None
     if window is not None and not (isinstance(window, tuple) and all(x is None or type(x) is int for x in window)):
@@ -104,14 +104,27 @@ def _fast_key(q, k, v, causal, scale, layout, return_lse, block_mask, window) ->
 
 
 def fast_call(q, k, v, *, causal, scale, layout, return_lse, block_mask):
-    """The per-call work (:class:`~bsk_cupy.interop.TorchFastCall` or :class:`~bsk_cupy.interop.CupyFastCall`)
-    attention_forward keeps for these inputs and options, once a call has made it (None otherwise): for
-    callers that run it many times with the same arguments (sparsek_attention)."""
+    """The per-call work (:class:`~bsk_cupy.interop.TorchFastCall`, :class:`~bsk_cupy.interop.CupyFastCall` or
+    :class:`~bsk_cupy.jax_bridge.JaxFastCall`) attention_forward keeps for these inputs and options, once a
+    call has made it (None otherwise): for callers that run it many times with the same arguments
+    (sparsek_attention)."""
     key = _fast_key(q, k, v, causal, scale, layout, return_lse, block_mask, None)
     try:
         return _fast_calls.get(key) if key is not None else None
     except TypeError:
         return None
+
+
+def _remember(key: tuple, fast, block_mask):
+    """Keep ``fast`` as the per-call work of ``key`` (the oldest entry goes past _FAST_CALLS_MAX; a host
+    mask's entries go with the mask) and return it."""
+    with _fast_calls_lock:
+        if len(_fast_calls) >= _FAST_CALLS_MAX:
+            del _fast_calls[next(iter(_fast_calls))]
+        _fast_calls[key] = fast
+    if isinstance(key[-2], _Identity):
+        _watch(block_mask)
+    return fast
 
 
 def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = None, layout: str = "bhsd",
@@ -168,6 +181,11 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
     CuPy's current stream). Works inside ``torch.cuda.graph`` capture. Forward only: torch inputs that
     require grad raise unless grad mode is off.
 
+    JAX arrays run as one XLA custom call on XLA's stream (``jax.experimental.buffer_callback``), eagerly
+    or inside ``jax.jit`` (checked once per trace); a block mask there must be a host (NumPy) mask (a mask
+    in device memory with eager JAX arrays runs through DLPack on CuPy's current stream instead). Not
+    under ``jax.grad`` or ``jax.vmap`` (:mod:`bsk_cupy.jax_bridge`).
+
     Examples
     --------
     >>> import torch, bsk_cupy as bsk
@@ -182,6 +200,14 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
             fast = key = None
         if fast is not None:
             return fast(q, k, v, out)
+    if jax_bridge.takes((q, k, v), block_mask):
+        if out is not None:
+            raise TypeError("out is for torch tensors and CuPy arrays; jax inputs get a new array")
+        result, fast = jax_bridge.attention(q, k, v, causal=causal, scale=scale, layout=layout,
+                                            return_lse=return_lse, block_mask=block_mask, window=window)
+        if fast is not None and key is not None:
+            _remember(key, fast, block_mask)
+        return result
     operands = [interop.describe(name, x) for name, x in (("q", q), ("k", k), ("v", v))]
     if not isinstance(return_lse, bool):
         raise TypeError(f"return_lse must be a bool, got {type(return_lse).__name__}")
@@ -199,16 +225,10 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
     if adapter.name in ("torch", "cupy"):
         make = interop.TorchFastCall if adapter.name == "torch" else interop.CupyFastCall
         fast = make(plan, q, problem, infos, lse_shape)
-        if key is None:
-            return fast(q, k, v, out)
-        with _fast_calls_lock:
-            if len(_fast_calls) >= _FAST_CALLS_MAX:
-                del _fast_calls[next(iter(_fast_calls))]
-            _fast_calls[key] = fast
-        if isinstance(key[-2], _Identity):
-            _watch(block_mask)
+        if key is not None:
+            _remember(key, fast, block_mask)
         return fast(q, k, v, out)
-    # JAX arrays and other DLPack producers, computed through CuPy views
+    # other DLPack producers (and JAX arrays with a device mask), computed through CuPy views
     if out is not None:
         raise TypeError(f"out is for torch tensors and CuPy arrays; {adapter.name} inputs get a new array")
     out, out_ptr = adapter.empty(like, problem.out_shape)

@@ -1,15 +1,18 @@
 """Framework adapters: read pointers, shapes, strides and streams; allocate outputs in the caller's framework.
 
-The only module that knows torch, JAX and CuPy types (imported lazily, never at package import).
+With :mod:`bsk_cupy.jax_bridge` (JAX's custom calls), the only modules that know torch, JAX and CuPy types
+(imported lazily, never at package import).
 
 - torch tensors are read directly (``data_ptr``, ``stride``, the raw current stream): no DLPack on that
   path, since ``cupy.from_dlpack`` costs ~33 us per call. Once a (pointers, shapes, strides, dtypes)
   combination has been validated, :class:`TorchFastCall` serves it without describing or validating again.
 - CuPy arrays are read directly and computed on CuPy's current stream; validated combinations are served by
   :class:`CupyFastCall`, as torch's by :class:`TorchFastCall`.
-- JAX arrays and any other ``__dlpack__`` producer go through ``cupy.from_dlpack`` (zero copy; the
-  producer orders its work before CuPy's current stream) and are computed on that stream. JAX callers
-  get JAX arrays back (``jax.dlpack.from_dlpack``); other producers get CuPy arrays.
+- JAX arrays, concrete or traced under ``jax.jit``, run as XLA custom calls on XLA's stream
+  (:mod:`bsk_cupy.jax_bridge`), but for concrete ones with a block mask in device memory.
+- Those, and any other ``__dlpack__`` producer, go through ``cupy.from_dlpack`` (zero copy; the producer
+  orders its work before CuPy's current stream) and are computed on that stream. JAX callers get JAX
+  arrays back (``jax.dlpack.from_dlpack``); other producers get CuPy arrays.
 - Index outputs (int32 block lists) are CuPy arrays for every caller (``index_arrays``). For torch callers
   torch allocates them and CuPy wraps the memory without DLPack, which keeps the call CUDA-graph capturable.
 """
@@ -23,7 +26,7 @@ from typing import Any
 
 from .validation import ArrayInfo, byte_span, check_out
 
-_DLPACK_CUDA = 2  # DLDeviceType kDLCUDA
+DLPACK_CUDA = 2  # DLDeviceType kDLCUDA
 
 
 def _root_module(x) -> str:
@@ -163,7 +166,7 @@ def describe(name: str, x) -> Operand:
     if hasattr(x, "__dlpack__") and hasattr(x, "__dlpack_device__"):
         framework = "jax" if root in ("jax", "jaxlib") else "dlpack"
         device_type, _ = x.__dlpack_device__()
-        if int(device_type) != _DLPACK_CUDA:
+        if int(device_type) != DLPACK_CUDA:
             return Operand(ArrayInfo(framework, tuple(getattr(x, "shape", ())), (), str(getattr(x, "dtype", "")),
                                      None, 0), x, None)
         import cupy
@@ -198,7 +201,7 @@ def placement(name: str, x) -> ArrayInfo:
     if root in ("cupy", "numpy") or not (hasattr(x, "__dlpack__") and hasattr(x, "__dlpack_device__")):
         return describe(name, x).info
     device_type, device_id = x.__dlpack_device__()
-    device = int(device_id) if int(device_type) == _DLPACK_CUDA else None
+    device = int(device_id) if int(device_type) == DLPACK_CUDA else None
     return ArrayInfo("jax" if root in ("jax", "jaxlib") else "dlpack", tuple(getattr(x, "shape", ())), (),
                      str(getattr(x, "dtype", "")), device, 0)
 
@@ -244,7 +247,7 @@ def as_numpy_or_cupy(name: str, value):
         return value
     if hasattr(value, "__dlpack__") and hasattr(value, "__dlpack_device__"):
         device_type, _ = value.__dlpack_device__()
-        if int(device_type) == _DLPACK_CUDA:
+        if int(device_type) == DLPACK_CUDA:
             import cupy
 
             return cupy.from_dlpack(value)
@@ -256,7 +259,8 @@ def as_numpy_or_cupy(name: str, value):
 
 def call_key(q, k, v) -> tuple | None:
     """:func:`torch_call_key` or :func:`cupy_call_key` of three arrays, whichever applies; None for other
-    arrays (JAX and other DLPack producers take no fast path: each call converts them anyway)."""
+    arrays (JAX arrays have :func:`bsk_cupy.jax_bridge.call_key`; other DLPack producers are converted on
+    every call anyway)."""
     return torch_call_key(q, k, v) or cupy_call_key(q, k, v)
 
 

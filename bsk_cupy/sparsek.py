@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from . import interop
+from . import interop, jax_bridge
 from .api import attention_forward, fast_call
 from .block_mask import BlockMask
 from .device import require_hopper
@@ -77,7 +77,9 @@ def sparsek_select(scores, topk: int, *, seqlen_q: int | None = None, block_size
     CuPy / DLPack inputs: CuPy's current stream): read them on that stream or after synchronising. For
     torch inputs the outputs are allocated by torch (CuPy arrays over that memory), and the call makes no
     synchronisation and no host round trip, so it can be captured in ``torch.cuda.graph`` (call it once
-    outside the capture first, to compile and plan).
+    outside the capture first, to compile and plan). JAX scores give CuPy arrays too (through DLPack, on
+    CuPy's current stream), so not inside ``jax.jit``: there ``sparsek_attention`` selects and attends in
+    one XLA custom call.
 
     Examples
     --------
@@ -91,6 +93,9 @@ def sparsek_select(scores, topk: int, *, seqlen_q: int | None = None, block_size
     fast = _select_calls.get(key) if key is not None else None
     if fast is not None:
         return fast(scores, _pointer(scores))
+    if jax_bridge.is_traced(scores):
+        raise TypeError("sparsek_select returns CuPy arrays and cannot run on traced JAX arrays (under jax.jit); "
+                        "call sparsek_attention there, which selects and attends in one XLA call")
     operand = interop.describe("scores", scores)
     problem = check_sparsek_args(operand.info, topk, seqlen_q=seqlen_q, block_size=block_size, causal=causal,
                                  local_blocks=local_blocks, pool=pool)
@@ -125,6 +130,14 @@ def _call_key(scores, *options) -> tuple | None:
         return ("cupy", scores.shape, scores.strides, scores.dtype, scores.data.device_id,
                 *((type(o), o) for o in options))
     return None
+
+
+def _jax_call_key(scores, options) -> tuple | None:
+    """:func:`_call_key` for concrete JAX ``scores``."""
+    scores_key = jax_bridge.scores_key(scores)
+    if scores_key is None or not all(type(o) in _KEY_TYPES for o in options):
+        return None
+    return (*scores_key, *((type(o), o) for o in options))
 
 
 def _pointer(array) -> int:
@@ -178,8 +191,11 @@ def _reused_mask(problem) -> BlockMask:
             mask = BlockMask(num, indices, (problem.seqlen_q, problem.seqlen_k), (size, size))
             if len(_masks) >= _MASKS_MAX:
                 evicted = _masks.pop(next(iter(_masks)))
-                with _fast_calls_lock:  # their entries write and read it: they go with it
-                    for key in [key for key, call in _attention_calls.items() if call.mask is evicted]:
+                # its entries write and read it: they go with it (JAX entries, compiled calls, use scratch
+                # buffers of their own)
+                with _fast_calls_lock:
+                    for key in [key for key, call in _attention_calls.items()
+                                if getattr(call, "mask", None) is evicted]:
                         del _attention_calls[key]
             _masks[problem] = mask
     return mask
@@ -216,13 +232,23 @@ def sparsek_attention(q, k, v, scores, topk: int, *, block_size: int = 128, caus
     first). The selection is written to a device mask kept per selection problem (shape, dtype, topk,
     options) and rewritten by every call, so concurrent calls of one problem on different streams must
     be ordered by the caller.
+
+    JAX arrays (eager, or traced inside ``jax.jit``) run both launches in one XLA custom call on XLA's
+    stream; the selected blocks live in scratch buffers of that call (:mod:`bsk_cupy.jax_bridge`).
     """
     options = (topk, block_size, causal, local_blocks, pool, scale, layout, return_lse)
-    inputs_key = interop.call_key(q, k, v)
-    key = _call_key(scores, *options) if inputs_key is not None else None
+    inputs_key = interop.call_key(q, k, v) or jax_bridge.call_key(q, k, v)
+    key = (_call_key(scores, *options) or _jax_call_key(scores, options)) if inputs_key is not None else None
     fast = _attention_calls.get((inputs_key, key)) if key is not None else None
     if fast is not None:
-        return fast(q, k, v, _pointer(scores))
+        return fast(q, k, v, scores)
+    if jax_bridge.takes((q, k, v, scores)):
+        result, fast = jax_bridge.sparsek_attention(q, k, v, scores, topk, block_size=block_size, causal=causal,
+                                                    local_blocks=local_blocks, pool=pool, scale=scale,
+                                                    layout=layout, return_lse=return_lse)
+        if fast is not None and key is not None:
+            _remember(_attention_calls, (inputs_key, key), fast)
+        return result
     # q, k and v are fully checked by attention_forward; Sq and scores' match with them are needed first
     layout = check_layout(layout)
     operand = interop.describe("scores", scores)
@@ -260,10 +286,10 @@ class _AttentionCall:
         self.mask = mask  # kept alive: the plans hold its pointers
         self._pointers = (mask.kv_num_blocks.data.ptr, mask.kv_indices.data.ptr)
 
-    def __call__(self, q, k, v, scores_ptr: int):
+    def __call__(self, q, k, v, scores):
         with interop.on_device(self._device):
             stream = self._adapter.stream(self._device)
             if is_capturing(stream):
                 keep_for_graphs(self.mask)
-            self._plan.launch(scores_ptr, *self._pointers, stream)
+            self._plan.launch(_pointer(scores), *self._pointers, stream)
         return self._attention_call(q, k, v)

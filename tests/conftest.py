@@ -8,16 +8,21 @@ import os
 
 import pytest
 
-# What the README's test command installs (extras cuda13 or cuda12, torch, test). Missing, the audit, the
-# torch host paths or the whole GPU suite would skip and the run still pass, so it is an error instead.
-REQUIRED_MODULES = ("cupy", "cuda.bindings.nvrtc", "torch")
+# JAX's GPU client would otherwise take 75% of the GPU's memory at its first use (the JAX tests' collection),
+# leaving the torch and CuPy tests a quarter of it.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+# What the README's test command installs (extras cuda13 or cuda12, torch, jax, test). Missing, the audit,
+# the torch host paths, the JAX trace checks or the whole GPU suite would fail to import or skip, so it is a
+# usage error instead.
+REQUIRED_MODULES = ("cupy", "cuda.bindings.nvrtc", "torch", "jax")
 
 
 def pytest_configure(config):
     missing = [name for name in REQUIRED_MODULES if importlib.util.find_spec(name) is None]
     if missing:
         raise pytest.UsageError(f"the tests need {', '.join(missing)}: install them with the README's test "
-                                f"command (pip install -e \".[cuda13,torch,test]\")")
+                                f"command (pip install -e \".[cuda13,torch,jax,test]\")")
 
 
 def _hopper_present() -> bool:

@@ -1,0 +1,410 @@
+"""JAX inputs, concrete or traced under ``jax.jit``: ``attention_forward`` and ``sparsek_attention`` as XLA
+custom calls (``jax.experimental.buffer_callback``).
+
+At trace time the arguments are checked from their shapes and dtypes alone (XLA buffers are dense and
+row-major), and the call becomes one custom call whose operands and results are XLA buffers: q, k, v (and
+scores), a host block mask's arrays (constants of the trace; for eager calls, device copies kept with the
+mask object), the output, the lse, and ``sparsek_attention``'s selected blocks (scratch results that are
+dropped). When XLA runs the call, a Python callback reads the buffers' pointers and XLA's stream, finds the
+launch plan for those pointers (made the first time a device and a set of pointers is seen) and launches on
+that stream, so the kernels run after the producers of their inputs and before their consumers, with no
+DLPack conversion and no synchronisation. Eager arrays run a ``jax.jit`` of the same call, compiled once per
+checked problem (:func:`_compiled`); the callers' fast paths keep it per shapes, dtypes, shardings and
+options.
+
+Not supported (each raises): ``out=`` (JAX arrays are immutable), ``jax.grad`` (forward only),
+``jax.vmap``, arrays sharded over several devices, and block masks held in device memory under tracing
+(host masks work everywhere; ``sparsek_attention`` selects on the GPU and attends in one custom call).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import weakref
+from collections import OrderedDict
+
+import numpy as np
+
+from . import interop, window_route
+from .block_mask import ARRAY_FIELDS, BlockMask
+from .device import require_hopper
+from .dispatch import get_plan, l2_bytes, sm_count
+from .mask_operand import MaskGeometry, mask_geometry, mask_operand, operand_at
+from .sparsek_launch import get_select_plan
+from .sparsek_validation import check_scores_for_attention, check_sparsek_args
+from .validation import ArrayInfo, check_attention_args, check_layout
+
+TRACED_DEVICE = -1  # the device of a traced array: XLA says which when it runs the call
+_LAUNCHES_MAX = 16  # pointer sets kept per custom call (XLA reuses a few addresses from run to run)
+_COMPILED_MAX = 64  # jitted custom calls kept for eager arrays, least recently used first out
+_tracer_type = None
+
+
+def is_jax(x) -> bool:
+    """Whether ``x`` is a JAX array or tracer."""
+    return type(x).__module__.split(".")[0] in ("jax", "jaxlib")
+
+
+def is_traced(x) -> bool:
+    """Whether ``x`` is a JAX tracer (an array inside ``jax.jit`` or another transformation)."""
+    global _tracer_type
+    if not is_jax(x):
+        return False
+    if _tracer_type is None:
+        import jax
+
+        _tracer_type = jax.core.Tracer
+    return isinstance(x, _tracer_type)
+
+
+def takes(arrays, block_mask=None) -> bool:
+    """Whether a call on ``arrays`` goes through XLA here: any JAX input, except concrete ones with a block
+    mask in device memory (CuPy arrays, such as ``sparsek_select`` makes from JAX scores), which keep the
+    DLPack route through CuPy's current stream, the stream that mask was written on."""
+    if not any(is_jax(x) for x in arrays):
+        return False
+    return not _device_mask(block_mask) or any(is_traced(x) for x in arrays)
+
+
+def _device_mask(block_mask) -> bool:
+    return isinstance(block_mask, BlockMask) and not isinstance(block_mask.kv_indices, np.ndarray)
+
+
+def call_key(q, k, v) -> tuple | None:
+    """Everything about three concrete JAX arrays that their jitted custom call depends on (shapes, dtypes,
+    shardings, which name the device), or None if any is not one (tracers live in ``jax``, concrete arrays
+    in ``jaxlib``). No pointers: XLA hands them to the call when it runs."""
+    kind = type(q)
+    if not (kind is type(k) is type(v) and kind.__module__.startswith("jaxlib.")):
+        return None
+    return ("jax", q.shape, k.shape, v.shape, q.dtype, k.dtype, v.dtype, q.sharding, k.sharding, v.sharding)
+
+
+def scores_key(scores) -> tuple | None:
+    """:func:`call_key`'s part for ``sparsek_attention``'s scores."""
+    if not type(scores).__module__.startswith("jaxlib."):
+        return None
+    return ("jax", scores.shape, scores.dtype, scores.sharding)
+
+
+def _row_major(shape: tuple[int, ...]) -> tuple[int, ...]:
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= n
+    return tuple(reversed(strides))
+
+
+def _concrete_device(name: str, x) -> int | None:
+    """The CUDA index of the one device a concrete JAX array lives on; None on a CPU."""
+    devices = x.sharding.device_set
+    if len(devices) != 1:
+        raise ValueError(f"{name} is sharded over {len(devices)} devices; pass arrays that live on one GPU "
+                         f"(or call inside shard_map, where each shard is one)")
+    device = next(iter(devices))
+    return device.local_hardware_id if device.platform == "gpu" else None
+
+
+def _infos(named: tuple[tuple[str, object], ...]) -> tuple[ArrayInfo, ...]:
+    """The arrays as the checks see them: JAX arrays from their shapes and dtypes, all on TRACED_DEVICE
+    when any is traced (a concrete array closed over by a jitted function is a constant of the trace),
+    other arrays as :func:`~bsk_cupy.interop.placement` describes them (the checks then name the mix)."""
+    for name, x in named:
+        if type(x).__name__ == "BatchTracer":
+            raise TypeError(f"{name} is batched by jax.vmap, which bsk_cupy does not support: its arrays carry "
+                            f"the batch dimension themselves (B in (B, H, S, D))")
+    traced = any(is_traced(x) for _, x in named)
+    infos = []
+    for name, x in named:
+        if not is_jax(x):
+            infos.append(interop.placement(name, x))
+            continue
+        shape = tuple(int(n) for n in x.shape)
+        device = TRACED_DEVICE if traced else _concrete_device(name, x)
+        infos.append(ArrayInfo("jax", shape, _row_major(shape), np.dtype(x.dtype).name, device, 0))
+    return tuple(infos)
+
+
+def _pointer(buffer) -> int:
+    return buffer.__cuda_array_interface__["data"][0]
+
+
+def _device(buffer) -> int:
+    """The CUDA index of an XLA buffer; TypeError where XLA placed the call on another platform."""
+    kind, index = buffer.__dlpack_device__()
+    if int(kind) != interop.DLPACK_CUDA:
+        raise TypeError("bsk_cupy kernels run on CUDA GPUs; this JAX computation was placed on another platform "
+                        "(put the arrays on a GPU: jax.device_put(x, jax.devices('gpu')[0]))")
+    return int(index)
+
+
+class _Runner:
+    """The callback XLA runs for one custom call (see the module docstring). Subclasses give ``prepare``
+    (once per device: the checked problem there, and what does not depend on pointers) and ``plan`` (once
+    per pointer set: the launches); both run on XLA's stream, so that what they upload or compute on the
+    device is ordered before the kernels."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._devices: dict[int, object] = {}
+        self._launches: OrderedDict[tuple, object] = OrderedDict()
+
+    def prepare(self, device: int):
+        raise NotImplementedError
+
+    def plan(self, prepared, device: int, pointers: tuple[int, ...], stream: int):
+        raise NotImplementedError
+
+    def _launch_for(self, device: int, pointers: tuple[int, ...], stream: int):
+        key = (device, *pointers)
+        with self._lock:
+            launch = self._launches.get(key)
+            if launch is not None:
+                self._launches.move_to_end(key)
+                return launch
+            with interop.on_device(device), interop.cupy_stream(stream):
+                prepared = self._devices.get(device)
+                if prepared is None:
+                    require_hopper(device)
+                    prepared = self._devices[device] = self.prepare(device)
+                launch = self.plan(prepared, device, pointers, stream)
+            self._launches[key] = launch
+            while len(self._launches) > _LAUNCHES_MAX:
+                self._launches.popitem(last=False)
+        return launch
+
+
+def _placed(infos: tuple[ArrayInfo, ...], device: int, pointers: tuple[int, ...]) -> tuple[ArrayInfo, ...]:
+    return tuple(dataclasses.replace(info, device=device, ptr=ptr) for info, ptr in zip(infos, pointers))
+
+
+class _AttentionRunner(_Runner):
+    """attention_forward on XLA's buffers: q, k, v and the mask arrays that are present (``ARRAY_FIELDS``
+    order) in; out and, with lse, lse out."""
+
+    def __init__(self, problem, infos: tuple[ArrayInfo, ...], mask: MaskGeometry | None, present: tuple[bool, ...]):
+        super().__init__()
+        self._problem, self._infos, self._mask, self._present = problem, infos, mask, present
+
+    def prepare(self, device: int):
+        import cupy
+
+        problem = dataclasses.replace(self._problem, device=device)
+        if self._mask is not None or problem.window is None:
+            return problem, None
+        problem, routed = window_route.routed(problem, sm_count(device), l2_bytes(device))
+        if routed is None:
+            return problem, None
+        operand = mask_operand(routed, problem)  # uploaded on XLA's stream, or earlier on another one:
+        cupy.cuda.runtime.deviceSynchronize()    # wait for that copy once, before the first launch
+        return problem, operand
+
+    def plan(self, prepared, device: int, pointers: tuple[int, ...], stream: int):
+        problem, operand = prepared
+        if self._mask is not None:
+            given = iter(pointers[3:])
+            operand = operand_at(self._mask, tuple(next(given) if p else 0 for p in self._present), device)
+        return get_plan(problem, *_placed(self._infos, device, pointers[:3]), mask=operand, stream=stream).launch
+
+    def __call__(self, ctx, outs, q, k, v, *mask):
+        device, stream = _device(q), ctx.stream
+        launch = self._launch_for(device, tuple(_pointer(b) for b in (q, k, v, *mask)), stream)
+        with interop.on_device(device):
+            launch(_pointer(outs[0]), _pointer(outs[1]) if len(outs) > 1 else 0, stream)
+
+
+class _SparseKRunner(_Runner):
+    """sparsek_attention on XLA's buffers: q, k, v, scores in; out (and lse), then the selected blocks'
+    counts and indices out, which the selection writes and the attention reads."""
+
+    def __init__(self, problem, select_problem, infos: tuple[ArrayInfo, ...], mask: MaskGeometry):
+        super().__init__()
+        self._problem, self._select_problem, self._infos, self._mask = problem, select_problem, infos, mask
+
+    def prepare(self, device: int):
+        select = dataclasses.replace(self._select_problem, device=device)
+        return dataclasses.replace(self._problem, device=device), get_select_plan(select).launch
+
+    def plan(self, prepared, device: int, pointers: tuple[int, ...], stream: int):
+        problem, select_launch = prepared
+        operand = operand_at(self._mask, (pointers[3], pointers[4], 0, 0, 0), device)
+        return select_launch, get_plan(problem, *_placed(self._infos, device, pointers[:3]), mask=operand,
+                                       stream=stream).launch
+
+    def __call__(self, ctx, outs, q, k, v, scores):
+        device, stream = _device(q), ctx.stream
+        num, indices = _pointer(outs[-2]), _pointer(outs[-1])
+        select_launch, attention_launch = self._launch_for(
+            device, (_pointer(q), _pointer(k), _pointer(v), num, indices), stream)
+        with interop.on_device(device):
+            select_launch(_pointer(scores), num, indices, stream)
+            attention_launch(_pointer(outs[0]), _pointer(outs[1]) if len(outs) > 3 else 0, stream)
+
+
+def _custom_call(runner, problem, dtype, return_lse: bool, scratch: tuple = ()):
+    """A function of the runner's JAX inputs that XLA runs as one custom call: out (q's shape and dtype), with
+    ``return_lse`` lse (float32 (B, Hq, Sq)), and the ``scratch`` results (shapes of int32 arrays), which it
+    drops."""
+    import jax
+
+    try:
+        from jax.experimental.buffer_callback import buffer_callback
+    except ImportError:
+        raise RuntimeError(f"JAX inputs need jax >= 0.6.1 (jax.experimental.buffer_callback); this is jax "
+                           f"{jax.__version__}") from None
+    results = [jax.ShapeDtypeStruct(problem.out_shape, dtype)]
+    if return_lse:
+        results.append(jax.ShapeDtypeStruct((problem.batch, problem.heads_q, problem.seqlen_q), np.float32))
+    results += [jax.ShapeDtypeStruct(shape, np.int32) for shape in scratch]
+    call = buffer_callback(runner, tuple(results))
+
+    def run(*arrays):
+        outs = call(*arrays)
+        return (outs[0], outs[1]) if return_lse else outs[0]
+
+    return run
+
+
+_compiled: OrderedDict[tuple, object] = OrderedDict()
+_compiled_lock = threading.Lock()
+
+
+def _compiled_call(key: tuple, build):
+    """``jax.jit(build())`` kept per checked problem ``key`` (not per raw options, so that a list window or
+    an ``np.int64`` topk, which the callers' fast-path keys leave out, still compile once)."""
+    with _compiled_lock:
+        call = _compiled.get(key)
+        if call is not None:
+            _compiled.move_to_end(key)
+            return call
+    import jax
+
+    call = jax.jit(build())
+    with _compiled_lock:
+        _compiled[key] = call
+        while len(_compiled) > _COMPILED_MAX:
+            _compiled.popitem(last=False)
+    return call
+
+
+class JaxFastCall:
+    """attention_forward's per-call work for concrete JAX arrays already checked: the compiled custom call,
+    with a host mask's device copies as its further operands."""
+
+    def __init__(self, call, mask_arrays: tuple):
+        self._call, self._mask_arrays = call, mask_arrays
+
+    def __call__(self, q, k, v, out=None):
+        if out is not None:
+            raise TypeError("out is for torch tensors and CuPy arrays; jax inputs get a new array")
+        return self._call(q, k, v, *self._mask_arrays)
+
+
+_mask_copies: dict[int, tuple] = {}
+_mask_copies_lock = threading.Lock()
+
+
+def _mask_copies_on(mask: BlockMask, sharding) -> tuple:
+    """The present arrays of host mask ``mask`` as JAX arrays placed like q (``sharding``), made once per
+    mask object and device and dropped with the mask."""
+    key = id(mask)
+    with _mask_copies_lock:
+        cached = _mask_copies.get(key)
+        if cached is not None and cached[0]() is mask and cached[1] == sharding:
+            return cached[2]
+    import jax
+
+    arrays = tuple(jax.device_put(a, sharding) for a in (getattr(mask, n) for n in ARRAY_FIELDS) if a is not None)
+    with _mask_copies_lock:
+        _mask_copies[key] = (weakref.ref(mask), sharding, arrays)
+    weakref.finalize(mask, _mask_copies.pop, key, None)
+    return arrays
+
+
+def attention(q, k, v, *, causal, scale, layout, return_lse, block_mask, window):
+    """:func:`bsk_cupy.attention_forward` for JAX inputs.
+
+    Returns
+    -------
+    result : out, or (out, lse), JAX arrays
+    fast : JaxFastCall or None
+        What later calls with concrete arrays like these and the same options may run directly; None for
+        traced arrays (checked once per trace).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As attention_forward; also a block mask in device memory under tracing, or one whose arrays are
+        not all NumPy, ``jax.vmap``, and arrays sharded over several devices.
+    """
+    infos = _infos((("q", q), ("k", k), ("v", v)))
+    if not isinstance(return_lse, bool):
+        raise TypeError(f"return_lse must be a bool, got {type(return_lse).__name__}")
+    problem = check_attention_args(*infos, causal=causal, scale=scale, layout=layout, window=window)
+    if problem.device != TRACED_DEVICE:
+        require_hopper(problem.device)
+    geometry, mask_arrays = None, ()
+    if block_mask is not None:
+        geometry = mask_geometry(block_mask, problem)
+        mask_arrays = tuple(a for a in (getattr(block_mask, n) for n in ARRAY_FIELDS) if a is not None)
+        if not all(isinstance(a, np.ndarray) for a in mask_arrays):
+            raise TypeError("block_mask for traced JAX inputs must be a host BlockMask (all its arrays NumPy); for "
+                            "a selection made on the GPU call sparsek_attention, which selects and attends in one "
+                            "XLA call")
+        block_mask.validate()
+    present = tuple(block_mask is not None and getattr(block_mask, n) is not None for n in ARRAY_FIELDS)
+
+    def build():
+        return _custom_call(_AttentionRunner(problem, infos, geometry, present), problem, q.dtype, return_lse)
+
+    if problem.device == TRACED_DEVICE:
+        import jax.numpy as jnp
+
+        return build()(q, k, v, *(jnp.asarray(a) for a in mask_arrays)), None
+    call = _compiled_call(("attention", problem, return_lse, geometry, present), build)
+    fast = JaxFastCall(call, _mask_copies_on(block_mask, q.sharding) if block_mask is not None else ())
+    return fast(q, k, v), fast
+
+
+def sparsek_attention(q, k, v, scores, topk, *, block_size, causal, local_blocks, pool, scale, layout,
+                      return_lse):
+    """:func:`bsk_cupy.sparsek_attention` for JAX inputs: selection and attention in one custom call.
+
+    Returns
+    -------
+    result : out, or (out, lse), JAX arrays
+    fast : callable or None
+        The compiled call of (q, k, v, scores), for later calls with concrete arrays like these and the same
+        options; None for traced arrays.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As sparsek_attention; also ``jax.vmap`` and arrays sharded over several devices.
+    """
+    checked_layout = check_layout(layout)
+    *infos, scores_info = _infos((("q", q), ("k", k), ("v", v), ("scores", scores)))
+    check_scores_for_attention(scores_info, infos[0], infos[1], checked_layout)
+    s_q = infos[0].shape[2 if checked_layout == "bhsd" else 1]
+    select = check_sparsek_args(scores_info, topk, seqlen_q=s_q, block_size=block_size, causal=causal,
+                                local_blocks=local_blocks, pool=pool)
+    if not isinstance(return_lse, bool):
+        raise TypeError(f"return_lse must be a bool, got {type(return_lse).__name__}")
+    problem = check_attention_args(*infos, causal=causal, scale=scale, layout=checked_layout)
+    if problem.device != TRACED_DEVICE:
+        require_hopper(problem.device)
+    # the selection's mask as the attention will get it, checked without memory (zero-stride views)
+    stand_in = BlockMask(np.broadcast_to(np.int32(0), select.num_blocks_shape),
+                         np.broadcast_to(np.int32(0), select.indices_shape), (select.seqlen_q, select.seqlen_k),
+                         select.block_size)
+    geometry = mask_geometry(stand_in, problem)
+
+    def build():
+        runner = _SparseKRunner(problem, select, tuple(infos), geometry)
+        return _custom_call(runner, problem, q.dtype, return_lse, (select.num_blocks_shape, select.indices_shape))
+
+    if problem.device == TRACED_DEVICE:
+        return build()(q, k, v, scores), None
+    call = _compiled_call(("sparsek", problem, select, return_lse), build)
+    return call(q, k, v, scores), call
