@@ -2,7 +2,8 @@
 
 Steps: environment; reference self-check (vectorised float64 oracle vs a naive loop); compile every
 variant cold (fresh cache) and warm; static audit; on a Hopper GPU with PyTorch, accuracy against float64
-with SDPA's error as the yardstick, then a timing table against SDPA's cuDNN and flash backends. Steps
+with SDPA's error as the yardstick, one problem from torch, CuPy and JAX (eager and jitted; skipped, and
+said so, without a GPU JAX), then a timing table against SDPA's cuDNN and flash backends. Steps
 that cannot run here are listed as skipped, with the reason; on a Hopper GPU without PyTorch the
 accuracy and timing steps fail instead (the full report is what a Hopper machine must give). Exit status 0
 only if every step that ran passed.
@@ -145,6 +146,43 @@ def _accuracy(report: Report) -> None:
                        "result"], rows))
 
 
+def _frameworks(report: Report) -> None:
+    """One problem from torch, CuPy (views of the same memory) and JAX, eager and under ``jax.jit`` (copies on
+    the GPU): the same kernel, so the same bits."""
+    import cupy
+    import torch
+
+    from .api import attention_forward
+
+    q = torch.randn(1, 8, 1000, 64, device="cuda", dtype=torch.float16)
+    k, v = (torch.randn(1, 2, 1000, 64, device="cuda", dtype=torch.float16) for _ in range(2))
+    expected = attention_forward(q, k, v, causal=True).cpu().numpy()
+    calls = {"CuPy": lambda: cupy.asnumpy(attention_forward(*(cupy.from_dlpack(x) for x in (q, k, v)), causal=True))}
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # not 75% of the GPU for the timing after
+    try:
+        import jax
+    except ImportError:
+        report.skipped.append("JAX calls in the framework check: JAX is not installed (the jax extra)")
+    else:
+        if any(d.platform == "gpu" for d in jax.devices()):
+            gpu = jax.devices("gpu")[0]
+            qj, kj, vj = (jax.device_put(x.cpu().numpy(), gpu) for x in (q, k, v))
+            jitted = jax.jit(lambda q, k, v: attention_forward(q, k, v, causal=True))
+            calls["JAX eager"] = lambda: np.asarray(attention_forward(qj, kj, vj, causal=True))
+            calls["JAX in jax.jit"] = lambda: np.asarray(jitted(qj, kj, vj))
+        else:
+            report.skipped.append("JAX calls in the framework check: JAX has no GPU backend here (install JAX's "
+                                  "CUDA build, e.g. jax[cuda13])")
+    rows = [["torch", "the reference"]]
+    for name, call in calls.items():
+        same = np.array_equal(call(), expected)
+        rows.append([name, "ok: the same bits" if same else "FAIL: differs from torch's result"])
+        if not same:
+            report.failures.append(f"frameworks: {name}")
+    report.add("Frameworks (B1 Hq8 Hkv2 S1000 D64 causal fp16, one problem from each)",
+               _table(["caller", "result"], rows))
+
+
 def _benchmark(report: Report) -> None:
     from .bench import TARGET_CONFIGS, analyze, bench_config, format_clock_table, format_table, format_verdicts
 
@@ -185,6 +223,7 @@ def run(report_path: Path, benchmark: bool = True) -> int:
         report.failures.append("accuracy and timing (PyTorch missing on a Hopper GPU)")
     else:
         _accuracy(report)
+        _frameworks(report)
         if benchmark:
             _benchmark(report)
         else:
