@@ -182,9 +182,10 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
     require grad raise unless grad mode is off.
 
     JAX arrays run as one XLA custom call on XLA's stream (``jax.experimental.buffer_callback``), eagerly
-    or inside ``jax.jit`` (checked once per trace); a block mask there must be a host (NumPy) mask (a mask
-    in device memory with eager JAX arrays runs through DLPack on CuPy's current stream instead). Not
-    under ``jax.grad`` or ``jax.vmap`` (:mod:`bsk_cupy.jax_bridge`).
+    or inside ``jax.jit`` (checked once per trace). Their block mask holds NumPy arrays or JAX arrays (such
+    as ``sparsek_select`` makes from JAX scores), passed to the call as operands; a mask of CuPy arrays
+    works with eager JAX arrays only (through DLPack, on CuPy's current stream). Not under ``jax.grad`` or
+    ``jax.vmap`` (:mod:`bsk_cupy.jax_bridge`).
 
     Examples
     --------

@@ -7,9 +7,11 @@ so the kernel may skip element masking there; as in FlexAttention, when the full
 ``kv_*`` lists hold only the partial blocks and a block is in at most one of the two lists. Batch and head
 dimensions may be 1 (broadcast). Element masks (``causal``, ``window``) still apply inside listed blocks.
 
-Arrays are int32 NumPy arrays (host) or CuPy arrays (device); torch inputs are taken through DLPack. A
-mask keeps its host arrays read-only (copying those it was given writeable): its device copy is made once
-per mask, so an array changed in place afterwards would not reach the kernel.
+Arrays are int32 NumPy arrays (host), CuPy arrays (device) or JAX arrays (device, kept as they are: JAX
+calls pass them to XLA, and ``sparsek_select`` makes them from JAX scores, inside ``jax.jit`` too); torch
+inputs are taken through DLPack. A mask keeps its host arrays read-only (copying those it was given
+writeable): its device copy is made once per mask, so an array changed in place afterwards would not reach
+the kernel.
 """
 
 from __future__ import annotations
@@ -42,6 +44,34 @@ def _check_seq_lengths(seq_lengths) -> tuple[int, int]:
             or not all(_is_int(n) and n >= 1 for n in seq_lengths)):
         raise ValueError(f"seq_lengths must be a pair of positive ints (Sq, Sk), got {seq_lengths!r}")
     return int(seq_lengths[0]), int(seq_lengths[1])
+
+
+def _is_jax(array) -> bool:
+    return type(array).__module__.split(".")[0] in ("jax", "jaxlib")
+
+
+def _kept(name: str, value):
+    """An array as a mask keeps it: JAX arrays as they are, others as read-only NumPy or as CuPy arrays."""
+    return value if _is_jax(value) else _frozen(_as_array(name, value))
+
+
+def _readable(array):
+    """``array``'s values in a NumPy or CuPy array: a JAX array is read back to the host; TypeError for one
+    traced inside ``jax.jit``, whose values exist only when the computation runs."""
+    if not _is_jax(array):
+        return array
+    import jax
+
+    if isinstance(array, jax.core.Tracer):
+        raise TypeError("this BlockMask holds traced JAX arrays (inside jax.jit): their values exist only when "
+                        "the computation runs; pass the mask to attention_forward there, or read it outside jit")
+    return np.asarray(array)
+
+
+def _as_input(name: str, value):
+    """A constructor's input array: JAX arrays read to the host (the constructors build host masks from
+    them), others as :func:`~bsk_cupy.interop.as_numpy_or_cupy` takes them."""
+    return _readable(value) if _is_jax(value) else _as_array(name, value)
 
 
 def _frozen(array):
@@ -100,7 +130,7 @@ class BlockMask:
         for name in ARRAY_FIELDS:
             value = getattr(self, name)
             if value is not None:
-                object.__setattr__(self, name, _frozen(_as_array(name, value)))
+                object.__setattr__(self, name, _kept(name, value))
 
     # ----------------------------------------------------------------------------------- constructors
     @classmethod
@@ -126,7 +156,7 @@ class BlockMask:
         0.625
         """
         block_size = _check_block_size(block_size)
-        blocks = _as_array("blocks", blocks)
+        blocks = _as_input("blocks", blocks)
         xp = _xp(blocks)
         if blocks.ndim != 4 or blocks.dtype != xp.bool_:
             raise ValueError(f"blocks must be a 4-D bool array (B, H, nQB, nKB), got {blocks.dtype} {blocks.shape}")
@@ -136,7 +166,7 @@ class BlockMask:
         partial = blocks
         full_num = full_idx = None
         if full_blocks is not None:
-            full_blocks = _as_array("full_blocks", full_blocks)
+            full_blocks = _as_input("full_blocks", full_blocks)
             if full_blocks.shape != blocks.shape or full_blocks.dtype != xp.bool_:
                 raise ValueError(f"full_blocks must be a bool array of shape {blocks.shape}")
             if bool((full_blocks & ~blocks).any()):
@@ -240,13 +270,13 @@ class BlockMask:
         block_size = _check_block_size(tuple(int(b) for b in flex_block_mask.BLOCK_SIZE))
         seq_lengths = _check_seq_lengths(tuple(int(x) for x in flex_block_mask.seq_lengths))
         n_kb = math.ceil(seq_lengths[1] / block_size[1])
-        partial = _dense_from_checked_lists("kv", _as_array("kv_num_blocks", flex_block_mask.kv_num_blocks),
-                                            _as_array("kv_indices", flex_block_mask.kv_indices), n_kb)
+        partial = _dense_from_checked_lists("kv", _as_input("kv_num_blocks", flex_block_mask.kv_num_blocks),
+                                            _as_input("kv_indices", flex_block_mask.kv_indices), n_kb)
         if flex_block_mask.full_kv_num_blocks is None:
             return cls.from_dense(partial, seq_lengths, block_size)
         full = _dense_from_checked_lists("full_kv",
-                                         _as_array("full_kv_num_blocks", flex_block_mask.full_kv_num_blocks),
-                                         _as_array("full_kv_indices", flex_block_mask.full_kv_indices), n_kb)
+                                         _as_input("full_kv_num_blocks", flex_block_mask.full_kv_num_blocks),
+                                         _as_input("full_kv_indices", flex_block_mask.full_kv_indices), n_kb)
         if partial.shape != full.shape:
             raise ValueError(f"flex_block_mask's full lists have shape {tuple(full.shape)}, its partial lists "
                              f"{tuple(partial.shape)}")
@@ -261,18 +291,19 @@ class BlockMask:
         return tuple(int(x) for x in self.kv_indices.shape)
 
     def to_dense(self):
-        """Bool array (B or 1, H or 1, nQB, nKB): True for every computed block (partial or full)."""
-        dense = _dense_from_lists(self.kv_num_blocks, self.kv_indices)
+        """Bool array (B or 1, H or 1, nQB, nKB): True for every computed block (partial or full); NumPy for
+        a mask of JAX arrays."""
+        dense = _dense_from_lists(_readable(self.kv_num_blocks), _readable(self.kv_indices))
         if self.full_kv_num_blocks is not None:
-            dense |= _dense_from_lists(self.full_kv_num_blocks, self.full_kv_indices)
+            dense |= _dense_from_lists(_readable(self.full_kv_num_blocks), _readable(self.full_kv_indices))
         return dense
 
     def full_to_dense(self):
         """Bool array like :meth:`to_dense`, True for the blocks listed as full (no element mask)."""
         if self.full_kv_num_blocks is None:
-            xp = _xp(self.kv_indices)
+            xp = _xp(_readable(self.kv_indices))
             return xp.zeros(self.shape, dtype=xp.bool_)
-        return _dense_from_lists(self.full_kv_num_blocks, self.full_kv_indices)
+        return _dense_from_lists(_readable(self.full_kv_num_blocks), _readable(self.full_kv_indices))
 
     @property
     def density(self) -> float:
@@ -281,10 +312,14 @@ class BlockMask:
 
     def __repr__(self) -> str:
         b, h, n_qb, n_kb = self.shape
-        where = "cuda" if _xp(self.kv_indices) is not np else "host"
+        where = "jax" if _is_jax(self.kv_indices) else "cuda" if _xp(self.kv_indices) is not np else "host"
         full = "" if self.full_kv_num_blocks is None else ", with full-block lists"
+        try:
+            density = f"density={self.density:.1%}"
+        except TypeError:  # traced JAX arrays
+            density = "density known when run"
         return (f"BlockMask(shape=(B={b}, H={h}, nQB={n_qb}, nKB={n_kb}), block_size={self.block_size}, "
-                f"seq_lengths={self.seq_lengths}, density={self.density:.1%}{full}, {where})")
+                f"seq_lengths={self.seq_lengths}, {density}{full}, {where})")
 
     # ---------------------------------------------------------------------------------- validation
     def _lists(self) -> list:
@@ -342,14 +377,15 @@ class BlockMask:
             if not np.array_equal(np.sort(_to_host(self.row_order)), np.arange(rows)):
                 raise ValueError(f"row_order must be a permutation of 0 .. {rows - 1} (every row once)")
         if self.full_kv_num_blocks is not None:
-            partial = _to_host(_dense_from_lists(self.kv_num_blocks, self.kv_indices))
-            full = _to_host(_dense_from_lists(self.full_kv_num_blocks, self.full_kv_indices))
+            partial = _to_host(_dense_from_lists(_readable(self.kv_num_blocks), _readable(self.kv_indices)))
+            full = _to_host(self.full_to_dense())
             if (partial & full).any():
                 raise ValueError("a block is listed both in kv_indices and in full_kv_indices")
         return self
 
 
 def _to_host(array) -> np.ndarray:
+    array = _readable(array)
     return array if isinstance(array, np.ndarray) else array.get()
 
 

@@ -1,11 +1,12 @@
 """JAX inputs, concrete or traced under ``jax.jit``: ``attention_forward`` and ``sparsek_attention`` as XLA
 custom calls (``jax.experimental.buffer_callback``).
 
-At trace time the arguments are checked from their shapes and dtypes alone (XLA buffers are dense and
-row-major), and the call becomes one custom call whose operands and results are XLA buffers: q, k, v (and
-scores), a host block mask's arrays (constants of the trace; for eager calls, device copies kept with the
-mask object), the output, the lse, and ``sparsek_attention``'s selected blocks (scratch results that are
-dropped). When XLA runs the call, a Python callback reads the buffers' pointers and XLA's stream, finds the
+``sparsek_select`` on JAX scores gives a BlockMask of JAX arrays the same way, which attention calls then
+take as operands. At trace time the arguments are checked from their shapes and dtypes alone (XLA buffers
+are dense and row-major), and the call becomes one custom call whose operands and results are XLA
+buffers: q, k, v (and scores), a block mask's arrays (JAX arrays as they are; a host mask's as constants of
+the trace, or for eager calls as device copies kept with the mask object), the output, the lse, and
+``sparsek_attention``'s selected blocks (scratch results that are dropped). When XLA runs the call, a Python callback reads the buffers' pointers and XLA's stream, finds the
 launch plan for those pointers (made the first time a device and a set of pointers is seen) and launches on
 that stream, so the kernels run after the producers of their inputs and before their consumers, with no
 DLPack conversion and no synchronisation. Eager arrays run a ``jax.jit`` of the same call, compiled once per
@@ -13,8 +14,8 @@ checked problem (:func:`_compiled`); the callers' fast paths keep it per shapes,
 options.
 
 Not supported (each raises): ``out=`` (JAX arrays are immutable), ``jax.grad`` (forward only),
-``jax.vmap``, arrays sharded over several devices, and block masks held in device memory under tracing
-(host masks work everywhere; ``sparsek_attention`` selects on the GPU and attends in one custom call).
+``jax.vmap``, arrays sharded over several devices, and block masks of CuPy arrays under tracing (with
+eager JAX arrays they keep the DLPack route).
 """
 
 from __future__ import annotations
@@ -60,15 +61,16 @@ def is_traced(x) -> bool:
 
 def takes(arrays, block_mask=None) -> bool:
     """Whether a call on ``arrays`` goes through XLA here: any JAX input, except concrete ones with a block
-    mask in device memory (CuPy arrays, such as ``sparsek_select`` makes from JAX scores), which keep the
-    DLPack route through CuPy's current stream, the stream that mask was written on."""
+    mask of CuPy arrays, which keep the DLPack route through CuPy's current stream, the stream such a mask
+    is written on."""
     if not any(is_jax(x) for x in arrays):
         return False
     return not _device_mask(block_mask) or any(is_traced(x) for x in arrays)
 
 
 def _device_mask(block_mask) -> bool:
-    return isinstance(block_mask, BlockMask) and not isinstance(block_mask.kv_indices, np.ndarray)
+    """A BlockMask of CuPy arrays."""
+    return isinstance(block_mask, BlockMask) and type(block_mask.kv_indices).__module__.split(".")[0] == "cupy"
 
 
 def call_key(q, k, v) -> tuple | None:
@@ -214,6 +216,26 @@ class _AttentionRunner(_Runner):
             launch(_pointer(outs[0]), _pointer(outs[1]) if len(outs) > 1 else 0, stream)
 
 
+class _SelectRunner(_Runner):
+    """sparsek_select on XLA's buffers: scores in; the selected blocks' counts and indices out."""
+
+    def __init__(self, select_problem):
+        super().__init__()
+        self._select_problem = select_problem
+
+    def prepare(self, device: int):
+        return get_select_plan(dataclasses.replace(self._select_problem, device=device)).launch
+
+    def plan(self, prepared, device: int, pointers: tuple[int, ...], stream: int):
+        return prepared
+
+    def __call__(self, ctx, outs, scores):
+        device, stream = _device(scores), ctx.stream
+        launch = self._launch_for(device, (), stream)
+        with interop.on_device(device):
+            launch(_pointer(scores), _pointer(outs[0]), _pointer(outs[1]), stream)
+
+
 class _SparseKRunner(_Runner):
     """sparsek_attention on XLA's buffers: q, k, v, scores in; out (and lse), then the selected blocks'
     counts and indices out, which the selection writes and the attention reads."""
@@ -242,10 +264,9 @@ class _SparseKRunner(_Runner):
             attention_launch(_pointer(outs[0]), _pointer(outs[1]) if len(outs) > 3 else 0, stream)
 
 
-def _custom_call(runner, problem, dtype, return_lse: bool, scratch: tuple = ()):
-    """A function of the runner's JAX inputs that XLA runs as one custom call: out (q's shape and dtype), with
-    ``return_lse`` lse (float32 (B, Hq, Sq)), and the ``scratch`` results (shapes of int32 arrays), which it
-    drops."""
+def _custom_call(runner, results: tuple[tuple[tuple[int, ...], object], ...], kept: int):
+    """A function of the runner's JAX inputs that XLA runs as one custom call with ``results`` ((shape,
+    dtype) each); it returns the first ``kept`` of them (one array, or a tuple), the rest being scratch."""
     import jax
 
     try:
@@ -253,17 +274,19 @@ def _custom_call(runner, problem, dtype, return_lse: bool, scratch: tuple = ()):
     except ImportError:
         raise RuntimeError(f"JAX inputs need jax >= 0.6.1 (jax.experimental.buffer_callback); this is jax "
                            f"{jax.__version__}") from None
-    results = [jax.ShapeDtypeStruct(problem.out_shape, dtype)]
-    if return_lse:
-        results.append(jax.ShapeDtypeStruct((problem.batch, problem.heads_q, problem.seqlen_q), np.float32))
-    results += [jax.ShapeDtypeStruct(shape, np.int32) for shape in scratch]
-    call = buffer_callback(runner, tuple(results))
+    call = buffer_callback(runner, tuple(jax.ShapeDtypeStruct(shape, dtype) for shape, dtype in results))
 
     def run(*arrays):
         outs = call(*arrays)
-        return (outs[0], outs[1]) if return_lse else outs[0]
+        return outs[0] if kept == 1 else tuple(outs[:kept])
 
     return run
+
+
+def _attention_results(problem, dtype, return_lse: bool) -> list:
+    """out (q's shape and dtype) and, with ``return_lse``, lse (float32 (B, Hq, Sq))."""
+    lse = [((problem.batch, problem.heads_q, problem.seqlen_q), np.float32)] if return_lse else []
+    return [(problem.out_shape, dtype), *lse]
 
 
 _compiled: OrderedDict[tuple, object] = OrderedDict()
@@ -335,8 +358,8 @@ def attention(q, k, v, *, causal, scale, layout, return_lse, block_mask, window)
     Raises
     ------
     TypeError, ValueError
-        As attention_forward; also a block mask in device memory under tracing, or one whose arrays are
-        not all NumPy, ``jax.vmap``, and arrays sharded over several devices.
+        As attention_forward; also a block mask of CuPy arrays under tracing, or one mixing array kinds,
+        ``jax.vmap``, and arrays sharded over several devices.
     """
     infos = _infos((("q", q), ("k", k), ("v", v)))
     if not isinstance(return_lse, bool):
@@ -348,22 +371,27 @@ def attention(q, k, v, *, causal, scale, layout, return_lse, block_mask, window)
     if block_mask is not None:
         geometry = mask_geometry(block_mask, problem)
         mask_arrays = tuple(a for a in (getattr(block_mask, n) for n in ARRAY_FIELDS) if a is not None)
-        if not all(isinstance(a, np.ndarray) for a in mask_arrays):
-            raise TypeError("block_mask for traced JAX inputs must be a host BlockMask (all its arrays NumPy); for "
-                            "a selection made on the GPU call sparsek_attention, which selects and attends in one "
-                            "XLA call")
-        block_mask.validate()
+        if all(isinstance(a, np.ndarray) for a in mask_arrays):
+            block_mask.validate()
+        elif not all(is_jax(a) for a in mask_arrays):
+            raise TypeError("block_mask for JAX inputs must hold NumPy arrays (a host mask) or JAX arrays (such as "
+                            "sparsek_select makes from JAX scores), all of one kind; a mask of CuPy arrays works "
+                            "with eager JAX arrays only")
     present = tuple(block_mask is not None and getattr(block_mask, n) is not None for n in ARRAY_FIELDS)
 
     def build():
-        return _custom_call(_AttentionRunner(problem, infos, geometry, present), problem, q.dtype, return_lse)
+        return _custom_call(_AttentionRunner(problem, infos, geometry, present),
+                            tuple(_attention_results(problem, q.dtype, return_lse)), 1 + return_lse)
 
-    if problem.device == TRACED_DEVICE:
+    if problem.device == TRACED_DEVICE or any(is_traced(a) for a in mask_arrays):
         import jax.numpy as jnp
 
         return build()(q, k, v, *(jnp.asarray(a) for a in mask_arrays)), None
     call = _compiled_call(("attention", problem, return_lse, geometry, present), build)
-    fast = JaxFastCall(call, _mask_copies_on(block_mask, q.sharding) if block_mask is not None else ())
+    if mask_arrays and is_jax(mask_arrays[0]):  # device arrays already: the mask's own
+        fast = JaxFastCall(call, mask_arrays)
+    else:
+        fast = JaxFastCall(call, _mask_copies_on(block_mask, q.sharding) if block_mask is not None else ())
     return fast(q, k, v), fast
 
 
@@ -402,9 +430,34 @@ def sparsek_attention(q, k, v, scores, topk, *, block_size, causal, local_blocks
 
     def build():
         runner = _SparseKRunner(problem, select, tuple(infos), geometry)
-        return _custom_call(runner, problem, q.dtype, return_lse, (select.num_blocks_shape, select.indices_shape))
+        scratch = [(select.num_blocks_shape, np.int32), (select.indices_shape, np.int32)]
+        return _custom_call(runner, tuple(_attention_results(problem, q.dtype, return_lse) + scratch),
+                            1 + return_lse)
 
     if problem.device == TRACED_DEVICE:
         return build()(q, k, v, scores), None
     call = _compiled_call(("sparsek", problem, select, return_lse), build)
     return call(q, k, v, scores), call
+
+
+def select(scores, topk, *, seqlen_q, block_size, causal, local_blocks, pool) -> BlockMask:
+    """:func:`bsk_cupy.sparsek_select` for JAX scores: one custom call; the BlockMask holds JAX arrays.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As sparsek_select; also ``jax.vmap`` and scores sharded over several devices.
+    """
+    (info,) = _infos((("scores", scores),))
+    problem = check_sparsek_args(info, topk, seqlen_q=seqlen_q, block_size=block_size, causal=causal,
+                                 local_blocks=local_blocks, pool=pool)
+    if problem.device != TRACED_DEVICE:
+        require_hopper(problem.device)
+
+    def build():
+        results = ((problem.num_blocks_shape, np.int32), (problem.indices_shape, np.int32))
+        return _custom_call(_SelectRunner(problem), results, 2)
+
+    call = build() if problem.device == TRACED_DEVICE else _compiled_call(("select", problem), build)
+    num, indices = call(scores)
+    return BlockMask(num, indices, (problem.seqlen_q, problem.seqlen_k), problem.block_size)

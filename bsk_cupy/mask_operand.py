@@ -73,7 +73,8 @@ def _device_arrays(mask: BlockMask, device: int) -> tuple:
                                  f"place); got strides {a.strides}")
         return arrays
     if not all(a is None or isinstance(a, np.ndarray) for a in arrays):
-        raise TypeError("block_mask arrays must all be NumPy (host) or all CuPy (device) arrays")
+        raise TypeError("block_mask arrays must all be NumPy (host) or all CuPy (device) arrays here (masks of "
+                        "JAX arrays go with JAX q, k and v)")
     key = id(mask)
     with _uploads_lock:
         cached = _uploads.get(key)

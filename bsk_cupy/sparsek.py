@@ -46,8 +46,8 @@ def sparsek_select(scores, topk: int, *, seqlen_q: int | None = None, block_size
     Returns
     -------
     BlockMask
-        ``kv_num_blocks`` int32 (B, Hkv, nQB) and ``kv_indices`` int32 (B, Hkv, nQB, nKB), CuPy arrays on
-        ``scores``' device, ``seq_lengths=(Sq, Sk)``, ``block_size=(block_size, block_size)``, no full-block
+        ``kv_num_blocks`` int32 (B, Hkv, nQB) and ``kv_indices`` int32 (B, Hkv, nQB, nKB), CuPy arrays (JAX
+        arrays for JAX scores) on ``scores``' device, ``seq_lengths=(Sq, Sk)``, ``block_size=(block_size, block_size)``, no full-block
         lists (the attention kernel applies the causal element mask itself). Row ``kv_indices[b, h, m]``
         lists the kept blocks ascending in its first ``kv_num_blocks[b, h, m]`` entries, then the other
         blocks ascending: every row is a permutation of ``0..nKB-1`` (the layout ``BlockMask.from_dense``
@@ -77,9 +77,9 @@ def sparsek_select(scores, topk: int, *, seqlen_q: int | None = None, block_size
     CuPy / DLPack inputs: CuPy's current stream): read them on that stream or after synchronising. For
     torch inputs the outputs are allocated by torch (CuPy arrays over that memory), and the call makes no
     synchronisation and no host round trip, so it can be captured in ``torch.cuda.graph`` (call it once
-    outside the capture first, to compile and plan). JAX scores give CuPy arrays too (through DLPack, on
-    CuPy's current stream), so not inside ``jax.jit``: there ``sparsek_attention`` selects and attends in
-    one XLA custom call.
+    outside the capture first, to compile and plan). JAX scores, eager or traced inside ``jax.jit``, run as
+    one XLA custom call on XLA's stream and give a mask of JAX arrays, which ``attention_forward`` with
+    JAX inputs takes as it is (:mod:`bsk_cupy.jax_bridge`).
 
     Examples
     --------
@@ -93,9 +93,9 @@ def sparsek_select(scores, topk: int, *, seqlen_q: int | None = None, block_size
     fast = _select_calls.get(key) if key is not None else None
     if fast is not None:
         return fast(scores, _pointer(scores))
-    if jax_bridge.is_traced(scores):
-        raise TypeError("sparsek_select returns CuPy arrays and cannot run on traced JAX arrays (under jax.jit); "
-                        "call sparsek_attention there, which selects and attends in one XLA call")
+    if jax_bridge.is_jax(scores):
+        return jax_bridge.select(scores, topk, seqlen_q=seqlen_q, block_size=block_size, causal=causal,
+                                 local_blocks=local_blocks, pool=pool)
     operand = interop.describe("scores", scores)
     problem = check_sparsek_args(operand.info, topk, seqlen_q=seqlen_q, block_size=block_size, causal=causal,
                                  local_blocks=local_blocks, pool=pool)

@@ -210,17 +210,47 @@ def test_sparsek_attention_under_jit():
     _assert_close(out, lse, ref_out, ref_lse, jnp.float16)
 
 
-def test_device_mask_keeps_the_dlpack_route():
-    """sparsek_select on eager JAX scores gives a CuPy-array mask; attention over it with eager JAX inputs
-    runs on CuPy's stream, where the mask was written; traced inputs refuse it."""
-    q = _rand((1, 2, 1024, 64), 31)
-    scores = jax.device_put(jnp.asarray(np.random.default_rng(32).standard_normal((1, 2, 1024)), jnp.float32), GPU)
+def _scores(seed, shape=(1, 2, 1024)):
+    return jax.device_put(jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32), GPU)
+
+
+def test_select_from_jax_scores():
+    """Eager: the mask holds JAX arrays equal to CuPy's selection on the same scores, and attention over it is
+    sparsek_attention's result bit for bit; under jit: one selection feeds two attention calls."""
+    q, v2 = _rand((1, 2, 1024, 64), 31), _rand((1, 2, 1024, 64), 33)
+    scores = _scores(32)
     mask = bsk.sparsek_select(scores, 2)
+    assert isinstance(mask.kv_indices, jax.Array) and isinstance(mask.kv_num_blocks, jax.Array)
+    theirs = bsk.sparsek_select(cupy.asarray(np.asarray(scores)), 2)
+    assert np.array_equal(np.asarray(mask.kv_indices), cupy.asnumpy(theirs.kv_indices))
+    assert np.array_equal(np.asarray(mask.kv_num_blocks), cupy.asnumpy(theirs.kv_num_blocks))
+    np.testing.assert_array_equal(mask.to_dense(), sparsek_blocks_reference(np.asarray(scores), 2, seqlen_q=1024))
+    out = bsk.attention_forward(q, q, q, causal=True, block_mask=mask)
+    assert np.array_equal(np.asarray(out), np.asarray(bsk.sparsek_attention(q, q, q, scores, 2)))
+
+    @jax.jit
+    def two_layers(q, v2, s):
+        shared = bsk.sparsek_select(s, 2)
+        first = bsk.attention_forward(q, q, q, causal=True, block_mask=shared)
+        return first, bsk.attention_forward(first, q, v2, causal=True, block_mask=shared)
+
+    for seed in (34, 35):  # the same compiled call, new scores
+        scores = _scores(seed)
+        first, second = two_layers(q, v2, scores)
+        assert np.array_equal(np.asarray(first), np.asarray(bsk.sparsek_attention(q, q, q, scores, 2)))
+        assert np.array_equal(np.asarray(second), np.asarray(bsk.sparsek_attention(first, q, v2, scores, 2)))
+
+
+def test_cupy_mask_keeps_the_dlpack_route():
+    """A mask of CuPy arrays with eager JAX inputs runs on CuPy's stream, where such a mask is written; traced
+    inputs refuse it by name."""
+    q = _rand((1, 2, 1024, 64), 36)
+    scores = _scores(37)
+    mask = bsk.sparsek_select(cupy.asarray(np.asarray(scores)), 2)
     out = bsk.attention_forward(q, q, q, causal=True, block_mask=mask)
     assert isinstance(out, jax.Array)
-    reference = bsk.sparsek_attention(q, q, q, scores, 2)
-    assert np.array_equal(np.asarray(out), np.asarray(reference))
-    with pytest.raises(TypeError, match="must be a host BlockMask"):
+    assert np.array_equal(np.asarray(out), np.asarray(bsk.sparsek_attention(q, q, q, scores, 2)))
+    with pytest.raises(TypeError, match="a mask of CuPy arrays works with eager JAX arrays only"):
         jax.jit(lambda q: bsk.attention_forward(q, q, q, causal=True, block_mask=mask))(q)
 
 
@@ -228,8 +258,6 @@ def test_jax_errors():
     q = _rand((1, 2, 256, 64), 41)
     with pytest.raises(TypeError, match="out is for torch tensors and CuPy arrays"):
         bsk.attention_forward(q, q, q, out=q)
-    with pytest.raises(TypeError, match="sparsek_select returns CuPy arrays"):
-        jax.jit(lambda s: bsk.sparsek_select(s, 2))(jnp.zeros((1, 2, 256), jnp.float32, device=GPU))
     with pytest.raises(ValueError, match="(?i)jvp"):  # forward only
         jax.grad(lambda q: bsk.attention_forward(q, q, q).astype(jnp.float32).sum())(q)
     host = jax.device_put(q, jax.devices("cpu")[0])

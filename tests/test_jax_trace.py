@@ -89,8 +89,39 @@ def test_sparsek_errors_under_trace():
     with pytest.raises(ValueError, match=r"\(128, 128\) at head dim 256"):
         jax.eval_shape(lambda q, k, v, s: bsk.sparsek_attention(q, k, v, s, 2, block_size=64), q, kv, kv,
                        S((1, 2, 300), jnp.float32))
-    with pytest.raises(TypeError, match="sparsek_select returns CuPy arrays"):
-        jax.eval_shape(lambda s: bsk.sparsek_select(s, 2), SCORES)
+    with pytest.raises(ValueError, match="pool must be one of"):
+        jax.eval_shape(lambda s: bsk.sparsek_select(s, 2, pool="min").kv_indices, SCORES)
+
+
+def test_select_then_attend_under_trace():
+    """sparsek_select on traced scores gives a mask of traced JAX arrays, which an attention call in the same
+    trace takes; reading its values there is refused by name."""
+    seen = []
+
+    def step(q, k, v, s):
+        mask = bsk.sparsek_select(s, 2)
+        seen.append(repr(mask))
+        with pytest.raises(TypeError, match="traced JAX arrays"):
+            mask.to_dense()
+        return bsk.attention_forward(q, k, v, causal=True, block_mask=mask)
+
+    assert _shapes(step, Q, KV, KV, SCORES) == ((2, 8, 300, 64), jnp.float16)
+    assert "nQB=3, nKB=3" in seen[0] and "density known when run" in seen[0] and seen[0].endswith("jax)")
+    assert _shapes(lambda s: bsk.sparsek_select(s, 2, block_size=64).kv_indices, SCORES) == ((2, 2, 5, 5), jnp.int32)
+
+
+def test_masks_of_concrete_jax_arrays():
+    """Constructors read JAX inputs to the host; a mask given JAX arrays keeps them and reads them back for
+    its queries."""
+    blocks = jnp.asarray(np.tril(np.ones((1, 1, 3, 3), bool)))
+    host = bsk.BlockMask.from_dense(blocks, (300, 300))
+    assert isinstance(host.kv_indices, np.ndarray) and host.density == 6 / 9
+    kept = bsk.BlockMask(jnp.asarray(host.kv_num_blocks), jnp.asarray(host.kv_indices), (300, 300))
+    assert isinstance(kept.kv_indices, jax.Array) and kept.validate() is kept
+    np.testing.assert_array_equal(kept.to_dense(), host.to_dense())
+    bad = bsk.BlockMask(jnp.full((1, 1, 3), 2, jnp.int32), jnp.zeros((1, 1, 3, 3), jnp.int32), (300, 300))
+    with pytest.raises(ValueError, match="strictly increasing"):
+        bad.validate()
 
 
 def test_cpu_arrays():

@@ -233,6 +233,7 @@ def test_cuda_graph_capture_and_replay():
 
 
 def test_jax_input():
+    """JAX scores give a mask of JAX arrays (an XLA custom call; tests/test_jax_gpu.py covers jit)."""
     jax = pytest.importorskip("jax")
     import jax.numpy as jnp
 
@@ -241,8 +242,11 @@ def test_jax_input():
     scores = _scores((BATCH, HEADS, 1000), "float32", 18)
     x = jnp.asarray(scores.cpu().numpy(), device=jax.devices("gpu")[0])
     mask = bsk.sparsek_select(x, 3, block_size=64)
-    _check(mask, _expected(scores, 3, 1000, block_size=64, causal=True, local_blocks=1, pool="max"), (1000, 1000),
-           64)
+    assert isinstance(mask.kv_indices, jax.Array) and mask.kv_indices.dtype == jnp.int32
+    as_cupy = BlockMask(*(cupy.asarray(np.asarray(a)) for a in (mask.kv_num_blocks, mask.kv_indices)),
+                        mask.seq_lengths, mask.block_size)
+    _check(as_cupy, _expected(scores, 3, 1000, block_size=64, causal=True, local_blocks=1, pool="max"),
+           (1000, 1000), 64)
 
 
 def test_gpu_argument_errors():
