@@ -58,7 +58,7 @@ def _forget(ident: int) -> None:
             del _fast_calls[key]
 
 
-def _mask_key(mask):
+def _mask_key(mask, jax_inputs: bool):
     """A ``block_mask``'s part of the fast-path key, or None for an object that takes no fast path (not a
     BlockMask, or one that does not hash). A host mask goes by identity: its device copy belongs to the
     object. A device mask goes by its arrays' pointers, devices and layouts: the kernel reads them in place and a
@@ -66,7 +66,9 @@ def _mask_key(mask):
     same launch (a select-then-attend loop, whose masks the caching allocator places at one of a few
     addresses, takes the fast path: 140-295 -> 41-67 us of host time per loop step on the H100 machines;
     RESULTS.md, twenty-fourth session). Such entries outlive their masks, like entries for q, k and v,
-    until the oldest-first eviction."""
+    until the oldest-first eviction. With JAX inputs (``jax_inputs``) a mask of concrete JAX arrays goes by
+    their shapes, dtypes and shardings: JAX calls pass the arrays to XLA on every call (traced ones take no
+    fast path); with other inputs, by identity."""
     if not isinstance(mask, BlockMask):
         return None
     if isinstance(mask.kv_indices, np.ndarray):
@@ -79,6 +81,13 @@ def _mask_key(mask):
         array = getattr(mask, name)
         if array is None:
             key.append(None)
+        elif interop.is_jax(array):
+            if jax_bridge.is_traced(array):
+                return None
+            if not jax_inputs:  # torch / CuPy plans keep the pointers of the arrays' DLPack views
+                return _Identity(mask)
+            # JAX calls take the mask's arrays as operands on every call: their layout is all the key needs
+            key.append(("jax", array.shape, array.dtype, array.sharding))
         elif type(array).__module__.split(".")[0] != "cupy":
             return _Identity(mask)  # mixed host and device arrays: mask_operand names them
         else:
@@ -97,7 +106,7 @@ def _fast_key(q, k, v, causal, scale, layout, return_lse, block_mask, window) ->
         return None
     if window is not None and not (isinstance(window, tuple) and all(x is None or type(x) is int for x in window)):
         return None
-    mask_key = None if block_mask is None else _mask_key(block_mask)
+    mask_key = None if block_mask is None else _mask_key(block_mask, inputs[0] == "jax")
     if block_mask is not None and mask_key is None:
         return None
     return (inputs, type(causal), causal, type(scale), scale, layout, type(return_lse), return_lse, mask_key, window)
@@ -200,7 +209,7 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
         except TypeError:  # an option that does not hash (the checks below name it)
             fast = key = None
         if fast is not None:
-            return fast(q, k, v, out)
+            return fast(q, k, v, out, block_mask)
     if jax_bridge.takes((q, k, v), block_mask):
         if out is not None:
             raise TypeError("out is for torch tensors and CuPy arrays; jax inputs get a new array")

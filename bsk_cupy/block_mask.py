@@ -24,6 +24,7 @@ import numpy as np
 
 from .interop import array_module as _xp
 from .interop import as_numpy_or_cupy as _as_array
+from .interop import is_jax as _is_jax
 
 BLOCK_SIZES = (64, 128)
 
@@ -46,23 +47,23 @@ def _check_seq_lengths(seq_lengths) -> tuple[int, int]:
     return int(seq_lengths[0]), int(seq_lengths[1])
 
 
-def _is_jax(array) -> bool:
-    return type(array).__module__.split(".")[0] in ("jax", "jaxlib")
-
-
 def _kept(name: str, value):
     """An array as a mask keeps it: JAX arrays as they are, others as read-only NumPy or as CuPy arrays."""
     return value if _is_jax(value) else _frozen(_as_array(name, value))
 
 
-def _readable(array):
+def _readable(array, name: str | None = None):
     """``array``'s values in a NumPy or CuPy array: a JAX array is read back to the host; TypeError for one
-    traced inside ``jax.jit``, whose values exist only when the computation runs."""
+    traced inside ``jax.jit``, whose values exist only when the computation runs (``name``: a constructor's
+    input of that name, else one of the mask's own arrays)."""
     if not _is_jax(array):
         return array
     import jax
 
     if isinstance(array, jax.core.Tracer):
+        if name is not None:
+            raise TypeError(f"{name} is traced (inside jax.jit), but BlockMask constructors read their inputs on "
+                            f"the host: build the mask outside jit, or select on the GPU with sparsek_select")
         raise TypeError("this BlockMask holds traced JAX arrays (inside jax.jit): their values exist only when "
                         "the computation runs; pass the mask to attention_forward there, or read it outside jit")
     return np.asarray(array)
@@ -71,7 +72,7 @@ def _readable(array):
 def _as_input(name: str, value):
     """A constructor's input array: JAX arrays read to the host (the constructors build host masks from
     them), others as :func:`~bsk_cupy.interop.as_numpy_or_cupy` takes them."""
-    return _readable(value) if _is_jax(value) else _as_array(name, value)
+    return _readable(value, name) if _is_jax(value) else _as_array(name, value)
 
 
 def _frozen(array):

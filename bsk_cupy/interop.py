@@ -33,6 +33,11 @@ def _root_module(x) -> str:
     return type(x).__module__.split(".")[0]
 
 
+def is_jax(x) -> bool:
+    """Whether ``x`` is a JAX array or tracer."""
+    return _root_module(x) in ("jax", "jaxlib")
+
+
 def _packed_offsets(shapes) -> tuple[list[int], int]:
     """Byte offsets of int32 arrays of ``shapes`` laid one after another, each 256-byte aligned, and the
     total bytes (at least 4)."""
@@ -332,7 +337,8 @@ class TorchFastCall:
         check_out(describe("out", out).info, self._problem, self._inputs)  # raises with the reason
         raise TypeError(f"out must be a {type(q).__name__} like q, got a {type(out).__name__}")
 
-    def __call__(self, q, k, v, out=None):
+    def __call__(self, q, k, v, out=None, block_mask=None):
+        # block_mask: part of the fast-path key, baked into the plan (JaxFastCall reads it)
         # outputs take q's dtype and device (both part of the fast-path key) through new_empty, which skips
         # the dtype / device argument parsing of torch.empty
         if (q.requires_grad or k.requires_grad or v.requires_grad) and self._is_grad_enabled():
@@ -369,8 +375,8 @@ class CupyFastCall:
         self._lse_shape = lse_shape
         self._device = problem.device
 
-    def __call__(self, q, k, v, out=None):
-        with on_device(self._device):
+    def __call__(self, q, k, v, out=None, block_mask=None):
+        with on_device(self._device):  # block_mask: as in TorchFastCall
             return self._call(q, out)
 
     def _checked_out(self, q, out) -> int:

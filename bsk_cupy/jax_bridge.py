@@ -6,12 +6,12 @@ take as operands. At trace time the arguments are checked from their shapes and 
 are dense and row-major), and the call becomes one custom call whose operands and results are XLA
 buffers: q, k, v (and scores), a block mask's arrays (JAX arrays as they are; a host mask's as constants of
 the trace, or for eager calls as device copies kept with the mask object), the output, the lse, and
-``sparsek_attention``'s selected blocks (scratch results that are dropped). When XLA runs the call, a Python callback reads the buffers' pointers and XLA's stream, finds the
-launch plan for those pointers (made the first time a device and a set of pointers is seen) and launches on
-that stream, so the kernels run after the producers of their inputs and before their consumers, with no
-DLPack conversion and no synchronisation. Eager arrays run a ``jax.jit`` of the same call, compiled once per
-checked problem (:func:`_compiled`); the callers' fast paths keep it per shapes, dtypes, shardings and
-options.
+``sparsek_attention``'s selected blocks (scratch results that are dropped). When XLA runs the call, a
+Python callback reads the buffers' pointers and XLA's stream, finds the launch plan for those pointers (made
+the first time a device and a set of pointers is seen) and launches on that stream, so the kernels run after
+the producers of their inputs and before their consumers, with no DLPack conversion and no
+synchronisation. Eager arrays run a ``jax.jit`` of the same call, compiled once per checked problem
+(:func:`_compiled_call`); the callers' fast paths keep it per shapes, dtypes, shardings and options.
 
 Not supported (each raises): ``out=`` (JAX arrays are immutable), ``jax.grad`` (forward only),
 ``jax.vmap``, arrays sharded over several devices, and block masks of CuPy arrays under tracing (with
@@ -28,6 +28,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import interop, window_route
+from .interop import is_jax
 from .block_mask import ARRAY_FIELDS, BlockMask
 from .device import require_hopper
 from .dispatch import get_plan, l2_bytes, sm_count
@@ -40,11 +41,6 @@ TRACED_DEVICE = -1  # the device of a traced array: XLA says which when it runs 
 _LAUNCHES_MAX = 16  # pointer sets kept per custom call (XLA reuses a few addresses from run to run)
 _COMPILED_MAX = 64  # jitted custom calls kept for eager arrays, least recently used first out
 _tracer_type = None
-
-
-def is_jax(x) -> bool:
-    """Whether ``x`` is a JAX array or tracer."""
-    return type(x).__module__.split(".")[0] in ("jax", "jaxlib")
 
 
 def is_traced(x) -> bool:
@@ -313,36 +309,53 @@ def _compiled_call(key: tuple, build):
 
 class JaxFastCall:
     """attention_forward's per-call work for concrete JAX arrays already checked: the compiled custom call,
-    with a host mask's device copies as its further operands."""
+    with the block mask's arrays as its further operands: a host mask's device copies (``mask_arrays``), or
+    (None) the JAX arrays of the mask each call passes, which the fast-path key pins by shape, dtype and
+    sharding."""
 
-    def __init__(self, call, mask_arrays: tuple):
+    def __init__(self, call, mask_arrays: tuple | None):
         self._call, self._mask_arrays = call, mask_arrays
 
-    def __call__(self, q, k, v, out=None):
+    def __call__(self, q, k, v, out=None, block_mask=None):
         if out is not None:
             raise TypeError("out is for torch tensors and CuPy arrays; jax inputs get a new array")
-        return self._call(q, k, v, *self._mask_arrays)
+        arrays = self._mask_arrays
+        if arrays is None:
+            arrays = tuple(a for a in (getattr(block_mask, n) for n in ARRAY_FIELDS) if a is not None)
+        return self._call(q, k, v, *arrays)
 
 
 _mask_copies: dict[int, tuple] = {}
 _mask_copies_lock = threading.Lock()
 
 
-def _mask_copies_on(mask: BlockMask, sharding) -> tuple:
-    """The present arrays of host mask ``mask`` as JAX arrays placed like q (``sharding``), made once per
-    mask object and device and dropped with the mask."""
+def _mask_copies_on(mask: BlockMask, device) -> tuple:
+    """The present arrays of host mask ``mask`` as JAX arrays on ``device`` (a jax Device), made once per
+    mask object and device and dropped with the mask. Made eagerly even inside an outer trace (concrete q
+    closed over by a jitted function), so that the caches never keep tracers."""
     key = id(mask)
     with _mask_copies_lock:
         cached = _mask_copies.get(key)
-        if cached is not None and cached[0]() is mask and cached[1] == sharding:
+        if cached is not None and cached[0]() is mask and cached[1] == device:
             return cached[2]
     import jax
 
-    arrays = tuple(jax.device_put(a, sharding) for a in (getattr(mask, n) for n in ARRAY_FIELDS) if a is not None)
+    with jax.ensure_compile_time_eval():
+        arrays = tuple(jax.device_put(a, jax.sharding.SingleDeviceSharding(device))
+                       for a in (getattr(mask, n) for n in ARRAY_FIELDS) if a is not None)
     with _mask_copies_lock:
-        _mask_copies[key] = (weakref.ref(mask), sharding, arrays)
+        _mask_copies[key] = (weakref.ref(mask), device, arrays)
     weakref.finalize(mask, _mask_copies.pop, key, None)
     return arrays
+
+
+def _check_mask_arrays(arrays: tuple, device: int) -> None:
+    """JAX mask arrays: not batched by vmap, and (concrete ones, with concrete q) on q's device."""
+    for name, a in arrays:
+        if type(a).__name__ == "BatchTracer":
+            raise TypeError(f"block_mask.{name} is batched by jax.vmap, which bsk_cupy does not support")
+        if device != TRACED_DEVICE and not is_traced(a) and _concrete_device(f"block_mask.{name}", a) != device:
+            raise ValueError(f"block_mask.{name} is not on q's device (cuda:{device}): put the mask's arrays there")
 
 
 def attention(q, k, v, *, causal, scale, layout, return_lse, block_mask, window):
@@ -370,10 +383,13 @@ def attention(q, k, v, *, causal, scale, layout, return_lse, block_mask, window)
     geometry, mask_arrays = None, ()
     if block_mask is not None:
         geometry = mask_geometry(block_mask, problem)
-        mask_arrays = tuple(a for a in (getattr(block_mask, n) for n in ARRAY_FIELDS) if a is not None)
+        named = tuple((n, getattr(block_mask, n)) for n in ARRAY_FIELDS if getattr(block_mask, n) is not None)
+        mask_arrays = tuple(a for _, a in named)
         if all(isinstance(a, np.ndarray) for a in mask_arrays):
             block_mask.validate()
-        elif not all(is_jax(a) for a in mask_arrays):
+        elif all(is_jax(a) for a in mask_arrays):
+            _check_mask_arrays(named, problem.device)
+        else:
             raise TypeError("block_mask for JAX inputs must hold NumPy arrays (a host mask) or JAX arrays (such as "
                             "sparsek_select makes from JAX scores), all of one kind; a mask of CuPy arrays works "
                             "with eager JAX arrays only")
@@ -388,11 +404,12 @@ def attention(q, k, v, *, causal, scale, layout, return_lse, block_mask, window)
 
         return build()(q, k, v, *(jnp.asarray(a) for a in mask_arrays)), None
     call = _compiled_call(("attention", problem, return_lse, geometry, present), build)
-    if mask_arrays and is_jax(mask_arrays[0]):  # device arrays already: the mask's own
-        fast = JaxFastCall(call, mask_arrays)
+    if mask_arrays and is_jax(mask_arrays[0]):
+        fast = JaxFastCall(call, None)  # the mask's own arrays, read from each call's mask (a structural key)
     else:
-        fast = JaxFastCall(call, _mask_copies_on(block_mask, q.sharding) if block_mask is not None else ())
-    return fast(q, k, v), fast
+        device = next(iter(q.sharding.device_set))
+        fast = JaxFastCall(call, _mask_copies_on(block_mask, device) if block_mask is not None else ())
+    return fast(q, k, v, block_mask=block_mask), fast
 
 
 def sparsek_attention(q, k, v, scores, topk, *, block_size, causal, local_blocks, pool, scale, layout,

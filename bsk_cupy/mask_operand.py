@@ -1,12 +1,14 @@
 """A :class:`BlockMask` as the attention kernel reads it: int32 device arrays, broadcast strides, head map.
 
 Host (NumPy) masks are validated once and copied to the device once per mask object (the copy lives as
-long as the mask, and as the cached launch plans that use it). Device (CuPy) masks must be C-contiguous;
-they are used in place, and like q, k and v stay the caller's: cached plans keep their pointers, not the
-arrays. Their shapes and dtypes are checked, their contents are not read on the host, which would cost a
-synchronisation: the kernel clamps every count to the row length and masks keys outside [0, Sk), so a
-malformed device mask gives wrong blocks, never an out-of-bounds access. Validate it with
-``BlockMask.validate()`` when in doubt.
+long as the mask, and as the cached launch plans that use it). Device masks (CuPy arrays, JAX arrays
+through DLPack, or XLA's buffers in a JAX custom call: :func:`operand_at`) must be C-contiguous; they are
+used in place, and like q, k and v stay the caller's: cached plans keep their pointers, not the arrays.
+Their shapes and dtypes are checked, their contents are not read on the host, which would cost a
+synchronisation: the kernel clamps every count to the row length, every listed block and every row-order
+entry to its range, and masks keys outside [0, Sk), so a malformed device mask gives wrong blocks (and a
+row order that repeats rows leaves the rows it misses unwritten), never an out-of-bounds access. Validate
+it with ``BlockMask.validate()`` when in doubt.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .block_mask import ARRAY_FIELDS, BlockMask
-from .interop import array_module, cupy_stream
+from .interop import array_module, as_numpy_or_cupy, cupy_stream, is_jax
 from .validation import AttentionProblem
 
 KERNEL_BLOCKS = (128, 64)  # square mask blocks the kernel runs: 128 x 128 tiles, or 64 x 64 (split warpgroups)
@@ -63,7 +65,10 @@ def _device_arrays(mask: BlockMask, device: int) -> tuple:
     ``device``: a device mask's own, or a host mask's uploads (validated first)."""
     import cupy
 
-    arrays = tuple(getattr(mask, name) for name in ARRAY_FIELDS)
+    # JAX arrays (a mask sparsek_select made from JAX scores, used with torch or CuPy q): CuPy views through
+    # DLPack, which orders JAX's producer before CuPy's current stream
+    arrays = tuple(as_numpy_or_cupy(f"block_mask.{name}", a) if is_jax(a) else a
+                   for name, a in ((name, getattr(mask, name)) for name in ARRAY_FIELDS))
     if all(a is None or isinstance(a, cupy.ndarray) for a in arrays):
         for name, a in zip(ARRAY_FIELDS, arrays):
             if a is not None and a.device.id != device:
@@ -73,8 +78,7 @@ def _device_arrays(mask: BlockMask, device: int) -> tuple:
                                  f"place); got strides {a.strides}")
         return arrays
     if not all(a is None or isinstance(a, np.ndarray) for a in arrays):
-        raise TypeError("block_mask arrays must all be NumPy (host) or all CuPy (device) arrays here (masks of "
-                        "JAX arrays go with JAX q, k and v)")
+        raise TypeError("block_mask arrays must all be NumPy (host) or all device (CuPy, JAX) arrays")
     key = id(mask)
     with _uploads_lock:
         cached = _uploads.get(key)
@@ -166,7 +170,9 @@ def mask_operand(mask, problem: AttentionProblem) -> MaskOperand:
 def operand_at(geometry: MaskGeometry, pointers: tuple[int, int, int, int, int], device: int) -> MaskOperand:
     """The kernel's view of a mask whose arrays (``ARRAY_FIELDS`` order, 0 where absent) are C-contiguous int32
     device memory at ``pointers`` on ``device``, owned by the caller (XLA's buffers in a JAX custom call). A
-    row order is wrapped as a CuPy view, from which a plan can derive its tail order."""
+    row order is wrapped as a CuPy view, from which a plan past L2 derives its tail order when it is made
+    (:func:`with_tail_order`): a plan reused for the same address keeps that order if the contents change,
+    which moves work between CTAs, never a value (every item still runs once)."""
     import cupy
 
     order = None

@@ -47,8 +47,9 @@ def sparsek_select(scores, topk: int, *, seqlen_q: int | None = None, block_size
     -------
     BlockMask
         ``kv_num_blocks`` int32 (B, Hkv, nQB) and ``kv_indices`` int32 (B, Hkv, nQB, nKB), CuPy arrays (JAX
-        arrays for JAX scores) on ``scores``' device, ``seq_lengths=(Sq, Sk)``, ``block_size=(block_size, block_size)``, no full-block
-        lists (the attention kernel applies the causal element mask itself). Row ``kv_indices[b, h, m]``
+        arrays for JAX scores) on ``scores``' device, ``seq_lengths=(Sq, Sk)``,
+        ``block_size=(block_size, block_size)``, no full-block lists (the attention kernel applies the causal
+        element mask itself). Row ``kv_indices[b, h, m]``
         lists the kept blocks ascending in its first ``kv_num_blocks[b, h, m]`` entries, then the other
         blocks ascending: every row is a permutation of ``0..nKB-1`` (the layout ``BlockMask.from_dense``
         writes), so the whole array is deterministic.
@@ -113,7 +114,7 @@ def sparsek_select(scores, topk: int, *, seqlen_q: int | None = None, block_size
 _FAST_CALLS_MAX = 256
 _KEY_TYPES = (int, bool, str, float, type(None))
 _select_calls: dict[tuple, "_SelectCall"] = {}
-_attention_calls: dict[tuple, "_AttentionCall"] = {}
+_attention_calls: dict[tuple, object] = {}  # _AttentionCall, or a compiled JAX call (jax_bridge)
 _fast_calls_lock = threading.Lock()
 
 

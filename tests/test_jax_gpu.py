@@ -66,7 +66,8 @@ CASES = [
 @pytest.mark.parametrize("case", range(len(CASES)))
 def test_jit_against_float64(case):
     q_shape, kv_shape, layout, dtype, options = CASES[case]
-    q, k, v = _rand(q_shape, 10 * case, dtype), _rand(kv_shape, 10 * case + 1, dtype), _rand(kv_shape, 10 * case + 2, dtype)
+    q = _rand(q_shape, 10 * case, dtype)
+    k, v = _rand(kv_shape, 10 * case + 1, dtype), _rand(kv_shape, 10 * case + 2, dtype)
     call = jax.jit(lambda q, k, v: bsk.attention_forward(q, k, v, layout=layout, return_lse=True, **options))
     _poison()
     out, lse = call(q, k, v)
@@ -104,7 +105,7 @@ def test_producers_and_consumers_in_one_jit():
         return out * 2.0, out.astype(jnp.float32).sum()
 
     for seed in range(3):
-        x, k, v = _rand((2, 4, 384, 64), 100 + seed), _rand((2, 4, 384, 64), 200 + seed), _rand((2, 4, 384, 64), 300 + seed)
+        x, k, v = (_rand((2, 4, 384, 64), offset + seed) for offset in (100, 200, 300))
         doubled, total = step(x, k, v)
         ref, _ = attention_reference(_f64(x * 1.5 + 0.25), _f64(k), _f64(v))
         assert np.abs(_f64(doubled) - 2 * ref).max() < 8e-3
@@ -201,7 +202,8 @@ def test_sparsek_attention_under_jit():
     other = jax.device_put(jnp.asarray(np.random.default_rng(25).standard_normal((1, 2, 2048)), jnp.float32), GPU)
     again, _ = call(q, k, v, other)  # the same custom call, another selection
     theirs = bsk.sparsek_attention(_cupy(q), _cupy(k), _cupy(v), cupy.asarray(np.asarray(other)), 3, local_blocks=1)
-    assert np.array_equal(np.asarray(again), cupy.asnumpy(theirs)) and not np.array_equal(np.asarray(again), np.asarray(out))
+    assert np.array_equal(np.asarray(again), cupy.asnumpy(theirs))
+    assert not np.array_equal(np.asarray(again), np.asarray(out))
     eager, _ = bsk.sparsek_attention(q, k, v, scores, 3, local_blocks=1, return_lse=True)
     assert np.array_equal(np.asarray(eager), np.asarray(out))
     blocks = sparsek_blocks_reference(np.asarray(scores), 3, seqlen_q=2048, local_blocks=1)
@@ -239,6 +241,63 @@ def test_select_from_jax_scores():
         first, second = two_layers(q, v2, scores)
         assert np.array_equal(np.asarray(first), np.asarray(bsk.sparsek_attention(q, q, q, scores, 2)))
         assert np.array_equal(np.asarray(second), np.asarray(bsk.sparsek_attention(first, q, v2, scores, 2)))
+
+
+_FIELDS = ("kv_num_blocks", "kv_indices", "full_kv_num_blocks", "full_kv_indices", "row_order")
+
+
+def _as_jax_mask(mask):
+    """The same mask over JAX arrays on the GPU (full lists and row order included)."""
+    arrays = [None if getattr(mask, n) is None else jax.device_put(getattr(mask, n), GPU) for n in _FIELDS]
+    return bsk.BlockMask(*arrays[:2], mask.seq_lengths, mask.block_size, *arrays[2:])
+
+
+def test_jax_array_masks():
+    """Masks of JAX arrays with full lists and a row order (256 items: the kernel reads the order), eager and
+    jitted, traced beside concrete q; two masks of one layout share a fast-path entry but each call reads
+    its own; a CuPy caller takes such a mask too (through DLPack)."""
+    q, k, v = _rand((1, 8, 4096, 64), 91), _rand((1, 8, 4096, 64), 92), _rand((1, 8, 4096, 64), 93)
+    window = bsk.BlockMask.sliding_window(4096, 4096, left=700, right=0)
+    assert window.full_kv_indices is not None and window.row_order is not None
+    expected = _cupy_forward(q, k, v, window=(700, 0), block_mask=window)
+    jax_mask = _as_jax_mask(window)
+    for _ in range(2):  # the slow path, then the fast path
+        got = bsk.attention_forward(q, k, v, window=(700, 0), block_mask=jax_mask)
+        assert np.array_equal(np.asarray(got), expected)
+    closed_over = jax.jit(lambda q, k, v: bsk.attention_forward(q, k, v, window=(700, 0), block_mask=jax_mask))
+    assert np.array_equal(np.asarray(closed_over(q, k, v)), expected)
+
+    def traced_mask(*arrays):  # concrete q, k, v; the mask's arrays traced
+        mask = bsk.BlockMask(*arrays[:2], (4096, 4096), 128, *arrays[2:])
+        return bsk.attention_forward(q, k, v, window=(700, 0), block_mask=mask)
+
+    got = jax.jit(traced_mask)(*(getattr(jax_mask, n) for n in _FIELDS))
+    assert np.array_equal(np.asarray(got), expected)
+    other = bsk.BlockMask.sliding_window(4096, 4096, left=200, right=0)
+    other_jax = _as_jax_mask(other)
+    assert [getattr(other_jax, n).shape for n in _FIELDS] == [getattr(jax_mask, n).shape for n in _FIELDS]
+    got = bsk.attention_forward(q, k, v, window=(700, 0), block_mask=other_jax)  # the same key, other arrays
+    assert np.array_equal(np.asarray(got), _cupy_forward(q, k, v, window=(700, 0), block_mask=other))
+    scores = _scores(94, (1, 8, 4096))
+    selected = bsk.sparsek_select(scores, 3)
+    theirs = bsk.sparsek_attention(_cupy(q), _cupy(k), _cupy(v), cupy.asarray(np.asarray(scores)), 3)
+    cupy_route = bsk.attention_forward(_cupy(q), _cupy(k), _cupy(v), causal=True, block_mask=selected)
+    assert np.array_equal(cupy.asnumpy(cupy_route), cupy.asnumpy(theirs))
+
+
+def test_host_masks_with_closed_over_and_named_sharding_inputs():
+    """Concrete q, k, v closed over by a jitted function with a host mask (its device copies must be made
+    outside the trace, or later eager calls meet leaked tracers); q on a one-device mesh."""
+    q, k, v = _rand((1, 2, 1000, 64), 95), _rand((1, 2, 1000, 64), 96), _rand((1, 2, 1000, 64), 97)
+    mask = bsk.BlockMask.from_dense(np.random.default_rng(98).random((1, 2, 8, 8)) < 0.5, (1000, 1000))
+    expected = _cupy_forward(q, k, v, block_mask=mask)
+    inside = jax.jit(lambda x: bsk.attention_forward(q, k, v, block_mask=mask) + x)
+    assert np.array_equal(np.asarray(inside(jnp.zeros((), jnp.float16))), expected)
+    assert np.array_equal(np.asarray(bsk.attention_forward(q, k, v, block_mask=mask)), expected)
+    mesh = jax.sharding.Mesh(np.array([GPU]), ("x",))
+    named = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("x", None, None, None))
+    qn, kn, vn = (jax.device_put(x, named) for x in (q, k, v))
+    assert np.array_equal(np.asarray(bsk.attention_forward(qn, kn, vn, block_mask=mask)), expected)
 
 
 def test_cupy_mask_keeps_the_dlpack_route():

@@ -369,7 +369,7 @@ def test_device_masks_stay_the_callers():
     import gc
     import weakref
 
-    from bsk_cupy import api, dispatch
+    from bsk_cupy import dispatch
 
     q, k, v = _rand((1, 2, 512, 64), 88), _rand((1, 2, 512, 64), 89), _rand((1, 2, 512, 64), 90)
     mask = bsk.sparsek_select(_rand((1, 2, 512), 91, torch.float32), 1)
@@ -407,7 +407,7 @@ def test_a_device_mask_over_the_same_memory_shares_the_fast_path_and_is_read_ane
     _check(q, k, v, mask=second)
     assert api._fast_calls[key] is entry
     for sizes in ({"seq_lengths": (512.0, 512)}, {"seq_lengths": [512, 512]}, {"block_size": (128.0, 128)}):
-        assert api._mask_key(dataclasses.replace(second, **sizes)) is None
+        assert api._mask_key(dataclasses.replace(second, **sizes), False) is None
     with pytest.raises(ValueError, match="seq_lengths must be a pair of positive ints"):
         bsk.attention_forward(q, k, v, block_mask=dataclasses.replace(second, seq_lengths=(512.0, 512)))
     assert bsk.BlockMask(num, idx, (512, 512), 128).block_size == (128, 128)

@@ -144,8 +144,8 @@ def test_fast_path_keys_tell_option_types_apart():
     assert interop.call_key(scores, scores, scores) == interop.torch_call_key(scores, scores, scores)
     assert interop.cupy_call_key(scores, scores, scores) is None and interop.call_key(1, 2, 3) is None
     host = bsk.BlockMask.from_dense(np.ones((1, 1, 2, 2), bool))
-    assert api._mask_key(host) == api._Identity(host)
-    assert api._mask_key("mask") is None and api._mask_key(None) is None
+    assert api._mask_key(host, False) == api._Identity(host)
+    assert api._mask_key("mask", False) is None and api._mask_key(None, False) is None
 
 
 def test_a_launch_under_graph_capture_keeps_its_plan():
