@@ -457,8 +457,28 @@ def sparsek_attention(q, k, v, scores, topk, *, block_size, causal, local_blocks
     return call(q, k, v, scores), call
 
 
-def select(scores, topk, *, seqlen_q, block_size, causal, local_blocks, pool) -> BlockMask:
+class SelectFastCall:
+    """sparsek_select's per-call work for concrete JAX scores already checked: the compiled custom call, its
+    two results wrapped in a BlockMask."""
+
+    def __init__(self, call, problem):
+        self._call = call
+        self._seq_lengths, self._block_size = (problem.seqlen_q, problem.seqlen_k), problem.block_size
+
+    def __call__(self, scores) -> BlockMask:
+        num, indices = self._call(scores)
+        return BlockMask(num, indices, self._seq_lengths, self._block_size)
+
+
+def select(scores, topk, *, seqlen_q, block_size, causal, local_blocks, pool):
     """:func:`bsk_cupy.sparsek_select` for JAX scores: one custom call; the BlockMask holds JAX arrays.
+
+    Returns
+    -------
+    mask : BlockMask
+    fast : SelectFastCall or None
+        What later calls with concrete scores like these and the same options may run directly; None for
+        traced scores.
 
     Raises
     ------
@@ -475,6 +495,7 @@ def select(scores, topk, *, seqlen_q, block_size, causal, local_blocks, pool) ->
         results = ((problem.num_blocks_shape, np.int32), (problem.indices_shape, np.int32))
         return _custom_call(_SelectRunner(problem), results, 2)
 
-    call = build() if problem.device == TRACED_DEVICE else _compiled_call(("select", problem), build)
-    num, indices = call(scores)
-    return BlockMask(num, indices, (problem.seqlen_q, problem.seqlen_k), problem.block_size)
+    if problem.device == TRACED_DEVICE:
+        return SelectFastCall(build(), problem)(scores), None
+    fast = SelectFastCall(_compiled_call(("select", problem), build), problem)
+    return fast(scores), fast

@@ -90,13 +90,17 @@ def sparsek_select(scores, topk: int, *, seqlen_q: int | None = None, block_size
     >>> mask.kv_num_blocks.shape, mask.kv_indices.shape
     ((1, 8, 64), (1, 8, 64, 64))
     """
-    key = _call_key(scores, topk, seqlen_q, block_size, causal, local_blocks, pool)
+    options = (topk, seqlen_q, block_size, causal, local_blocks, pool)
+    key = _call_key(scores, *options) or _jax_call_key(scores, options)
     fast = _select_calls.get(key) if key is not None else None
     if fast is not None:
-        return fast(scores, _pointer(scores))
+        return fast(scores)
     if jax_bridge.is_jax(scores):
-        return jax_bridge.select(scores, topk, seqlen_q=seqlen_q, block_size=block_size, causal=causal,
-                                 local_blocks=local_blocks, pool=pool)
+        mask, fast = jax_bridge.select(scores, topk, seqlen_q=seqlen_q, block_size=block_size, causal=causal,
+                                       local_blocks=local_blocks, pool=pool)
+        if fast is not None and key is not None:
+            _remember(_select_calls, key, fast)
+        return mask
     operand = interop.describe("scores", scores)
     problem = check_sparsek_args(operand.info, topk, seqlen_q=seqlen_q, block_size=block_size, causal=causal,
                                  local_blocks=local_blocks, pool=pool)
@@ -104,7 +108,7 @@ def sparsek_select(scores, topk: int, *, seqlen_q: int | None = None, block_size
     call = _SelectCall(get_select_plan(problem), problem, operand.adapter)
     if key is not None:
         _remember(_select_calls, key, call)
-    return call(operand.handle, operand.info.ptr)
+    return call(operand.handle)
 
 
 # Per-call fast paths for torch and CuPy inputs, as attention_forward has: a call whose scores have the
@@ -113,7 +117,7 @@ def sparsek_select(scores, topk: int, *, seqlen_q: int | None = None, block_size
 # (exact types: True and 1 hash alike), skips describing and checking them again.
 _FAST_CALLS_MAX = 256
 _KEY_TYPES = (int, bool, str, float, type(None))
-_select_calls: dict[tuple, "_SelectCall"] = {}
+_select_calls: dict[tuple, object] = {}  # _SelectCall, or jax_bridge.SelectFastCall
 _attention_calls: dict[tuple, object] = {}  # _AttentionCall, or a compiled JAX call (jax_bridge)
 _fast_calls_lock = threading.Lock()
 
@@ -163,10 +167,10 @@ class _SelectCall:
         self._seq_lengths = (problem.seqlen_q, problem.seqlen_k)
         self._block_size = (problem.block_size, problem.block_size)
 
-    def __call__(self, like, scores_ptr: int) -> BlockMask:
+    def __call__(self, scores) -> BlockMask:
         with interop.on_device(self._device):  # the kernel was loaded in that device's context
-            (num_blocks, num_blocks_ptr), (indices, indices_ptr) = self._adapter.index_arrays(like, self._shapes)
-            self._plan.launch(scores_ptr, num_blocks_ptr, indices_ptr, self._adapter.stream(self._device))
+            (num_blocks, num_blocks_ptr), (indices, indices_ptr) = self._adapter.index_arrays(scores, self._shapes)
+            self._plan.launch(_pointer(scores), num_blocks_ptr, indices_ptr, self._adapter.stream(self._device))
         return BlockMask(num_blocks, indices, self._seq_lengths, self._block_size)
 
 

@@ -15,7 +15,7 @@ import jax.numpy as jnp  # noqa: E402
 import cupy  # noqa: E402
 
 import bsk_cupy as bsk  # noqa: E402
-from bsk_cupy import jax_bridge  # noqa: E402
+from bsk_cupy import jax_bridge, sparsek  # noqa: E402
 from bsk_cupy.reference import (attention_reference, block_mask_keys, sparsek_blocks_reference,  # noqa: E402
                                 window_keys)
 
@@ -229,6 +229,11 @@ def test_select_from_jax_scores():
     np.testing.assert_array_equal(mask.to_dense(), sparsek_blocks_reference(np.asarray(scores), 2, seqlen_q=1024))
     out = bsk.attention_forward(q, q, q, causal=True, block_mask=mask)
     assert np.array_equal(np.asarray(out), np.asarray(bsk.sparsek_attention(q, q, q, scores, 2)))
+    key = sparsek._jax_call_key(scores, (2, None, 128, True, 1, "max"))
+    assert isinstance(sparsek._select_calls[key], jax_bridge.SelectFastCall)
+    again = bsk.sparsek_select(_scores(39), 2)  # the fast path, other scores
+    theirs = bsk.sparsek_select(cupy.asarray(np.asarray(_scores(39))), 2)
+    assert np.array_equal(np.asarray(again.kv_indices), cupy.asnumpy(theirs.kv_indices))
 
     @jax.jit
     def two_layers(q, v2, s):
