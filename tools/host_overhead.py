@@ -125,20 +125,23 @@ def conditions(q, k, v) -> None:
     row("out= a preallocated tensor", into_out)
 
 
-def write_profile(fn, path: str, calls: int = 5000) -> None:
-    fn()
-    torch.cuda.synchronize()
+def write_profile(fn, path: str, calls: int = 5000, wait=None) -> None:
+    """A cProfile of ``calls`` calls of ``fn``, sorted by own time, written to ``path``; ``wait`` (given the
+    last call's result) waits for the GPU work, torch's device synchronisation by default."""
+    if wait is None:
+        def wait(_):
+            torch.cuda.synchronize()
+    wait(fn())
     profiler = cProfile.Profile()
     profiler.enable()
     for _ in range(calls):
-        fn()
-    torch.cuda.synchronize()
+        out = fn()
+    wait(out)
     profiler.disable()
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(25)
     with open(path, "w") as f:
         f.write(text.getvalue())
-
 
 if __name__ == "__main__":
     main()

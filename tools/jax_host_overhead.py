@@ -12,15 +12,14 @@ both routes agree with JAX's result. With a path argument, a cProfile of 2000 ea
 
 from __future__ import annotations
 
-import cProfile
-import io
 import os
-import pstats
 import statistics
 import sys
 import time
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+from host_overhead import write_profile  # noqa: E402  (tools/host_overhead.py beside this; imports torch first)
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -106,21 +105,8 @@ def main() -> None:
         for name, fn in routes.items():
             row(str((b, h, s, d)), name, fn, reference, min(calls, 200))
         if len(sys.argv) > 1 and (b, h, s, d) == SHAPES[0]:
-            write_profile(ours, sys.argv[1])
+            write_profile(ours, sys.argv[1], calls=2000, wait=jax.block_until_ready)
     sparsek_rows(gpu)
-
-
-def write_profile(fn, path: str, calls: int = 2000) -> None:
-    profile = cProfile.Profile()
-    profile.enable()
-    for _ in range(calls):
-        out = fn()
-    jax.block_until_ready(out)
-    profile.disable()
-    text = io.StringIO()
-    pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(30)
-    with open(path, "w") as f:
-        f.write(text.getvalue())
 
 
 if __name__ == "__main__":
