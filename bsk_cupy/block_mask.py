@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,7 +116,8 @@ class BlockMask:
 
     Build one with :meth:`from_dense`, :meth:`causal`, :meth:`sliding_window` or :meth:`from_flex`; the
     constructor takes torch tensors through DLPack and otherwise only stores (call :meth:`validate` to check
-    arrays built by hand).
+    arrays built by hand). With JAX imported, a BlockMask is a JAX pytree (:func:`register_with_jax`): it
+    can go in and out of ``jax.jit``.
     """
 
     kv_num_blocks: object
@@ -126,6 +129,8 @@ class BlockMask:
     row_order: object = None
 
     def __post_init__(self) -> None:
+        if not _registered_with_jax:
+            register_with_jax()
         if _is_int(self.block_size):  # one int for both sides, as the constructors take it
             object.__setattr__(self, "block_size", (int(self.block_size), int(self.block_size)))
         for name in ARRAY_FIELDS:
@@ -446,3 +451,40 @@ def _dense_from_lists(num, indices):
     dense = xp.zeros(valid.shape, dtype=xp.bool_)
     dense.reshape(-1)[(row_ids * n_kb + indices.astype(xp.int64))[valid]] = True
     return dense
+
+
+_registered_with_jax = False
+_registration_lock = threading.Lock()
+
+
+def register_with_jax() -> None:
+    """Make BlockMask a JAX pytree, once: its five arrays are the leaves (absent ones None), its sequence
+    lengths and block size static, so a mask can be an argument or a result of ``jax.jit``, a ``lax.scan``
+    carry, and so on. A no-op until JAX has been imported (bsk_cupy never imports it for this): it runs when
+    bsk_cupy is imported, when a mask is made and when a JAX call starts, so import JAX before making the
+    masks you hand to it."""
+    global _registered_with_jax
+    if _registered_with_jax or "jax" not in sys.modules:
+        return
+    with _registration_lock:
+        if _registered_with_jax:
+            return
+        import jax
+
+        jax.tree_util.register_pytree_node(BlockMask, _flatten, _unflatten)
+        _registered_with_jax = True
+
+
+def _flatten(mask: BlockMask):
+    return tuple(getattr(mask, name) for name in ARRAY_FIELDS), (mask.seq_lengths, mask.block_size)
+
+
+def _unflatten(static, leaves) -> BlockMask:
+    """A mask over ``leaves`` as JAX hands them back (tracers, shapes, or any placeholder of its own):
+    stored without checks or conversion."""
+    mask = object.__new__(BlockMask)
+    for name, value in zip(ARRAY_FIELDS, leaves):
+        object.__setattr__(mask, name, value)
+    object.__setattr__(mask, "seq_lengths", static[0])
+    object.__setattr__(mask, "block_size", static[1])
+    return mask

@@ -29,7 +29,7 @@ import numpy as np
 
 from . import interop, window_route
 from .interop import is_jax
-from .block_mask import ARRAY_FIELDS, BlockMask
+from .block_mask import ARRAY_FIELDS, BlockMask, register_with_jax
 from .device import require_hopper
 from .dispatch import get_plan, l2_bytes, sm_count
 from .mask_operand import MaskGeometry, mask_geometry, mask_operand, operand_at
@@ -112,6 +112,7 @@ def _infos(named: tuple[tuple[str, object], ...]) -> tuple[ArrayInfo, ...]:
         if type(x).__name__ == "BatchTracer":
             raise TypeError(f"{name} is batched by jax.vmap, which bsk_cupy does not support: its arrays carry "
                             f"the batch dimension themselves (B in (B, H, S, D))")
+    register_with_jax()  # every JAX call starts here
     traced = any(is_traced(x) for _, x in named)
     infos = []
     for name, x in named:

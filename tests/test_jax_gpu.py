@@ -305,6 +305,19 @@ def test_host_masks_with_closed_over_and_named_sharding_inputs():
     assert np.array_equal(np.asarray(bsk.attention_forward(qn, kn, vn, block_mask=mask)), expected)
 
 
+def test_masks_cross_jit_boundaries():
+    """A BlockMask is a JAX pytree: the result of a jitted selection, an argument of a jitted attention (JAX
+    arrays, or a host mask's NumPy arrays, which jit moves to the GPU)."""
+    q, scores = _rand((1, 2, 1024, 64), 101), _scores(102)
+    selected = jax.jit(lambda s: bsk.sparsek_select(s, 2))(scores)
+    assert isinstance(selected, bsk.BlockMask) and isinstance(selected.kv_indices, jax.Array)
+    assert np.array_equal(np.asarray(selected.kv_indices), np.asarray(bsk.sparsek_select(scores, 2).kv_indices))
+    step = jax.jit(lambda q, m: bsk.attention_forward(q, q, q, causal=True, block_mask=m))
+    assert np.array_equal(np.asarray(step(q, selected)), np.asarray(bsk.sparsek_attention(q, q, q, scores, 2)))
+    host = bsk.BlockMask.sliding_window(1024, 1024, left=200)
+    assert np.array_equal(np.asarray(step(q, host)), _cupy_forward(q, q, q, causal=True, block_mask=host))
+
+
 def test_cupy_mask_keeps_the_dlpack_route():
     """A mask of CuPy arrays with eager JAX inputs runs on CuPy's stream, where such a mask is written; traced
     inputs refuse it by name."""

@@ -161,3 +161,32 @@ def test_fast_path_keys():
     jax.eval_shape(lambda x: seen.append((jax_bridge.call_key(x, x, x), jax_bridge.is_traced(x))) or x, q)
     assert seen == [(None, True)]
     assert jax_bridge.takes((q, q, q)) and not jax_bridge.takes((np.zeros(3),) * 3)
+
+
+def test_block_mask_is_a_pytree():
+    """Its arrays are the leaves and its sizes static: a mask goes into and out of traced functions, and JAX
+    may rebuild it around leaves of its own (no checks on the way back)."""
+    host = bsk.BlockMask.sliding_window(300, 300, left=100)
+    leaves, tree = jax.tree_util.tree_flatten(host)
+    assert len(leaves) == 5 and all(isinstance(a, np.ndarray) for a in leaves)
+    assert jax.tree_util.tree_unflatten(tree, leaves).seq_lengths == (300, 300)
+    counted = jax.tree_util.tree_map(lambda a: a.size, host)  # ints where arrays were
+    assert counted.kv_indices == host.kv_indices.size and counted.block_size == (128, 128)
+    assert _shapes(lambda q, m: bsk.attention_forward(q, q, q, block_mask=m, window=(100, 0)),
+                   S((1, 2, 300, 64), jnp.float16), host) == ((1, 2, 300, 64), jnp.float16)
+    selected = jax.eval_shape(lambda s: bsk.sparsek_select(s, 2), SCORES)  # a mask as a traced result
+    assert isinstance(selected, bsk.BlockMask) and selected.kv_indices.shape == (2, 2, 3, 3)
+    assert selected.kv_num_blocks.dtype == jnp.int32 and selected.row_order is None
+
+
+def test_registration_waits_for_jax():
+    """bsk_cupy never imports JAX itself; a mask made once JAX is imported registers the pytree."""
+    script = ("import sys, numpy as np, bsk_cupy as bsk\n"
+              "bsk.BlockMask.causal(256, 256)\n"
+              "assert 'jax' not in sys.modules, 'bsk_cupy imported jax'\n"
+              "import jax\n"
+              "assert len(jax.tree_util.tree_leaves(bsk.BlockMask.causal(256, 256))) == 5\n"
+              "print('ok')\n")
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "ok", done.stdout + done.stderr
