@@ -9,7 +9,7 @@ With :mod:`bsk_cupy.jax_bridge` (JAX's custom calls), the only modules that know
 - CuPy arrays are read directly and computed on CuPy's current stream; validated combinations are served by
   :class:`CupyFastCall`, as torch's by :class:`TorchFastCall`.
 - JAX arrays, concrete or traced under ``jax.jit``, run as XLA custom calls on XLA's stream
-  (:mod:`bsk_cupy.jax_bridge`), but for concrete ones with a block mask in device memory.
+  (:mod:`bsk_cupy.jax_bridge`), but for concrete ones with a block mask of CuPy arrays.
 - Those, and any other ``__dlpack__`` producer, go through ``cupy.from_dlpack`` (zero copy; the producer
   orders its work before CuPy's current stream) and are computed on that stream. JAX callers get JAX
   arrays back (``jax.dlpack.from_dlpack``); other producers get CuPy arrays.
