@@ -62,13 +62,13 @@ def _readable(array, name: str | None = None):
         return array
     import jax
 
-    if isinstance(array, jax.core.Tracer):
-        if name is not None:
-            raise TypeError(f"{name} is traced (inside jax.jit), but BlockMask constructors read their inputs on "
-                            f"the host: build the mask outside jit, or select on the GPU with sparsek_select")
-        raise TypeError("this BlockMask holds traced JAX arrays (inside jax.jit): their values exist only when "
-                        "the computation runs; pass the mask to attention_forward there, or read it outside jit")
-    return np.asarray(array)
+    if isinstance(array, jax.Array) and not isinstance(array, jax.core.Tracer):
+        return np.asarray(array)
+    if name is not None:
+        raise TypeError(f"{name} is traced (inside jax.jit), but BlockMask constructors read their inputs on "
+                        f"the host: build the mask outside jit, or select on the GPU with sparsek_select")
+    raise TypeError("this BlockMask holds traced (or abstract) JAX arrays: their values exist only when the "
+                    "computation runs; pass the mask to attention_forward there, or read it outside jit")
 
 
 def _as_input(name: str, value):
