@@ -169,7 +169,7 @@ def describe(name: str, x) -> Operand:
         dtype = str(getattr(x, "dtype", type(x).__name__))
         return Operand(ArrayInfo("numpy", tuple(getattr(x, "shape", ())), (), dtype, None, 0), x, None)
     if hasattr(x, "__dlpack__") and hasattr(x, "__dlpack_device__"):
-        framework = "jax" if root in ("jax", "jaxlib") else "dlpack"
+        framework = "jax" if is_jax(x) else "dlpack"
         device_type, _ = x.__dlpack_device__()
         if int(device_type) != DLPACK_CUDA:
             return Operand(ArrayInfo(framework, tuple(getattr(x, "shape", ())), (), str(getattr(x, "dtype", "")),
@@ -207,7 +207,7 @@ def placement(name: str, x) -> ArrayInfo:
         return describe(name, x).info
     device_type, device_id = x.__dlpack_device__()
     device = int(device_id) if int(device_type) == DLPACK_CUDA else None
-    return ArrayInfo("jax" if root in ("jax", "jaxlib") else "dlpack", tuple(getattr(x, "shape", ())), (),
+    return ArrayInfo("jax" if is_jax(x) else "dlpack", tuple(getattr(x, "shape", ())), (),
                      str(getattr(x, "dtype", "")), device, 0)
 
 

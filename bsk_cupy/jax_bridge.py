@@ -35,7 +35,7 @@ from .dispatch import get_plan, l2_bytes, sm_count
 from .mask_operand import MaskGeometry, mask_geometry, mask_operand, operand_at
 from .sparsek_launch import get_select_plan
 from .sparsek_validation import check_scores_for_attention, check_sparsek_args
-from .validation import ArrayInfo, check_attention_args, check_layout
+from .validation import ArrayInfo, check_attention_args, check_layout, row_major
 
 TRACED_DEVICE = -1  # the device of a traced array: XLA says which when it runs the call
 _LAUNCHES_MAX = 16  # pointer sets kept per custom call (XLA reuses a few addresses from run to run)
@@ -86,14 +86,6 @@ def scores_key(scores) -> tuple | None:
     return ("jax", scores.shape, scores.dtype, scores.sharding)
 
 
-def _row_major(shape: tuple[int, ...]) -> tuple[int, ...]:
-    strides, step = [], 1
-    for n in reversed(shape):
-        strides.append(step)
-        step *= n
-    return tuple(reversed(strides))
-
-
 def _concrete_device(name: str, x) -> int | None:
     """The CUDA index of the one device a concrete JAX array lives on; None on a CPU."""
     devices = x.sharding.device_set
@@ -121,7 +113,7 @@ def _infos(named: tuple[tuple[str, object], ...]) -> tuple[ArrayInfo, ...]:
             continue
         shape = tuple(int(n) for n in x.shape)
         device = TRACED_DEVICE if traced else _concrete_device(name, x)
-        infos.append(ArrayInfo("jax", shape, _row_major(shape), np.dtype(x.dtype).name, device, 0))
+        infos.append(ArrayInfo("jax", shape, row_major(shape), np.dtype(x.dtype).name, device, 0))
     return tuple(infos)
 
 

@@ -163,6 +163,15 @@ def check_attention_args(q: ArrayInfo, k: ArrayInfo, v: ArrayInfo, *, causal, sc
                             device=q.device, window=check_window(window))
 
 
+def row_major(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The element strides of a dense C-contiguous array of ``shape``."""
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= n
+    return tuple(reversed(strides))
+
+
 def byte_span(info: ArrayInfo) -> tuple[int, int]:
     """[start, end) of the bytes an array's elements occupy (strides >= 0, as every accepted array has)."""
     if any(n == 0 for n in info.shape):
@@ -190,11 +199,7 @@ def check_out(out: ArrayInfo, problem: AttentionProblem, inputs: tuple[ArrayInfo
         raise ValueError(f"out must have q's shape {problem.out_shape}, got {tuple(out.shape)}")
     if out.device != problem.device:
         raise ValueError(f"out must be on q's device cuda:{problem.device}, got {_device_name(out.device)}")
-    expected, step = [], 1
-    for n in reversed(out.shape):
-        expected.append(step)
-        step *= n
-    if any(n > 1 and stride != want for n, stride, want in zip(out.shape, out.strides, reversed(expected))):
+    if any(n > 1 and stride != want for n, stride, want in zip(out.shape, out.strides, row_major(out.shape))):
         raise ValueError(f"out must be contiguous; got strides {out.strides} (elements) for shape {out.shape}")
     start, end = byte_span(out)
     for name, info in zip(("q", "k", "v"), inputs):
