@@ -119,7 +119,9 @@ class BenchRow:
         return row
 
 
-def _sdpa_time(q, k, v, causal: bool, backend, clock: ClockSampler | None = None) -> float | None:
+def sdpa_time_us(q, k, v, causal: bool, backend, clock: ClockSampler | None = None) -> float | None:
+    """Median GPU µs per call of SDPA on ``backend`` (graph replay, as :func:`graph_time_us`); None where the
+    backend does not take the shape or dtype."""
     import torch.nn.functional as F
     from torch.nn.attention import sdpa_kernel
 
@@ -156,10 +158,10 @@ def bench_config(batch: int, heads: int, seqlen: int, head_dim: int, causal: boo
     gpu = gpu_id(q.device.index)
     ours_clock, cudnn_clock = ClockSampler(gpu), ClockSampler(gpu)
     ours_us = graph_time_us(ours, clock=ours_clock)
-    cudnn_us = _sdpa_time(q, k, v, causal, SDPBackend.CUDNN_ATTENTION, clock=cudnn_clock)
+    cudnn_us = sdpa_time_us(q, k, v, causal, SDPBackend.CUDNN_ATTENTION, clock=cudnn_clock)
     return BenchRow(batch, heads, seqlen, head_dim, causal, dtype,
                     ours_us=ours_us, ours_eager_us=eager_time_us(ours), cudnn_us=cudnn_us,
-                    flash_us=_sdpa_time(q, k, v, causal, SDPBackend.FLASH_ATTENTION),
+                    flash_us=sdpa_time_us(q, k, v, causal, SDPBackend.FLASH_ATTENTION),
                     ours_eager_out_us=eager_time_us(ours_into),
                     ours_clock=ours_clock.reading, cudnn_clock=cudnn_clock.reading if cudnn_us else None)
 
