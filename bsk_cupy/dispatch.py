@@ -50,12 +50,16 @@ def select_spec(problem: AttentionProblem, sms: int = 132, masked: bool = False)
     Tiles are 128 keys by 128 query rows (two consumer warpgroups), or 192 rows (three) at head dim 64 when
     that finishes sooner: a grid's time is estimated as its rounds of work items (one CTA per SM) times
     what an item costs, its KV tiles times its rows (discounted by the measured gain of the taller tile)
-    plus a fixed cost per item. Round quantisation decides most shapes (B1 H16 S8192 D64: 8 rounds of 128
-    rows beat 6 rounds of 192; B1 H32 S2048: 3 rounds of 192 beat 4 of 128, whose items pay the fixed cost
-    once more). Causal items differ in length (their KV tiles end at the diagonal) and are claimed longest
-    first per head, so causal grids are estimated by replaying those claims (``_causal_estimate``). Block
-    masks, whose query blocks are 128 rows, always use 128. Both fit in shared memory (84 / 92 / 166 KB)
-    and in the register budgets without spills.
+    plus a fixed cost per item. Round quantisation decides most shapes (B1 H32 S2048: 3 rounds of 192 beat 4
+    of 128, whose items pay the fixed cost once more). Where ``short_items_plan`` would re-plan the 192-row
+    grid (its last round filled with 128-row items), the 192-row estimate is that plan's makespan: B1 H16
+    S8192 D64, 8 rounds of 128 rows against 5.2 of 192, is 532 tiles of work against 489 so (H100, persistent
+    CTAs, six listings in both orders, RESULTS.md twenty-sixth session: 677.7 -> 647.6 us, faster in 6 of
+    6; B1 H8 S16384 -2.7%, B1 H4 S32768 -3.1%, B2 H48 S1024 (two Q buffers) -3.1%, B2 H8 / B4 H4 / B8 H2
+    S8192 -3.2 / -1.2 / +1.0%). Causal items differ in length (their KV tiles end at the diagonal) and are
+    claimed longest first per head, so causal grids are estimated by replaying those claims
+    (``_causal_estimate``). Block masks, whose query blocks are 128 rows, always use 128. Both fit in shared
+    memory (84 / 92 / 166 KB) and in the register budgets without spills.
     """
     spec = KernelSpec(head_dim=problem.head_dim, dtype=problem.dtype, causal=problem.causal)
     if problem.head_dim != 64 or masked:
@@ -72,7 +76,12 @@ def select_spec(problem: AttentionProblem, sms: int = 132, masked: bool = False)
             rounds = math.ceil(query_blocks(problem, block_m) / sms)
             return rounds * _item_cost(tiles, block_m, _ITEM_COST_TILES)
 
-        taller = estimate(192) < estimate(128)
+        tall = estimate(192)
+        if _short_items_apply(problem, query_blocks(problem, 192), sms):
+            plan, makespan = _best_tall_plan(problem.seqlen_q, problem.seqlen_k, problem.heads_q * problem.batch, sms)
+            if plan is not None:  # 192-row blocks then 128-row items (short_items_plan)
+                tall = makespan
+        taller = tall < estimate(128)
     if taller:
         return KernelSpec(head_dim=64, dtype=problem.dtype, causal=problem.causal, block_m=192)
     return spec
@@ -350,7 +359,8 @@ def _claimed_makespan(costs: list[float], ctas: int) -> float:
 
 
 @lru_cache(maxsize=256)
-def _best_tall_blocks(seqlen_q: int, seqlen_k: int, heads: int, sms: int) -> int | None:
+def _best_tall_plan(seqlen_q: int, seqlen_k: int, heads: int, sms: int) -> tuple[int | None, float]:
+    """(tall blocks per head, or None for every block 192 rows; the claimed makespan in 128 x 128 tiles)."""
     tiles = math.ceil(seqlen_k / 128)
     tall, short = _item_cost(tiles, 192, _ITEM_COST_TILES), _item_cost(tiles, SHORT_ROWS, _ITEM_COST_TILES)
     m_blocks = math.ceil(seqlen_q / 192)
@@ -358,13 +368,21 @@ def _best_tall_blocks(seqlen_q: int, seqlen_k: int, heads: int, sms: int) -> int
     # costing a short item (its third consumer idles).
     last_rows = seqlen_q - (m_blocks - 1) * 192
     per_head = [short if last_rows <= SHORT_ROWS else tall] + [tall] * (m_blocks - 1)
-    best, best_cost = None, _claimed_makespan(per_head * heads, sms) * (1 - _SHORT_ITEMS_MIN_GAIN)
+    now = _claimed_makespan(per_head * heads, sms)
+    best, best_cost = None, now * (1 - _SHORT_ITEMS_MIN_GAIN)
     for tall_blocks in range(max(0, m_blocks - _SHORT_ITEMS_MAX_BLOCKS), m_blocks):
         shorts = short_items_per_head(seqlen_q, 192, tall_blocks) * heads
         cost = _claimed_makespan([tall] * (tall_blocks * heads) + [short] * shorts, sms)
         if cost < best_cost:
             best, best_cost = tall_blocks, cost
-    return best
+    return best, best_cost if best is not None else now
+
+
+def _short_items_apply(problem: AttentionProblem, items: int, sms: int) -> bool:
+    """Whether a grid of ``items`` 192-row items may be re-planned with short items: uniform rows (no causal
+    mask, no window), more items than SMs and at most a few rounds of them. (``short_items_plan`` also needs
+    the 192-row spec, no block mask and no split.)"""
+    return not problem.causal and _unwindowed(problem) and sms < items <= _SHORT_ITEMS_MAX_ROUNDS * sms
 
 
 def short_items_plan(problem: AttentionProblem, spec: KernelSpec, splits: int, sms: int,
@@ -380,11 +398,11 @@ def short_items_plan(problem: AttentionProblem, spec: KernelSpec, splits: int, s
     only (head dim 64 on 192-row tiles, no causal or block mask, no window, no split), whose items all have
     the same KV tiles: causal items already differ in length and come longest first.
     """
-    items = query_blocks(problem, spec.block_m)
-    if (spec.block_m != 192 or problem.causal or masked or not _unwindowed(problem) or splits != 1 or items <= sms
-            or items > _SHORT_ITEMS_MAX_ROUNDS * sms):
+    if spec.block_m != 192 or masked or splits != 1:
         return None
-    return _best_tall_blocks(problem.seqlen_q, problem.seqlen_k, problem.heads_q * problem.batch, sms)
+    if not _short_items_apply(problem, query_blocks(problem, spec.block_m), sms):
+        return None
+    return _best_tall_plan(problem.seqlen_q, problem.seqlen_k, problem.heads_q * problem.batch, sms)[0]
 
 
 def choose_variant(problem: AttentionProblem, sms: int, mask_block: int | None = None,
