@@ -1,6 +1,6 @@
 """Do our kernels and cuDNN run at the same SM clock under sustained load? Time per call, SM clock and power.
 
-    PYTHONPATH=. python tools/clock_power_probe.py [SECONDS]
+    PYTHONPATH=. python tools/clock_power_probe.py [SECONDS [B,H,S,D,CAUSAL ...]]
 
 Nsight Compute times one cold launch at whatever clock the card holds then (B4 H32 S4096 D128: 1742 µs,
 eighth session), while graph replay, which the targets use, runs calls back to back for about a second
@@ -10,7 +10,8 @@ clock, not cycles. For each shape and implementation this replays a captured gra
 (default 3) while `nvidia-smi` samples SM clock, power and the active clock-event reasons every 50 ms, and
 prints, over the second half of the window (steady state): GPU µs per call (median of the replays), median
 SM clock and power (bsk_cupy.clocks), the clock-event reasons seen, and the call's cost in thousands of SM
-cycles (time x clock), the clock-free comparison. One line per row.
+cycles (time x clock), the clock-free comparison. One line per row. Shapes given after SECONDS (e.g.
+``1,16,4096,128,0``) replace the default list.
 """
 
 from __future__ import annotations
@@ -54,9 +55,10 @@ def sustained(fn, seconds: float, calls: int) -> tuple[float, ClockReading | Non
 
 def main() -> None:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 3.0
+    shapes = [(*(int(x) for x in arg.split(",")[:4]), arg.split(",")[4] == "1") for arg in sys.argv[2:]] or SHAPES
     print(f"{'shape':28s} {'impl':6s} {'us/call':>9s} {'TFLOPS':>7s} {'SM MHz':>7s} {'watts':>6s} "
           f"{'kcycles':>8s}  reasons")
-    for b, h, s, d, causal in SHAPES:
+    for b, h, s, d, causal in shapes:
         q, k, v = (torch.randn(b, h, s, d, device="cuda", dtype=torch.float16) for _ in range(3))
         flops = 4 * b * h * s * s * d / (2 if causal else 1)
         calls = max(1, int(20e-3 / (flops / 500e12)))  # ~20 ms of work per replay
