@@ -9,9 +9,9 @@ dimensions may be 1 (broadcast). Element masks (``causal``, ``window``) still ap
 
 Arrays are int32 NumPy arrays (host), CuPy arrays (device) or JAX arrays (device, kept as they are: JAX
 calls pass them to XLA, and ``sparsek_select`` makes them from JAX scores, inside ``jax.jit`` too); torch
-inputs are taken through DLPack. A mask keeps its host arrays read-only (copying those it was given
-writeable): its device copy is made once per mask, so an array changed in place afterwards would not reach
-the kernel.
+inputs are taken through DLPack. A mask keeps read-only copies of the host arrays it is given (a read-only
+view the caller's memory could still change is copied too): its device copy is made once per mask, so the
+arrays it reads must never change.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import math
 import numbers
 import sys
 import threading
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,11 +78,32 @@ def _as_input(name: str, value):
     return _readable(value, name) if _is_jax(value) else _as_array(name, value)
 
 
-def _frozen(array):
-    """A host array as the mask keeps it: read-only, copied first if it was writeable (the caller's)."""
-    if isinstance(array, np.ndarray) and array.flags.writeable:
-        array = array.copy()
+# Host arrays a mask made or copied itself, by id (read-only, referenced by no caller): kept without a copy.
+_frozen_arrays: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def _owned(array):
+    """Mark a host array made here read-only and as the masks' own, so that a mask keeps it without a copy."""
+    if isinstance(array, np.ndarray):
         array.setflags(write=False)
+        _frozen_arrays[id(array)] = array
+    return array
+
+
+# Row orders the constructors made (permutations by construction), by id: a device one is used as it is.
+_made_orders: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def made_row_order(order) -> bool:
+    """Whether ``order`` is a row order a BlockMask constructor made (so a permutation, device ones too)."""
+    return order is not None and _made_orders.get(id(order)) is order
+
+
+def _frozen(array):
+    """A host array as the mask keeps it: its own read-only copy, unless the array is already one (a caller's
+    array, writeable or a read-only view of memory that may still change, is copied)."""
+    if isinstance(array, np.ndarray) and _frozen_arrays.get(id(array)) is not array:
+        array = _owned(array.copy())
     return array
 
 
@@ -112,7 +134,10 @@ class BlockMask:
         their heads one after another, which keeps the heads in flight in L2, and take only the last
         heads' rows in this order (``bsk_cupy.dispatch.tail_heads``; the heads that share a row of a
         broadcast or per-KV-head mask run it one after another). It decides which CTA computes a row and
-        when, never a value of the result.
+        when, never a value of the result. A device row order no constructor made is turned into an item
+        order on the device when a launch plan is made for its memory (plans are cached by pointer), so an
+        array that is not a permutation still runs every row once, and contents written there later move
+        work between CTAs as the first ones did.
 
     Build one with :meth:`from_dense`, :meth:`causal`, :meth:`sliding_window` or :meth:`from_flex`; the
     constructor takes torch tensors through DLPack and otherwise only stores (call :meth:`validate` to check
@@ -182,9 +207,8 @@ class BlockMask:
         num, idx = _lists_from_dense(partial)
         arrays = (num, idx, full_num, full_idx, _rows_by_blocks(num, full_num))
         for array in arrays:
-            if isinstance(array, np.ndarray):
-                array.setflags(write=False)  # made here: kept without a copy
-        mask = cls(*arrays[:2], _check_seq_lengths(tuple(seq_lengths)), block_size, *arrays[2:])
+            _owned(array)  # made here: kept without a copy
+        mask = cls(*arrays[:2], _check_seq_lengths(seq_lengths), block_size, *arrays[2:])
         mask.validate()
         return mask
 
@@ -259,7 +283,9 @@ class BlockMask:
     def from_flex(cls, flex_block_mask) -> "BlockMask":
         """From ``torch.nn.attention.flex_attention.BlockMask``: its partial and full KV block lists, block
         size and sequence lengths (each row's listed blocks re-sorted ascending). The ``mask_mod`` is not
-        carried: pass ``causal`` / ``window`` to the attention call for the element masks.
+        carried: pass ``causal`` / ``window`` to the attention call for the element masks. Those are aligned
+        to the bottom-right corner (query i sees key j <= i + Sk - Sq), while FlexAttention's usual causal
+        ``mask_mod`` (``q_idx >= kv_idx``) is aligned to the top-left: the two agree only where Sq = Sk.
 
         Parameters
         ----------
@@ -298,10 +324,11 @@ class BlockMask:
 
     def to_dense(self):
         """Bool array (B or 1, H or 1, nQB, nKB): True for every computed block (partial or full); NumPy for
-        a mask of JAX arrays."""
-        dense = _dense_from_lists(_readable(self.kv_num_blocks), _readable(self.kv_indices))
+        a mask of JAX arrays. ValueError for host lists with counts or listed entries out of range (device
+        lists are not read on the host: see :meth:`validate`)."""
+        dense = _dense_from_lists(*self._readable_lists("kv"))
         if self.full_kv_num_blocks is not None:
-            dense |= _dense_from_lists(_readable(self.full_kv_num_blocks), _readable(self.full_kv_indices))
+            dense |= _dense_from_lists(*self._readable_lists("full_kv"))
         return dense
 
     def full_to_dense(self):
@@ -309,7 +336,15 @@ class BlockMask:
         if self.full_kv_num_blocks is None:
             xp = _xp(_readable(self.kv_indices))
             return xp.zeros(self.shape, dtype=xp.bool_)
-        return _dense_from_lists(_readable(self.full_kv_num_blocks), _readable(self.full_kv_indices))
+        return _dense_from_lists(*self._readable_lists("full_kv"))
+
+    def _readable_lists(self, prefix: str) -> tuple:
+        """(counts, indices) of the ``prefix`` lists as NumPy or CuPy arrays, host ones range-checked."""
+        num = _readable(getattr(self, f"{prefix}_num_blocks"))
+        idx = _readable(getattr(self, f"{prefix}_indices"))
+        if isinstance(idx, np.ndarray):
+            _check_list_ranges(prefix, np.asarray(num), idx, idx.shape[-1])
+        return num, idx
 
     @property
     def density(self) -> float:
@@ -317,6 +352,10 @@ class BlockMask:
         return float(self.to_dense().mean())
 
     def __repr__(self) -> str:
+        try:
+            self.check_layout()
+        except ValueError as exc:
+            return f"BlockMask(malformed: {exc})"
         b, h, n_qb, n_kb = self.shape
         where = "jax" if _is_jax(self.kv_indices) else "cuda" if _xp(self.kv_indices) is not np else "host"
         full = "" if self.full_kv_num_blocks is None else ", with full-block lists"
@@ -324,6 +363,8 @@ class BlockMask:
             density = f"density={self.density:.1%}"
         except TypeError:  # traced JAX arrays
             density = "density known when run"
+        except ValueError:  # lists out of range
+            density = "lists out of range"
         return (f"BlockMask(shape=(B={b}, H={h}, nQB={n_qb}, nKB={n_kb}), block_size={self.block_size}, "
                 f"seq_lengths={self.seq_lengths}, {density}{full}, {where})")
 
@@ -345,9 +386,8 @@ class BlockMask:
             raise ValueError("full_kv_num_blocks and full_kv_indices must be given together")
         for prefix, num, idx in self._lists():
             for name, arr, ndim in ((f"{prefix}_num_blocks", num, 3), (f"{prefix}_indices", idx, 4)):
-                if str(arr.dtype) != "int32" or arr.ndim != ndim:
-                    raise ValueError(f"{name} must be an int32 array with {ndim} dimensions, got "
-                                     f"{arr.dtype} {tuple(arr.shape)}")
+                if not hasattr(arr, "dtype") or str(arr.dtype) != "int32" or arr.ndim != ndim:
+                    raise ValueError(f"{name} must be an int32 array with {ndim} dimensions, got {_described(arr)}")
             if tuple(idx.shape) != tuple(num.shape) + (n_kb,) or num.shape[2] != n_qb:
                 raise ValueError(f"{prefix}_indices has shape {tuple(idx.shape)} and {prefix}_num_blocks "
                                  f"{tuple(num.shape)}; seq_lengths {self.seq_lengths} with block_size "
@@ -359,9 +399,9 @@ class BlockMask:
         if self.row_order is not None:
             rows = math.prod(self.kv_num_blocks.shape)
             order = self.row_order
-            if str(order.dtype) != "int32" or tuple(order.shape) != (rows,):
+            if not hasattr(order, "dtype") or str(order.dtype) != "int32" or tuple(order.shape) != (rows,):
                 raise ValueError(f"row_order must be an int32 array of shape ({rows},) (one entry per row of "
-                                 f"kv_num_blocks), got {order.dtype} {tuple(order.shape)}")
+                                 f"kv_num_blocks), got {_described(order)}")
         return tuple(int(x) for x in self.kv_indices.shape)
 
     def validate(self) -> "BlockMask":
@@ -390,6 +430,13 @@ class BlockMask:
         return self
 
 
+def _described(array) -> str:
+    """dtype and shape of an array, or the type of what is not one (for error messages)."""
+    if not hasattr(array, "dtype"):
+        return type(array).__name__
+    return f"{array.dtype} {tuple(array.shape)}"
+
+
 def _to_host(array) -> np.ndarray:
     array = _readable(array)
     return array if isinstance(array, np.ndarray) else array.get()
@@ -397,11 +444,13 @@ def _to_host(array) -> np.ndarray:
 
 def _rows_by_blocks(num, full_num):
     """``row_order``: the flattened rows of the count arrays, most listed blocks (partial and full) first,
-    ties in index order."""
+    ties in index order (registered as made here: see :func:`made_row_order`)."""
     xp = _xp(num)
     total = (num if full_num is None else num + full_num).reshape(-1).astype(xp.int64)
     rows = total.shape[0]
-    return xp.argsort(xp.arange(rows) - total * rows).astype(xp.int32)  # unique keys: any sort is stable
+    order = xp.argsort(xp.arange(rows) - total * rows).astype(xp.int32)  # unique keys: any sort is stable
+    _made_orders[id(order)] = order
+    return order
 
 
 def _lists_from_dense(blocks):

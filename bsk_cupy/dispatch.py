@@ -443,6 +443,11 @@ def get_plan(problem: AttentionProblem, q: ArrayInfo, k: ArrayInfo, v: ArrayInfo
     if ordered_rows and not follows_row_order(problem, l2 := l2_bytes(problem.device)):
         mask = with_tail_order(mask, problem, tail_heads(problem, l2), stream)
         ordered_rows = problem.head_dim == 64  # the tail order's early claims pay at 64 only (q_buffers_spec)
+    elif ordered_rows and not mask.order_checked:
+        # A device row order no constructor made, unread on the host, as an item order over every (b, h):
+        # the same claims for a permutation, and every item once for any other array (a row order that
+        # repeated rows would leave the rows it missed unwritten).
+        mask = with_tail_order(mask, problem, problem.batch * problem.heads_q, stream)
     spec, splits = choose_variant(problem, sms, mask.block if mask is not None else None, ordered_rows=ordered_rows)
     tall_blocks = short_items_plan(problem, spec, splits, sms, mask is not None)
     plan = LaunchPlan(load_kernel(spec, problem.device), problem, q, k, v, mask=retained(mask), num_splits=splits,

@@ -5,10 +5,11 @@ long as the mask, and as the cached launch plans that use it). Device masks (CuP
 through DLPack, or XLA's buffers in a JAX custom call: :func:`operand_at`) must be C-contiguous; they are
 used in place, and like q, k and v stay the caller's: cached plans keep their pointers, not the arrays.
 Their shapes and dtypes are checked, their contents are not read on the host, which would cost a
-synchronisation: the kernel clamps every count to the row length, every listed block and every row-order
-entry to its range, and masks keys outside [0, Sk), so a malformed device mask gives wrong blocks (and a
-row order that repeats rows leaves the rows it misses unwritten), never an out-of-bounds access. Validate
-it with ``BlockMask.validate()`` when in doubt.
+synchronisation: the kernel clamps every count to the row length and every listed block to its range, and
+masks keys outside [0, Sk), so a malformed device mask gives wrong blocks, never an out-of-bounds access
+or an unwritten output row. A device row order the constructors did not make reaches the kernel as an
+item order built from it on the device (:func:`tail_item_order`), which runs every item once whatever the
+array holds. Validate a mask with ``BlockMask.validate()`` when in doubt.
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .block_mask import ARRAY_FIELDS, BlockMask
+from .block_mask import ARRAY_FIELDS, BlockMask, made_row_order
 from .interop import array_module, as_numpy_or_cupy, cupy_stream, is_jax
 from .validation import AttentionProblem
 
 KERNEL_BLOCKS = (128, 64)  # square mask blocks the kernel runs: 128 x 128 tiles, or 64 x 64 (split warpgroups)
 
-_uploads: dict[int, tuple] = {}
+_uploads: dict[int, tuple] = {}  # id(mask): (weakref to it, {device: its five arrays there})
 _uploads_lock = threading.Lock()
 
 
@@ -45,6 +46,7 @@ class MaskOperand:
     block: int                 # the mask's square block size: the kernel's query-block rows and tile keys
     row_order_ptr: int = 0     # BlockMask.row_order (0: the kernel's item order), or an item order
     order_items: bool = False  # row_order_ptr lists items (tail_item_order), not the mask's rows
+    order_checked: bool = True  # the row order is a permutation (validated on the host, or a constructor's)
     # The mask's five device arrays (mask_operand's order; None where absent), then any made from them
     # (tail orders): kept alive with the operand.
     arrays: tuple = field(default=(), compare=False, repr=False)
@@ -60,9 +62,10 @@ def retained(mask: MaskOperand | None) -> MaskOperand | None:
     return replace(mask, arrays=mask.arrays[5:])
 
 
-def _device_arrays(mask: BlockMask, device: int) -> tuple:
+def _device_arrays(mask: BlockMask, device: int) -> tuple[tuple, bool]:
     """The mask's five arrays (None for absent full lists or row order) as contiguous int32 CuPy arrays on
-    ``device``: a device mask's own, or a host mask's uploads (validated first)."""
+    ``device``: a device mask's own, or a host mask's uploads (validated first, one per device, complete
+    before this returns, so a launch on any stream reads them); and whether they are uploads made here."""
     import cupy
 
     # JAX arrays (a mask sparsek_select made from JAX scores, used with torch or CuPy q): CuPy views through
@@ -76,21 +79,26 @@ def _device_arrays(mask: BlockMask, device: int) -> tuple:
             if a is not None and not a.flags.c_contiguous:
                 raise ValueError(f"block_mask.{name} must be C-contiguous on the device (the kernel reads it in "
                                  f"place); got strides {a.strides}")
-        return arrays
+        return arrays, False
     if not all(a is None or isinstance(a, np.ndarray) for a in arrays):
         raise TypeError("block_mask arrays must all be NumPy (host) or all device (CuPy, JAX) arrays")
     key = id(mask)
     with _uploads_lock:
         cached = _uploads.get(key)
-        if cached is not None and cached[0]() is mask and cached[1] == device:
-            return cached[2]
+        if cached is not None and cached[0]() is mask and device in cached[1]:
+            return cached[1][device], True
     mask.validate()
     with cupy.cuda.Device(device):
         uploaded = tuple(None if a is None else cupy.asarray(np.ascontiguousarray(a)) for a in arrays)
+        # the copies run on CuPy's current stream; the kernels, on the caller's (any stream, later ones too)
+        cupy.cuda.get_current_stream().synchronize()
     with _uploads_lock:
-        _uploads[key] = (weakref.ref(mask), device, uploaded)
-    weakref.finalize(mask, _uploads.pop, key, None)
-    return uploaded
+        cached = _uploads.get(key)
+        if cached is None or cached[0]() is not mask:
+            cached = _uploads[key] = (weakref.ref(mask), {})
+            weakref.finalize(mask, _uploads.pop, key, None)
+        cached[1][device] = uploaded
+    return uploaded, True
 
 
 @dataclass(frozen=True)
@@ -162,9 +170,9 @@ def mask_operand(mask, problem: AttentionProblem) -> MaskOperand:
         As :func:`mask_geometry`, or device arrays on another device than q or not C-contiguous.
     """
     geometry = mask_geometry(mask, problem)
-    arrays = _device_arrays(mask, problem.device)
+    arrays, uploaded = _device_arrays(mask, problem.device)
     pointers = tuple(0 if a is None else a.data.ptr for a in arrays)
-    return _operand(geometry, pointers, arrays, not isinstance(mask.kv_indices, np.ndarray))
+    return _operand(geometry, pointers, arrays, not uploaded, uploaded or made_row_order(mask.row_order))
 
 
 def operand_at(geometry: MaskGeometry, pointers: tuple[int, int, int, int, int], device: int) -> MaskOperand:
@@ -180,17 +188,18 @@ def operand_at(geometry: MaskGeometry, pointers: tuple[int, int, int, int, int],
         rows = geometry.mask_batch * geometry.mask_heads * geometry.query_blocks
         memory = cupy.cuda.UnownedMemory(pointers[4], 4 * rows, None, device_id=device)
         order = cupy.ndarray((rows,), dtype=cupy.int32, memptr=cupy.cuda.MemoryPointer(memory, 0))
-    return _operand(geometry, pointers, (None, None, None, None, order), True)
+    return _operand(geometry, pointers, (None, None, None, None, order), True, False)
 
 
-def _operand(geometry: MaskGeometry, pointers: tuple[int, ...], arrays: tuple, borrowed: bool) -> MaskOperand:
+def _operand(geometry: MaskGeometry, pointers: tuple[int, ...], arrays: tuple, borrowed: bool,
+             order_checked: bool) -> MaskOperand:
     num, idx, full_num, full_idx, row_order = pointers
     return MaskOperand(
         num_ptr=num, idx_ptr=idx, full_num_ptr=full_num, full_idx_ptr=full_idx,
         stride_b=0 if geometry.mask_batch == 1 else geometry.mask_heads * geometry.query_blocks,
         stride_h=0 if geometry.mask_heads == 1 else geometry.query_blocks,
         kv_blocks=geometry.kv_blocks, head_div=geometry.head_div, block=geometry.block,
-        row_order_ptr=row_order, arrays=arrays, borrowed=borrowed)
+        row_order_ptr=row_order, arrays=arrays, borrowed=borrowed, order_checked=order_checked)
 
 
 def tail_item_order(row_order, query_blocks: int, batch: int, heads: int, mask_batch: int, mask_heads: int,

@@ -171,6 +171,49 @@ def test_host_arrays_are_kept_read_only():
     assert dataclasses.replace(good, row_order=None).kv_indices is good.kv_indices
 
 
+@pytest.mark.parametrize("view", [
+    lambda base: np.broadcast_to(base, base.shape),
+    lambda base: np.frombuffer(base.data, dtype=base.dtype).reshape(base.shape),
+    lambda base: _read_only(base.view()),
+], ids=["broadcast_to", "frombuffer", "read-only view"])
+def test_read_only_views_of_the_callers_memory_are_copied(view):
+    """A read-only view whose memory the caller can still write is copied too: the mask's lists (what
+    to_dense, density and the device copy read) never change after the mask is made."""
+    good = _good()
+    base = np.array(good.kv_indices)
+    mask = BlockMask(good.kv_num_blocks, view(base), good.seq_lengths)
+    assert not np.shares_memory(mask.kv_indices, base) and not mask.kv_indices.flags.writeable
+    before = mask.to_dense()
+    base[...] = base[..., ::-1]
+    assert np.array_equal(mask.to_dense(), before)
+
+
+def _read_only(array):
+    array.setflags(write=False)
+    return array
+
+
+def test_malformed_masks_raise_value_errors_and_print():
+    """A missing list is named (not an AttributeError), lists out of range make to_dense raise instead of
+    marking other blocks (a negative index would wrap around), and repr says what is wrong."""
+    good = _good()
+    missing = BlockMask(None, good.kv_indices, good.seq_lengths)
+    with pytest.raises(ValueError, match="kv_num_blocks must be an int32 array with 3 dimensions, got NoneType"):
+        missing.check_layout()
+    assert "malformed: kv_num_blocks" in repr(missing)
+    indices = np.array(good.kv_indices)
+    indices[0, 0, 0, 0] = -1
+    wrapped = BlockMask(np.maximum(good.kv_num_blocks, 1), indices, good.seq_lengths)
+    with pytest.raises(ValueError, match=r"kv_indices must lie in \[0, "):
+        wrapped.to_dense()
+    assert "lists out of range" in repr(wrapped)
+
+
+def test_from_dense_names_a_bad_seq_lengths():
+    with pytest.raises(ValueError, match="seq_lengths must be a pair of positive ints"):
+        BlockMask.from_dense(np.ones((1, 1, 3, 3), bool), 300)
+
+
 @pytest.mark.parametrize("change,match", [
     (dict(seq_lengths=(255.5, 256)), "seq_lengths must be a pair of positive ints"),
     (dict(seq_lengths=(256,)), "seq_lengths must be a pair"),
@@ -187,6 +230,17 @@ def test_window_sides_must_be_ints_not_bools():
     with pytest.raises(ValueError, match="left must be None or an int"):
         BlockMask.sliding_window(256, 256, left=True)
     assert BlockMask.sliding_window(256, 256, left=np.int64(100), right=np.int32(0)).shape == (1, 1, 2, 2)
+
+
+def test_constructor_row_orders_are_marked_as_made():
+    """dispatch.get_plan uses a device row order as it is only where a constructor made it (a permutation);
+    others become an item order that runs every row once."""
+    from bsk_cupy.block_mask import made_row_order
+
+    good = _good()
+    assert made_row_order(good.row_order)
+    assert made_row_order(dataclasses.replace(good, kv_num_blocks=np.array(good.kv_num_blocks)).row_order)
+    assert not made_row_order(np.array(good.row_order)) and not made_row_order(None)
 
 
 def test_row_order_puts_the_longest_rows_first_ties_in_index_order():

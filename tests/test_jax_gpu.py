@@ -290,6 +290,25 @@ def test_jax_array_masks():
     assert np.array_equal(cupy.asnumpy(cupy_route), cupy.asnumpy(theirs))
 
 
+def test_a_mask_of_jax_host_arrays_is_an_upload_the_plan_keeps():
+    """JAX arrays on the CPU device become uploads made here (like a NumPy mask's), not the caller's device
+    arrays: the operand a plan (and a captured graph) keeps must hold them."""
+    from bsk_cupy import interop
+    from bsk_cupy.mask_operand import mask_operand, retained
+    from bsk_cupy.validation import check_attention_args
+
+    q, k, v = (cupy.asarray(np.asarray(_rand((1, 2, 1000, 64), 961 + i))) for i in range(3))
+    host = bsk.BlockMask.from_dense(np.random.default_rng(964).random((1, 2, 8, 8)) < 0.5, (1000, 1000))
+    cpu = jax.devices("cpu")[0]
+    arrays = [None if getattr(host, n) is None else jax.device_put(getattr(host, n), cpu) for n in _FIELDS]
+    on_cpu = bsk.BlockMask(*arrays[:2], host.seq_lengths, host.block_size, *arrays[2:])
+    infos = [interop.describe(n, x).info for n, x in (("q", q), ("k", k), ("v", v))]
+    operand = mask_operand(on_cpu, check_attention_args(*infos, causal=False, scale=None, layout="bhsd"))
+    assert not operand.borrowed and retained(operand).arrays[:2] == operand.arrays[:2]
+    got = bsk.attention_forward(q, k, v, block_mask=on_cpu)
+    assert cupy.array_equal(got, bsk.attention_forward(q, k, v, block_mask=host))
+
+
 def test_host_masks_with_closed_over_and_named_sharding_inputs():
     """Concrete q, k, v closed over by a jitted function with a host mask (its device copies must be made
     outside the trace, or later eager calls meet leaked tracers); q on a one-device mesh."""

@@ -153,7 +153,12 @@ def test_row_order_changes_no_bit(mask_heads, mask_batch, block):
     ordered, ordered_lse = _check(q, k, v, mask=mask)
     rows = mask.row_order.size
     rng = np.random.default_rng(44)
-    for order in (None, cupy.arange(rows - 1, -1, -1, dtype=cupy.int32), cupy.asarray(rng.permutation(rows), cupy.int32)):
+    # hand-made device orders, permutations or not (repeated rows, entries out of range): each becomes an
+    # item order (dispatch.get_plan) that runs every row once
+    for order in (None, cupy.arange(rows - 1, -1, -1, dtype=cupy.int32), cupy.asarray(rng.permutation(rows), cupy.int32),
+                  cupy.zeros(rows, cupy.int32), cupy.full(rows, rows + 7, cupy.int32),
+                  cupy.asarray(rng.integers(-3, rows + 3, rows), cupy.int32)):
+        _poison()
         out, lse = bsk.attention_forward(q, k, v, block_mask=dataclasses.replace(mask, row_order=order),
                                          return_lse=True)
         assert torch.equal(out, ordered) and torch.equal(lse, ordered_lse)
@@ -316,6 +321,25 @@ def test_head_dim_64_masks_past_l2_claim_their_tail_early():
     ours = bsk.attention_forward(q, k, v, block_mask=mask)
     assert torch.equal(ours, bsk.attention_forward(q, k, v, block_mask=unordered))
     assert not torch.isnan(ours).any()
+
+
+def test_device_row_orders_run_as_made_or_as_item_orders():
+    """A constructor's device row order (a permutation) reaches the kernel as it is; a hand-made one, which
+    no host check reads, as the item order built from it (every item once)."""
+    from bsk_cupy import interop
+    from bsk_cupy.dispatch import get_plan
+    from bsk_cupy.mask_operand import mask_operand
+    from bsk_cupy.validation import check_attention_args
+
+    q, k, v = (_rand((1, 16, 4096, 64), 931 + i) for i in range(3))
+    mask = bsk.BlockMask.from_dense(cupy.asarray(np.random.default_rng(12).random((1, 16, 32, 32)) < 0.3))
+    infos = [interop.describe(name, x).info for name, x in (("q", q), ("k", k), ("v", v))]
+    problem = check_attention_args(*infos, causal=False, scale=None, layout="bhsd")
+    made = get_plan(problem, *infos, mask=mask_operand(mask, problem))
+    assert made.mask.row_order_ptr == mask.row_order.data.ptr and not made.mask.order_items
+    copied = dataclasses.replace(mask, row_order=mask.row_order.copy())
+    hand = get_plan(problem, *infos, mask=mask_operand(copied, problem))
+    assert hand.mask.order_items and hand.mask.row_order_ptr != copied.row_order.data.ptr
 
 
 def test_one_wave_masks_skip_the_row_order():
