@@ -12,7 +12,7 @@ from .block_mask import ARRAY_FIELDS, BlockMask
 from .device import require_hopper
 from .dispatch import get_plan, l2_bytes, sm_count
 from .mask_operand import mask_operand
-from .validation import check_attention_args
+from .validation import check_attention_args, check_bool
 
 _FAST_CALLS_MAX = 256
 _fast_calls: dict[tuple, "interop.TorchFastCall | interop.CupyFastCall | jax_bridge.JaxFastCall"] = {}
@@ -219,8 +219,7 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
             _remember(key, fast, block_mask)
         return result
     operands = [interop.describe(name, x) for name, x in (("q", q), ("k", k), ("v", v))]
-    if not isinstance(return_lse, bool):
-        raise TypeError(f"return_lse must be a bool, got {type(return_lse).__name__}")
+    check_bool("return_lse", return_lse)
     infos = tuple(op.info for op in operands)
     problem = check_attention_args(*infos, causal=causal, scale=scale, layout=layout, window=window)
     require_hopper(problem.device)

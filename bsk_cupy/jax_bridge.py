@@ -35,7 +35,7 @@ from .dispatch import get_plan, l2_bytes, sm_count
 from .mask_operand import MaskGeometry, mask_geometry, mask_operand, operand_at
 from .sparsek_launch import get_select_plan
 from .sparsek_validation import check_scores_for_attention, check_sparsek_args
-from .validation import ArrayInfo, check_attention_args, check_layout, row_major
+from .validation import ArrayInfo, check_attention_args, check_bool, check_layout, row_major
 
 TRACED_DEVICE = -1  # the device of a traced array: XLA says which when it runs the call
 _LAUNCHES_MAX = 16  # pointer sets kept per custom call (XLA reuses a few addresses from run to run)
@@ -368,8 +368,7 @@ def attention(q, k, v, *, causal, scale, layout, return_lse, block_mask, window)
         ``jax.vmap``, and arrays sharded over several devices.
     """
     infos = _infos((("q", q), ("k", k), ("v", v)))
-    if not isinstance(return_lse, bool):
-        raise TypeError(f"return_lse must be a bool, got {type(return_lse).__name__}")
+    check_bool("return_lse", return_lse)
     problem = check_attention_args(*infos, causal=causal, scale=scale, layout=layout, window=window)
     if problem.device != TRACED_DEVICE:
         require_hopper(problem.device)
@@ -427,8 +426,7 @@ def sparsek_attention(q, k, v, scores, topk, *, block_size, causal, local_blocks
     s_q = infos[0].shape[2 if checked_layout == "bhsd" else 1]
     select = check_sparsek_args(scores_info, topk, seqlen_q=s_q, block_size=block_size, causal=causal,
                                 local_blocks=local_blocks, pool=pool)
-    if not isinstance(return_lse, bool):
-        raise TypeError(f"return_lse must be a bool, got {type(return_lse).__name__}")
+    check_bool("return_lse", return_lse)
     problem = check_attention_args(*infos, causal=causal, scale=scale, layout=checked_layout)
     if problem.device != TRACED_DEVICE:
         require_hopper(problem.device)

@@ -10,7 +10,7 @@ import numbers
 from dataclasses import dataclass
 
 from .specs import SCORE_DTYPE_CODES, SELECT_BLOCK_SIZES, SparseKSelectSpec
-from .validation import ArrayInfo
+from .validation import ArrayInfo, check_bool
 
 POOLS = ("max", "mean")
 MAX_KV_BLOCKS = SparseKSelectSpec.max_kv_blocks
@@ -98,9 +98,8 @@ def check_sparsek_args(scores: ArrayInfo, topk, *, seqlen_q, block_size, causal,
     block_size = int(block_size)
     topk = _check_count("topk", topk)
     local_blocks = _check_count("local_blocks", local_blocks)
-    if not isinstance(causal, bool):
-        raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
-    if pool not in POOLS:
+    check_bool("causal", causal)
+    if not isinstance(pool, str) or pool not in POOLS:
         raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
     if seqlen_q is None:
         seqlen_q = seqlen_k

@@ -7,6 +7,7 @@ error names the argument and says what is allowed.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 from .specs import DTYPE_CODES, HEAD_DIMS
@@ -80,6 +81,14 @@ def check_scale(scale, head_dim: int) -> float:
     return float(scale)
 
 
+def check_bool(name: str, value) -> None:
+    """TypeError unless ``value`` is a Python bool (numpy.bool_, 0 and 1 are not: cached calls key on it)."""
+    if not isinstance(value, bool):
+        kind = type(value)
+        where = "" if kind.__module__ == "builtins" else f"{kind.__module__}."
+        raise TypeError(f"{name} must be a bool, got {where}{kind.__qualname__}")
+
+
 def check_window(window) -> tuple[int | None, int | None] | None:
     """``None`` or ``(left, right)``: query i sees key j only if ``i + off - left <= j <= i + off + right``
     with ``off = Sk - Sq``; either side may be None (unbounded). Returns None when both sides are."""
@@ -88,9 +97,9 @@ def check_window(window) -> tuple[int | None, int | None] | None:
     if not isinstance(window, (tuple, list)) or len(window) != 2:
         raise TypeError(f"window must be None or a pair (left, right) of ints >= 0 or None, got {window!r}")
     for side, value in zip(("left", "right"), window):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0):
             raise ValueError(f"window {side} must be None or an int >= 0, got {value!r}")
-    left, right = window
+    left, right = (None if value is None else int(value) for value in window)
     return None if left is None and right is None else (left, right)
 
 
@@ -131,8 +140,7 @@ def check_attention_args(q: ArrayInfo, k: ArrayInfo, v: ArrayInfo, *, causal, sc
         Wrong rank, shapes, head dim, layout, strides or window.
     """
     layout = check_layout(layout)
-    if not isinstance(causal, bool):
-        raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
+    check_bool("causal", causal)
     frameworks = {q.framework, k.framework, v.framework}
     if len(frameworks) != 1:
         raise TypeError(f"q, k and v must come from one framework; got q: {q.framework}, k: {k.framework}, "

@@ -103,6 +103,7 @@ def test_largest_problem_is_accepted():
     ({"block_size": 128.0}, ValueError, "block_size must be one of"),
     ({"block_size": (128, 128)}, ValueError, "block_size must be one of"),
     ({"pool": "sum"}, ValueError, r"pool must be one of \('max', 'mean'\), got 'sum'"),
+    ({"pool": np.array("max")}, ValueError, "pool must be one of"),
     ({"causal": 1}, TypeError, "causal must be a bool, got int"),
     ({"seqlen_q": 0}, ValueError, r"seqlen_q must lie in \[1, 2\*\*31 - 1\], got 0"),
     ({"seqlen_q": 2**31}, ValueError, "seqlen_q must lie in"),

@@ -60,6 +60,7 @@ def test_packed_qkv_view_strides_are_accepted():
     (dict(q=info(ptr=(1 << 20) + 8)), ValueError, "16-byte aligned"),
     (dict(layout="sbhd"), ValueError, "layout must be one of"),
     (dict(causal=1), TypeError, "causal must be a bool"),
+    (dict(causal=np.bool_(True)), TypeError, "causal must be a bool, got numpy.bool"),
     (dict(scale="0.1"), TypeError, "scale must be a Python float"),
     (dict(scale=float("nan")), ValueError, "scale must be a finite positive number"),
     (dict(scale=-0.5), ValueError, "scale must be a finite positive number"),
@@ -129,3 +130,12 @@ def test_out_buffer_checks(out, exc, match):
     else:
         with pytest.raises(exc, match=match):
             check_out(out, problem, (q, k, v))
+
+
+def test_window_sides_take_numpy_ints_as_python_ints():
+    """As BlockMask.sliding_window does: NumPy integers are taken, and the problem holds Python ints."""
+    from bsk_cupy.validation import check_window
+
+    window = check_window((np.int64(5), np.int32(0)))
+    assert window == (5, 0) and all(type(side) is int for side in window)
+    assert check_window([None, np.uint8(3)]) == (None, 3)
