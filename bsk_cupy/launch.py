@@ -7,6 +7,7 @@ inputs' shapes, strides and pointers; per call only the output pointers are writ
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import math
 import struct
@@ -41,7 +42,6 @@ _CHUNK_ELEMS = 64  # 128-byte swizzle rows of 16-bit elements
 _LOG2E = 1.4426950408889634
 
 
-_CUDA_ERROR_INVALID_CONTEXT = 201
 _LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6  # CUlaunchAttributeID
 _libcuda_launch = None
 _libcuda_launch_ex = None
@@ -169,6 +169,15 @@ def window_bounds(problem: AttentionProblem) -> tuple[int, int]:
     return lo, _UNBOUNDED if right is None else min(right, _UNBOUNDED)
 
 
+def _idle_pool_memory(device: int) -> None:
+    """Wait for the device's work before a plan takes memory from CuPy's pool: an evicted plan's buffers
+    return to the pool while a kernel launched on the caller's stream (which CuPy's stream does not wait
+    for) may still use them, and the new plan's zero-fill would land under it."""
+    import cupy
+
+    cupy.cuda.Device(device).synchronize()
+
+
 class SplitWorkspace:
     """Device memory of split-KV: partial O and row statistics per (query block, split), and one counter per
     query block that the combining CTA resets to zero. Owned by one plan, so launches of one plan must be
@@ -178,6 +187,7 @@ class SplitWorkspace:
         import cupy
 
         with cupy.cuda.Device(device):
+            _idle_pool_memory(device)
             self.partial_o = cupy.empty(blocks * splits * (consumer_threads // 2) * head_dim, dtype=cupy.float32)
             self.partial_ml = cupy.empty(blocks * splits * 4 * consumer_threads, dtype=cupy.float32)
             self.counters = cupy.zeros(blocks, dtype=cupy.uint32)
@@ -195,6 +205,7 @@ class WorkCounter:
         import cupy
 
         with cupy.cuda.Device(device):
+            _idle_pool_memory(device)
             self.counters = cupy.zeros(2, dtype=cupy.uint32)
             cupy.cuda.Device(device).synchronize()
 
@@ -259,11 +270,24 @@ class PackedLaunch:
         if self.owns_device_memory and is_capturing(stream):
             keep_for_graphs(self)  # a CUDA graph now holds this launch: its device memory must outlive the caches
         status = self._launch_once(stream, pointers)
-        if status == _CUDA_ERROR_INVALID_CONTEXT:  # a thread that never touched CUDA
-            _make_context_current(self.kernel.device)
-            status = self._launch_once(stream, pointers)
+        if status != 0:
+            status = self._launch_in_kernel_context(stream, pointers, status)
         if status != 0:
             raise LaunchError(f"launching {self.kernel.spec.name} failed: {_driver().CUresult(status)!r}")
+
+    def _launch_in_kernel_context(self, stream: int, pointers: tuple[int, ...], status: int) -> int:
+        """Retry a launch that failed outside the kernel's device context: a thread with no CUDA context
+        yet gets the device's primary context bound for good; a thread whose current context is another
+        device's (torch's or CuPy's current device is not the inputs') gets it for this launch alone, so
+        the caller's current device never moves. Other failures return their status."""
+        current = _current_context_device()
+        if current is None:
+            _make_context_current(self.kernel.device)
+            return self._launch_once(stream, pointers)
+        if current != self.kernel.device:
+            with _device_context(self.kernel.device):
+                return self._launch_once(stream, pointers)
+        return status
 
     def _launch_once(self, stream: int, pointers: tuple[int, ...]) -> int:
         with self._lock:
@@ -365,6 +389,29 @@ def short_items_per_head(seqlen_q: int, block_m: int, tall_blocks: int) -> int:
     """Items of ``SHORT_ROWS`` rows that cover a head's rows after its first ``tall_blocks`` ``block_m``-row
     ones."""
     return math.ceil(max(seqlen_q - tall_blocks * block_m, 0) / SHORT_ROWS)
+
+
+def _current_context_device() -> int | None:
+    """The device of this thread's current CUDA context, or None where it has none."""
+    driver = _driver()
+    ctx = _check(driver.cuCtxGetCurrent(), "cuCtxGetCurrent")
+    if ctx is None or int(ctx) == 0:
+        return None
+    return int(_check(driver.cuCtxGetDevice(), "cuCtxGetDevice"))
+
+
+@contextlib.contextmanager
+def _device_context(device: int):
+    """The device's primary context pushed as current for the block, then popped."""
+    driver = _driver()
+    dev = _check(driver.cuDeviceGet(device), "cuDeviceGet")
+    ctx = _check(driver.cuDevicePrimaryCtxRetain(dev), "cuDevicePrimaryCtxRetain")
+    _check(driver.cuCtxPushCurrent(ctx), "cuCtxPushCurrent")
+    try:
+        yield
+    finally:
+        _check(driver.cuCtxPopCurrent(), "cuCtxPopCurrent")
+        _check(driver.cuDevicePrimaryCtxRelease(dev), "cuDevicePrimaryCtxRelease")
 
 
 def _make_context_current(device: int) -> None:
