@@ -12,7 +12,7 @@ from .device import require_hopper
 from .launch import is_capturing, keep_for_graphs
 from .sparsek_launch import get_select_plan
 from .sparsek_validation import check_scores_for_attention, check_sparsek_args
-from .validation import check_layout
+from .validation import check_attention_args, check_bool, check_layout
 
 
 def sparsek_select(scores, topk: int, *, seqlen_q: int | None = None, block_size: int = 128, causal: bool = True,
@@ -254,8 +254,12 @@ def sparsek_attention(q, k, v, scores, topk: int, *, block_size: int = 128, caus
         if fast is not None and key is not None:
             _remember(_attention_calls, (inputs_key, key), fast)
         return result
-    # q, k and v are fully checked by attention_forward; Sq and scores' match with them are needed first
+    # q, k and v are checked before the selection writes the problem's reused mask, which an earlier call's
+    # attention may still read on this stream (a call that then failed would have changed it)
     layout = check_layout(layout)
+    check_attention_args(*(interop.describe(name, x).info for name, x in (("q", q), ("k", k), ("v", v))),
+                         causal=causal, scale=scale, layout=layout)
+    check_bool("return_lse", return_lse)
     operand = interop.describe("scores", scores)
     q_info, k_info = interop.placement("q", q), interop.placement("k", k)
     check_scores_for_attention(operand.info, q_info, k_info, layout)

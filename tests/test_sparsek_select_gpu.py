@@ -263,3 +263,25 @@ def test_gpu_argument_errors():
         bsk.sparsek_select(scores, -1)
     with pytest.raises(ValueError, match="pool must be one of"):
         bsk.sparsek_select(scores, 2, pool="sum")
+
+
+def test_sparsek_attention_checks_q_k_v_before_it_selects():
+    """A call with bad q, k or v raises before its selection rewrites the problem's reused mask (which the
+    previous call's fast path reads)."""
+    from bsk_cupy import sparsek
+
+    q, k, v = (torch.randn(1, 4, 1024, 64, device="cuda", dtype=torch.float16) for _ in range(3))
+    scores, other = _scores((1, 4, 1024), "float32", 20), _scores((1, 4, 1024), "float32", 21)
+    first = bsk.sparsek_attention(q, k, v, scores, 2)
+    torch.cuda.synchronize()
+    before = [(m.kv_num_blocks.copy(), m.kv_indices.copy()) for m in sparsek._masks.values()]
+    narrow = torch.randn(1, 4, 1024, 48, device="cuda", dtype=torch.float16)
+    with pytest.raises(ValueError, match="head dim"):
+        bsk.sparsek_attention(narrow, narrow, narrow, other, 2)
+    with pytest.raises(TypeError, match="return_lse must be a bool"):
+        bsk.sparsek_attention(q, k, v, other, 2, return_lse=1)
+    torch.cuda.synchronize()
+    after = [(m.kv_num_blocks, m.kv_indices) for m in sparsek._masks.values()]
+    assert len(after) == len(before)
+    assert all(cupy.array_equal(a, b) for pair_a, pair_b in zip(after, before) for a, b in zip(pair_a, pair_b))
+    assert torch.equal(bsk.sparsek_attention(q, k, v, scores, 2), first)
