@@ -11,7 +11,7 @@ from . import interop, jax_bridge, window_route
 from .block_mask import ARRAY_FIELDS, BlockMask
 from .device import require_hopper
 from .dispatch import get_plan, l2_bytes, sm_count
-from .mask_operand import mask_operand
+from .mask_operand import mask_operand, mask_spans
 from .validation import check_attention_args, check_bool
 
 _FAST_CALLS_MAX = 256
@@ -173,9 +173,9 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
         (``bsk_cupy.window_route``).
     out : torch tensor or CuPy array, optional
         Where to write the result: q's framework, shape, dtype and device, contiguous, 16-byte aligned,
-        overlapping none of q, k, v (checked; ValueError / TypeError otherwise). Saves the allocation (on
-        the torch path about a quarter of the host time of a small call); it is returned. Not for JAX
-        arrays (immutable).
+        overlapping none of q, k, v and block_mask's device arrays (checked; ValueError / TypeError
+        otherwise). Saves the allocation (on the torch path about a quarter of the host time of a small
+        call); it is returned. Not for JAX arrays (immutable).
 
     Returns
     -------
@@ -233,7 +233,7 @@ def attention_forward(q, k, v, *, causal: bool = False, scale: float | None = No
     lse_shape = (problem.batch, problem.heads_q, problem.seqlen_q) if return_lse else None
     if adapter.name in ("torch", "cupy"):
         make = interop.TorchFastCall if adapter.name == "torch" else interop.CupyFastCall
-        fast = make(plan, q, problem, infos, lse_shape)
+        fast = make(plan, q, problem, infos, lse_shape, mask_spans(mask))
         if key is not None:
             _remember(key, fast, block_mask)
         return fast(q, k, v, out)

@@ -310,7 +310,8 @@ class TorchFastCall:
     that refuses inputs needing gradients and checks caller-provided outputs.
     """
 
-    def __init__(self, plan, like, problem, inputs: tuple[ArrayInfo, ...], lse_shape: tuple | None):
+    def __init__(self, plan, like, problem, inputs: tuple[ArrayInfo, ...], lse_shape: tuple | None,
+                 mask_spans: tuple[tuple[int, int], ...] = ()):
         import torch
 
         self._is_grad_enabled = torch.is_grad_enabled
@@ -319,7 +320,8 @@ class TorchFastCall:
         self._launch = plan.launch
         self._problem = problem
         self._inputs = inputs
-        self._input_spans = tuple(byte_span(info) for info in inputs)
+        self._mask_spans = mask_spans
+        self._input_spans = tuple(byte_span(info) for info in inputs) + mask_spans
         self._out_shape = problem.out_shape
         self._out_bytes = 2 * math.prod(problem.out_shape)  # float16 / bfloat16
         self._lse_shape = lse_shape
@@ -334,7 +336,7 @@ class TorchFastCall:
             return out.data_ptr()
         if getattr(out, "requires_grad", False):
             raise ValueError("out must not require grad: it is written outside autograd")
-        check_out(describe("out", out).info, self._problem, self._inputs)  # raises with the reason
+        check_out(describe("out", out).info, self._problem, self._inputs, self._mask_spans)  # raises with the reason
         raise TypeError(f"out must be a {type(q).__name__} like q, got a {type(out).__name__}")
 
     def __call__(self, q, k, v, out=None, block_mask=None):
@@ -361,14 +363,16 @@ class CupyFastCall:
     """The per-call work for CuPy inputs whose plan is known: allocate on q's device (or check ``out``),
     launch on CuPy's current stream there, as :class:`TorchFastCall` does for torch."""
 
-    def __init__(self, plan, like, problem, inputs: tuple[ArrayInfo, ...], lse_shape: tuple | None):
+    def __init__(self, plan, like, problem, inputs: tuple[ArrayInfo, ...], lse_shape: tuple | None,
+                 mask_spans: tuple[tuple[int, int], ...] = ()):
         import cupy
 
         self._cupy = cupy
         self._launch = plan.launch
         self._problem = problem
         self._inputs = inputs
-        self._input_spans = tuple(byte_span(info) for info in inputs)
+        self._mask_spans = mask_spans
+        self._input_spans = tuple(byte_span(info) for info in inputs) + mask_spans
         self._out_shape = problem.out_shape
         self._dtype = like.dtype
         self._out_bytes = like.dtype.itemsize * math.prod(problem.out_shape)
@@ -384,7 +388,7 @@ class CupyFastCall:
                 and out.data.device_id == self._device and out.flags.c_contiguous
                 and _clear_of(out.data.ptr, self._out_bytes, self._input_spans)):
             return out.data.ptr
-        check_out(describe("out", out).info, self._problem, self._inputs)  # raises with the reason
+        check_out(describe("out", out).info, self._problem, self._inputs, self._mask_spans)  # raises with the reason
         raise TypeError(f"out must be a {type(q).__name__} like q, got a {type(out).__name__}")
 
     def _call(self, q, out):

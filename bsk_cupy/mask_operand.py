@@ -175,6 +175,14 @@ def mask_operand(mask, problem: AttentionProblem) -> MaskOperand:
     return _operand(geometry, pointers, arrays, not uploaded, uploaded or made_row_order(mask.row_order))
 
 
+def mask_spans(mask: MaskOperand | None) -> tuple[tuple[int, int], ...]:
+    """[start, end) byte spans of the device arrays the kernel reads for ``mask`` (what ``out`` must not
+    overlap); none without a mask."""
+    if mask is None:
+        return ()
+    return tuple((a.data.ptr, a.data.ptr + a.nbytes) for a in mask.arrays if a is not None)
+
+
 def operand_at(geometry: MaskGeometry, pointers: tuple[int, int, int, int, int], device: int) -> MaskOperand:
     """The kernel's view of a mask whose arrays (``ARRAY_FIELDS`` order, 0 where absent) are C-contiguous int32
     device memory at ``pointers`` on ``device``, owned by the caller (XLA's buffers in a JAX custom call). A

@@ -188,16 +188,18 @@ def byte_span(info: ArrayInfo) -> tuple[int, int]:
     return info.ptr, info.ptr + (last + 1) * _ELEMENT_BYTES
 
 
-def check_out(out: ArrayInfo, problem: AttentionProblem, inputs: tuple[ArrayInfo, ...]) -> None:
-    """Check a caller-provided output buffer against the problem.
+def check_out(out: ArrayInfo, problem: AttentionProblem, inputs: tuple[ArrayInfo, ...],
+              mask_spans: tuple[tuple[int, int], ...] = ()) -> None:
+    """Check a caller-provided output buffer against the problem (``mask_spans``: the byte spans of the block
+    mask's device arrays, which the kernel reads too).
 
     Raises
     ------
     TypeError
         ``out`` from another framework than q, or of another dtype.
     ValueError
-        Wrong shape or device, not contiguous, overlapping q, k or v (the kernel reads those while it
-        writes ``out``), or not 16-byte aligned.
+        Wrong shape or device, not contiguous, overlapping q, k, v or the block mask (the kernel reads
+        those while it writes ``out``), or not 16-byte aligned.
     """
     if out.framework != inputs[0].framework:
         raise TypeError(f"out must be a {inputs[0].framework} array like q, got a {out.framework} one")
@@ -210,8 +212,8 @@ def check_out(out: ArrayInfo, problem: AttentionProblem, inputs: tuple[ArrayInfo
     if any(n > 1 and stride != want for n, stride, want in zip(out.shape, out.strides, row_major(out.shape))):
         raise ValueError(f"out must be contiguous; got strides {out.strides} (elements) for shape {out.shape}")
     start, end = byte_span(out)
-    for name, info in zip(("q", "k", "v"), inputs):
-        lo, hi = byte_span(info)
+    spans = [(name, byte_span(info)) for name, info in zip(("q", "k", "v"), inputs)]
+    for name, (lo, hi) in spans + [("block_mask", span) for span in mask_spans]:
         if start < hi and lo < end:
             raise ValueError(f"out overlaps {name}: the kernel reads {name} while it writes out; pass a "
                              f"separate buffer")

@@ -127,6 +127,30 @@ def test_unaligned_out_is_refused():
     assert torch.equal(good, bsk.attention_forward(q, q, q))
 
 
+@pytest.mark.parametrize("framework", ["torch", "cupy"])
+def test_out_overlapping_a_device_mask_is_refused(framework):
+    """The kernel reads a device mask's lists while it writes the output: an out= over the same memory is
+    refused, on the first call and on the fast path after a good one."""
+    cupy = pytest.importorskip("cupy")
+    q = _rand((1, 2, 256, 64), "float16", 95)
+    backing = torch.zeros(2 * q.numel(), device="cuda", dtype=torch.float16)
+    if framework == "cupy":
+        q, backing = cupy.from_dlpack(q), cupy.from_dlpack(backing)
+    raw = cupy.from_dlpack(backing).view(cupy.int32)  # the mask's lists in the first bytes of backing
+    made = bsk.BlockMask.from_dense(cupy.ones((1, 2, 2, 2), bool))
+    num, idx = raw[:4].reshape(1, 2, 2), raw[16:24].reshape(1, 2, 2, 2)
+    num[...], idx[...] = made.kv_num_blocks, made.kv_indices
+    mask = bsk.BlockMask(num, idx, (256, 256))
+    overlapping = backing[:q.numel() if framework == "torch" else q.size].reshape(q.shape)
+    good = torch.empty_like(q) if framework == "torch" else cupy.empty_like(q)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="out overlaps block_mask"):
+            bsk.attention_forward(q, q, q, block_mask=mask, out=overlapping)
+        assert bsk.attention_forward(q, q, q, block_mask=mask, out=good) is good
+    expected = bsk.attention_forward(q, q, q, block_mask=made)
+    assert (torch.equal(good, expected) if framework == "torch" else bool(cupy.array_equal(good, expected)))
+
+
 def test_cupy_out_buffer():
     cupy = pytest.importorskip("cupy")
     qc = cupy.from_dlpack(_rand((1, 4, 333, 64), "float16", 94))

@@ -132,6 +132,16 @@ def test_out_buffer_checks(out, exc, match):
             check_out(out, problem, (q, k, v))
 
 
+def test_out_must_not_overlap_the_block_mask():
+    q, k, v = _inputs()
+    problem = check_attention_args(q, k, v, causal=False, scale=None, layout="bhsd")
+    out = info((2, 4, 100, 64), ptr=1 << 28)
+    end = (1 << 28) + 2 * 2 * 4 * 100 * 64
+    check_out(out, problem, (q, k, v), ((end, end + 64), ((1 << 28) - 64, 1 << 28)))   # just after, just before
+    with pytest.raises(ValueError, match="out overlaps block_mask"):
+        check_out(out, problem, (q, k, v), ((end, end + 64), (end - 4, end + 60)))
+
+
 def test_window_sides_take_numpy_ints_as_python_ints():
     """As BlockMask.sliding_window does: NumPy integers are taken, and the problem holds Python ints."""
     from bsk_cupy.validation import check_window
