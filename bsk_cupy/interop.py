@@ -302,6 +302,19 @@ _NO_BACKWARD = ("attention_forward has no backward yet: call it under torch.no_g
                 "tensors")
 
 
+class _OutputChecks:
+    """What a caller's ``out`` is checked against: the bytes the kernel reads (q, k, v and the block mask's
+    device arrays, ``spans``, for the fast test) and the slow path's full check, which names the problem."""
+
+    def __init__(self, problem, inputs: tuple[ArrayInfo, ...], mask_spans: tuple[tuple[int, int], ...]):
+        self._problem, self._inputs, self._mask_spans = problem, inputs, mask_spans
+        self.spans = tuple(byte_span(info) for info in inputs) + mask_spans
+
+    def raise_reason(self, out) -> None:
+        """Raise check_out's error for an ``out`` the fast test refused (returns if it finds none)."""
+        check_out(describe("out", out).info, self._problem, self._inputs, self._mask_spans)
+
+
 class TorchFastCall:
     """The per-call work for torch inputs whose plan is known: grad check, allocate (or check ``out``),
     launch.
@@ -318,10 +331,8 @@ class TorchFastCall:
         self._torch_c = torch._C  # _cuda_getCurrentRawStream: the current stream without a Stream object
         self._float32 = torch.float32
         self._launch = plan.launch
-        self._problem = problem
-        self._inputs = inputs
-        self._mask_spans = mask_spans
-        self._input_spans = tuple(byte_span(info) for info in inputs) + mask_spans
+        self._out_checks = _OutputChecks(problem, inputs, mask_spans)
+        self._input_spans = self._out_checks.spans
         self._out_shape = problem.out_shape
         self._out_bytes = 2 * math.prod(problem.out_shape)  # float16 / bfloat16
         self._lse_shape = lse_shape
@@ -336,7 +347,7 @@ class TorchFastCall:
             return out.data_ptr()
         if getattr(out, "requires_grad", False):
             raise ValueError("out must not require grad: it is written outside autograd")
-        check_out(describe("out", out).info, self._problem, self._inputs, self._mask_spans)  # raises with the reason
+        self._out_checks.raise_reason(out)
         raise TypeError(f"out must be a {type(q).__name__} like q, got a {type(out).__name__}")
 
     def __call__(self, q, k, v, out=None, block_mask=None):
@@ -369,10 +380,8 @@ class CupyFastCall:
 
         self._cupy = cupy
         self._launch = plan.launch
-        self._problem = problem
-        self._inputs = inputs
-        self._mask_spans = mask_spans
-        self._input_spans = tuple(byte_span(info) for info in inputs) + mask_spans
+        self._out_checks = _OutputChecks(problem, inputs, mask_spans)
+        self._input_spans = self._out_checks.spans
         self._out_shape = problem.out_shape
         self._dtype = like.dtype
         self._out_bytes = like.dtype.itemsize * math.prod(problem.out_shape)
@@ -388,7 +397,7 @@ class CupyFastCall:
                 and out.data.device_id == self._device and out.flags.c_contiguous
                 and _clear_of(out.data.ptr, self._out_bytes, self._input_spans)):
             return out.data.ptr
-        check_out(describe("out", out).info, self._problem, self._inputs, self._mask_spans)  # raises with the reason
+        self._out_checks.raise_reason(out)
         raise TypeError(f"out must be a {type(q).__name__} like q, got a {type(out).__name__}")
 
     def _call(self, q, out):
